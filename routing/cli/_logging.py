@@ -1,0 +1,13 @@
+"""Log sinks are the CLI's choice, never the library's."""
+
+from __future__ import annotations
+
+import sys
+
+from loguru import logger
+
+
+def configure_logging(level: str, as_json: bool) -> None:
+    logger.remove()
+    logger.enable("routing")
+    logger.add(sys.stderr, level=level.upper(), serialize=as_json)

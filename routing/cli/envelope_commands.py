@@ -1,0 +1,9 @@
+"""Commands registered on the `routing` group."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to `group`."""

@@ -1,0 +1,41 @@
+"""Transports: the embedded broker (`memory://`) and RabbitMQ (`amqp://`, `amqps://`)."""
+
+from __future__ import annotations
+
+from routing.errors import ConnectionFailed
+from routing.transport.base import (
+    Consumer,
+    DeclareReport,
+    Delivery,
+    Outcome,
+    Properties,
+    Publication,
+    Transport,
+)
+from routing.urls import redact, resolve
+
+__all__ = [
+    "Consumer",
+    "DeclareReport",
+    "Delivery",
+    "Outcome",
+    "Properties",
+    "Publication",
+    "Transport",
+    "open_transport",
+]
+
+
+def open_transport(url: str | None = None) -> Transport:
+    """A transport for `url` (else `ROUTING_URL`, else the embedded broker)."""
+    url = resolve(url)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        from routing.transport.memory import MemoryTransport
+
+        return MemoryTransport(url)
+    if scheme in ("amqp", "amqps"):
+        from routing.transport.rabbitmq import RabbitTransport
+
+        return RabbitTransport(url)
+    raise ConnectionFailed(f"{redact(url)}: unknown scheme {scheme!r}; use memory://, amqp:// or amqps://")

@@ -1,0 +1,147 @@
+"""The transport interface both brokers implement, and the values that cross it.
+
+A transport moves bytes with AMQP 0-9-1 properties; envelopes are a layer above it.
+`open_transport(url)` picks the implementation: `memory://` is the embedded broker,
+`amqp://` and `amqps://` are RabbitMQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from routing._frozen import EMPTY
+from routing.topology import Topology
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Properties:
+    """AMQP 0-9-1 basic properties. `timestamp` is seconds since the epoch; `expiration`
+    a string of milliseconds, as on the wire."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: Mapping[str, Any] = EMPTY
+    delivery_mode: int | None = None  # 2 = persistent
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed to a consumer or returned by `get`. Ack it by passing it back."""
+
+    body: bytes
+    properties: Properties
+    exchange: str
+    routing_key: str
+    queue: str
+    delivery_tag: int
+    redelivered: bool = False
+    # Which consumer (or channel) owns the tag; transports use it to ack on the right one.
+    consumer: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def headers(self) -> Mapping[str, Any]:
+        return self.properties.headers
+
+
+class Outcome(StrEnum):
+    CONFIRMED = "confirmed"  # the broker took responsibility for it
+    RETURNED = "returned"  # mandatory and unroutable: see `Unroutable`
+    NACKED = "nacked"  # the broker refused it
+    UNCONFIRMED = "unconfirmed"  # the connection dropped before an answer came
+
+
+@dataclass(slots=True)
+class Publication:
+    """A published message's fate; `outcome` is None until the broker has answered."""
+
+    exchange: str
+    routing_key: str
+    sequence: int
+    outcome: Outcome | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareReport:
+    """What `declare` did: names created, and names that already existed unchanged."""
+
+    created: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created)
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """Deliveries from one queue, at most `prefetch` unacked at a time."""
+
+    queue: str
+
+    def __iter__(self) -> Iterator[Delivery]: ...
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        """The next delivery, or None after `timeout` seconds with none."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop receiving; unacked deliveries go back to the queue when the channel closes."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One small interface, two brokers. Use as a context manager."""
+
+    url: str  # redacted: never holds a password
+
+    def declare(self, topology: Topology) -> DeclareReport: ...
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties | None = None,
+        *,
+        mandatory: bool = False,
+    ) -> Publication:
+        """Send; returns at once. The publication settles when the broker answers."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> list[Publication]:
+        """Wait until every publication so far is settled; returns those that were not
+        confirmed (returned, nacked, unconfirmed). Raises nothing for them."""
+        ...
+
+    def consume(self, queue: str, *, prefetch: int = 1) -> Consumer: ...
+    def get(self, queue: str) -> Delivery | None:
+        """One message with manual ack (`basic.get`), or None when the queue is empty."""
+        ...
+
+    def ack(self, delivery: Delivery, *, multiple: bool = False) -> None: ...
+    def nack(self, delivery: Delivery, *, requeue: bool = True, multiple: bool = False) -> None: ...
+    def reject(self, delivery: Delivery, *, requeue: bool = True) -> None: ...
+    def purge(self, queue: str) -> int: ...
+    def delete_queue(self, queue: str) -> None: ...
+    def delete_exchange(self, exchange: str) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
