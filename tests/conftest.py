@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests marked `broker` talk to a real RabbitMQ.
+
+The broker is `ROUTING_TEST_URL` (default amqp://guest:guest@127.0.0.1:5672/). When it does
+not answer, broker tests are skipped on a developer's machine and fail under `CI=true`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+AMQP_URL = os.environ.get("ROUTING_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+MANAGEMENT_URL = os.environ.get("ROUTING_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _require(url: str, port: int, what: str) -> None:
+    if _answers(url, port):
+        return
+    message = f"{what} does not answer at {urlsplit(url).hostname}:{urlsplit(url).port or port}"
+    if IN_CI:
+        pytest.fail(f"{message}; CI must run the broker tests", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The RabbitMQ URL for broker tests; skips (or fails in CI) when it is down."""
+    _require(AMQP_URL, 5672, "RabbitMQ")
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def management_url() -> str:
+    """The management HTTP API's base URL, with credentials."""
+    _require(MANAGEMENT_URL, 15672, "RabbitMQ's management API")
+    return MANAGEMENT_URL
+
+
+@pytest.fixture
+def unique() -> str:
+    """A prefix unique to this test, so runs never collide on the shared broker."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A `broker` test must use the `amqp_url` fixture, so a missing broker is never silent.
+    for item in items:
+        if item.get_closest_marker("broker") and "amqp_url" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.usefixtures("amqp_url"))
