@@ -56,8 +56,8 @@ def unique() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A `broker` test must use the `amqp_url` fixture, so a missing broker is never silent.
-    for item in items:
-        if item.get_closest_marker("broker") and "amqp_url" not in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.usefixtures("amqp_url"))
+@pytest.fixture(autouse=True)
+def _broker_marker(request: pytest.FixtureRequest) -> None:
+    """A `broker` test needs RabbitMQ even if it never asks for `amqp_url` itself."""
+    if request.node.get_closest_marker("broker"):
+        request.getfixturevalue("amqp_url")
