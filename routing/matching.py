@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from routing._frozen import thaw
 from routing.errors import RoutingError, UnknownExchange
 from routing.topology import (
     DEFAULT_EXCHANGE,
@@ -299,7 +300,7 @@ class Step:
             out["destination_type"] = str(self.binding.destination_type)
             out["binding_key"] = self.binding.routing_key
             if self.binding.arguments:
-                out["arguments"] = dict(self.binding.arguments)
+                out["arguments"] = thaw(self.binding.arguments)  # plain dicts/lists, for JSON
         return out
 
 
@@ -335,19 +336,22 @@ def walk(
     headers: Mapping[str, Any] | None = None,
     *,
     trace: list[Step] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> set[str]:
     """RabbitMQ's routing pipeline over any broker state: the queues a message reaches.
 
     With `trace`, appends a `Step` for every binding tried and every pipeline event.
+    `keys` replaces the routing keys taken from `routing_key` and `CC`/`BCC`: a dead-lettered
+    message routes with the keys it was first published with, BCC included.
     """
     start = broker.exchange(exchange)
     if start is None:
         raise UnknownExchange(exchange)
-    keys = routing_keys(routing_key, headers)
+    words = routing_keys(routing_key, headers) if keys is None else list(keys)
     if exchange == DEFAULT_EXCHANGE:
-        queues = {k for k in keys if broker.has_queue(k)}
+        queues = {k for k in words if broker.has_queue(k)}
         if trace is not None:
-            for k in keys:
+            for k in words:
                 ok = k in queues
                 why = f"default exchange: queue {k!r} " + ("exists" if ok else "does not exist")
                 trace.append(Step("", ok, why))
@@ -358,9 +362,9 @@ def walk(
     while work:
         current = work.pop()
         table = broker.table(current.name)
-        matched = table.match(keys, headers)
+        matched = table.match(words, headers)
         if trace is not None:
-            _trace_exchange(trace, current, table, matched, keys, headers)
+            _trace_exchange(trace, current, table, matched, words, headers)
         for b in matched:
             if b.destination_type is DestinationType.QUEUE:
                 queues.add(b.destination)

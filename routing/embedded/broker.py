@@ -1,0 +1,407 @@
+"""The embedded broker's state: exchanges, queues, bindings, and the routing between them.
+
+Routing goes through `routing.matching.walk()`, the same pure pipeline `routing explain`
+uses; this module only keeps the state it walks. One lock guards everything; consumers wait
+on Conditions of that lock. Message TTL needs no timer thread: queues put their head's
+deadline in a heap, and every operation, and every consumer waiting for a delivery, expires
+what is due (a waiting consumer sleeps no later than the next deadline).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+
+from routing._frozen import FrozenDict
+from routing.embedded.channel import Channel, Subscription, Unacked
+from routing.embedded.deadletter import REJECTED, dead_letter_headers, is_cycle
+from routing.embedded.equivalence import VHOST, check_exchange, check_queue
+from routing.embedded.queue import Message, MessageQueue
+from routing.embedded.routes import RouteCache
+from routing.errors import ChannelClosed, PreconditionFailed
+from routing.matching import BindingTable, routing_keys, walk
+from routing.properties import Properties
+from routing.topology import (
+    DEFAULT_EXCHANGE,
+    IMPLICIT_EXCHANGES,
+    Binding,
+    DestinationType,
+    Exchange,
+    ExchangeType,
+    Queue,
+)
+
+_monotonic = time.monotonic
+
+
+def _locked(queue: str) -> ChannelClosed:
+    return ChannelClosed(
+        405,
+        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' in vhost "
+        f"'{VHOST}'. It could be originally declared on another connection or the exclusive "
+        "property value does not match that of the original declaration.",
+    )
+
+
+def _not_found(kind: str, name: str) -> ChannelClosed:
+    return ChannelClosed(404, f"NOT_FOUND - no {kind} '{name}' in vhost '{VHOST}'")
+
+
+def _expiration(properties: Properties) -> int | None:
+    raw = properties.expiration
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise PreconditionFailed(406, f"PRECONDITION_FAILED - invalid expiration '{raw}'")
+    return int(raw)
+
+
+class EmbeddedBroker:
+    """One in-process broker: what several connections to one RabbitMQ vhost would share."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.lock = threading.Lock()
+        self._exchanges: dict[str, Exchange] = dict(IMPLICIT_EXCHANGES)
+        self._tables: dict[str, BindingTable] = {}
+        self._queues: dict[str, MessageQueue] = {}
+        # Bindings by destination, to drop them when the destination goes.
+        self._inbound: dict[tuple[DestinationType, str], dict[Binding, None]] = {}
+        self._bindings: set[Binding] = set()
+        self._deadlines: list[tuple[float, int, MessageQueue]] = []
+        self._tiebreak = itertools.count()
+        self._routes = RouteCache(self)
+        self.waiting: set[Subscription] = set()  # consumers blocked in get(), to wake on new deadlines
+
+    # ------------------------------------------------ the `matching.Broker` view
+
+    def exchange(self, name: str) -> Exchange | None:
+        return self._exchanges.get(name)
+
+    def has_queue(self, name: str) -> bool:
+        return name in self._queues
+
+    def table(self, exchange: str) -> BindingTable:
+        table = self._tables.get(exchange)
+        if table is None:
+            kind = self._exchanges[exchange].type if exchange in self._exchanges else ExchangeType.DIRECT
+            table = self._tables[exchange] = BindingTable(kind)
+        return table
+
+    # -------------------------------------------------------------- entities
+
+    def declare_exchange(self, exchange: Exchange) -> bool:
+        """Create it, or check it equals what exists (406 if not). True when created."""
+        current = self._exchanges.get(exchange.name)
+        if current is not None:
+            check_exchange(current, exchange)
+            return False
+        self._exchanges[exchange.name] = exchange
+        self._changed()
+        return True
+
+    def declare_queue(self, queue: Queue, owner: object) -> bool:
+        """Create it (exclusive queues belong to `owner`), or check it is equivalent."""
+        current = self._queues.get(queue.name)
+        if current is not None:
+            if current.owner not in (None, owner) or queue.exclusive != (current.owner is not None):
+                raise _locked(queue.name)
+            check_queue(current.definition, queue)
+            self.touch(current)
+            return False
+        q = self._queues[queue.name] = MessageQueue(
+            queue, owner if queue.exclusive else None, self._dead_letter, self._schedule
+        )
+        self.touch(q)
+        self._changed()
+        return True
+
+    def queue(self, name: str, owner: object) -> MessageQueue:
+        """The queue for an operation by `owner`: 404 when missing, 405 when someone else's."""
+        q = self._queues.get(name)
+        if q is None:
+            raise _not_found("queue", name)
+        if q.owner is not None and q.owner is not owner:
+            raise _locked(name)
+        return q
+
+    def bind(self, binding: Binding, owner: object) -> bool:
+        """Add a binding; True when it is new."""
+        if binding.source not in self._exchanges:
+            raise _not_found("exchange", binding.source)
+        if binding.destination_type is DestinationType.QUEUE:
+            self.queue(binding.destination, owner)
+        elif binding.destination not in self._exchanges:
+            raise _not_found("exchange", binding.destination)
+        if binding in self._bindings:
+            return False
+        self._bindings.add(binding)
+        self.table(binding.source).add(binding)
+        self._inbound.setdefault((binding.destination_type, binding.destination), {})[binding] = None
+        self._changed()
+        return True
+
+    def has_binding(self, binding: Binding) -> bool:
+        return binding in self._bindings
+
+    def unbind(self, binding: Binding, owner: object) -> None:
+        if binding.destination_type is DestinationType.QUEUE and binding.destination in self._queues:
+            self.queue(binding.destination, owner)
+        self._drop_bindings([binding])
+
+    def _drop_bindings(self, bindings: Iterable[Binding]) -> None:
+        sources = set()
+        for b in list(bindings):
+            if b not in self._bindings:
+                continue
+            self._bindings.discard(b)
+            self._tables[b.source].remove(b)
+            self._changed()
+            self._inbound.get((b.destination_type, b.destination), {}).pop(b, None)
+            sources.add(b.source)
+        for name in sources:  # an auto-delete exchange goes with its last binding
+            x = self._exchanges.get(name)
+            if x is not None and x.auto_delete and not len(self._tables[name]):
+                self.delete_exchange(name)
+
+    def delete_queue(self, name: str, owner: object) -> int:
+        """Delete a queue (missing is fine); its consumers are cancelled. Returns ready count."""
+        if name not in self._queues:
+            return 0
+        q = self.queue(name, owner)
+        del self._queues[name]
+        self._changed()
+        q.deleted = True
+        for sub in list(q.consumers):
+            sub.cancelled = sub.lost = True
+            q.remove_consumer(sub)
+            sub.cond.notify_all()
+        self._drop_bindings(self._inbound.pop((DestinationType.QUEUE, name), {}))
+        return q.purge()
+
+    def delete_exchange(self, name: str) -> None:
+        if name == DEFAULT_EXCHANGE or name.startswith("amq."):
+            raise ChannelClosed(403, f"ACCESS_REFUSED - operation not permitted on exchange '{name}'")
+        if self._exchanges.pop(name, None) is None:
+            return
+        self._changed()
+        table = self._tables.pop(name, None)
+        if table is not None:
+            for b in table:
+                self._bindings.discard(b)
+                self._inbound.get((b.destination_type, b.destination), {}).pop(b, None)
+        self._drop_bindings(self._inbound.pop((DestinationType.EXCHANGE, name), {}))
+
+    def queues_owned_by(self, owner: object) -> list[str]:
+        return [name for name, q in self._queues.items() if q.owner is owner]
+
+    def message_count(self, name: str) -> int:
+        self.expire_due()
+        q = self._queues.get(name)
+        return len(q.ready) if q is not None else 0
+
+    # ------------------------------------------------------------- messages
+
+    def _changed(self) -> None:
+        self._routes.clear()
+
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: Properties
+    ) -> tuple[bool, bool]:
+        """Route and enqueue. Returns (routed, accepted): accepted is False when a queue
+        refused the message (`reject-publish`), which RabbitMQ answers with a nack."""
+        x = self._exchanges.get(exchange)
+        if x is None:
+            raise _not_found("exchange", exchange)
+        if x.internal:
+            raise ChannelClosed(
+                403, f"ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '{VHOST}'"
+            )
+        if self._deadlines:
+            self.expire_due()
+        headers = properties.headers
+        keys = None
+        if headers:
+            if "CC" in headers or "BCC" in headers:
+                keys = routing_keys(routing_key, headers)
+            if "BCC" in headers or type(headers) is not FrozenDict:
+                # Routed with BCC, delivered without it; frozen once, as the RabbitMQ
+                # transport hands out headers (tables as FrozenDict, arrays as tuples).
+                kept = FrozenDict({k: v for k, v in headers.items() if k != "BCC"})
+                properties = replace(properties, headers=kept)
+        names = self._routes.get(exchange, routing_key) if keys is None else None
+        if names is None:
+            names = walk(self, exchange, routing_key, headers, keys=keys)
+            if keys is None:
+                self._routes.put(exchange, routing_key, names)
+        if not names:
+            return False, True
+        expiration = _expiration(properties)
+        accepted = True
+        now = None
+        queues = self._queues
+        for name in names:
+            q = queues.get(name)
+            if q is None:  # deleted while an earlier copy was dead-lettered
+                continue
+            ttl = q.ttl if expiration is None else expiration if q.ttl is None else min(q.ttl, expiration)
+            expires_at = None
+            if ttl is not None:
+                now = now or _monotonic()
+                expires_at = now + ttl / 1000
+            msg = Message(body, properties, exchange, routing_key, keys, expires_at)
+            if not q.publish(msg):
+                accepted = False
+        return True, accepted
+
+    def _dead_letter(self, q: MessageQueue, msg: Message, reason: str) -> None:
+        """Send a message that died in `q` to its dead-letter exchange, as RabbitMQ does."""
+        dlx = q.definition.dead_letter_exchange
+        if dlx is None or dlx not in self._exchanges:
+            return  # dropped, as RabbitMQ drops it
+        dlrk = q.definition.dead_letter_routing_key
+        props = msg.properties
+        headers = dead_letter_headers(
+            props.headers,
+            reason=reason,
+            queue=q.name,
+            exchange=msg.exchange,
+            routing_key=msg.routing_key,
+            expiration=props.expiration,
+            drop_cc=dlrk is not None,
+        )
+        props = replace(props, headers=FrozenDict(headers), expiration=None)
+        keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
+        names: Iterable[str] = walk(self, dlx, keys[0], headers, keys=keys)
+        if reason != REJECTED:  # a loop with no rejection in it would never end: drop
+            names = [n for n in names if not is_cycle(n, headers["x-death"])]
+        now = None
+        for name in names:
+            target = self._queues[name]
+            expires_at = None
+            if target.ttl is not None:
+                now = now or _monotonic()
+                expires_at = now + target.ttl / 1000
+            copy = Message(msg.body, props, dlx, keys[0], keys if len(keys) > 1 else None, expires_at)
+            target.publish(copy)
+
+    # ------------------------------------------------------------ consumers
+
+    def subscribe(self, queue: MessageQueue, channel: Channel, prefetch: int) -> Subscription:
+        sub = Subscription(queue, channel, prefetch, self.lock)
+        queue.add_consumer(sub)
+        self.touch(queue)
+        queue.dispatch()
+        return sub
+
+    def cancel(self, sub: Subscription) -> None:
+        """Stop a consumer and close its channel, as the RabbitMQ transport does: everything
+        it had unacked goes back to the queue, and an auto-delete queue goes with its last
+        consumer."""
+        sub.buffer.clear()
+        stopping = not sub.cancelled
+        sub.cancelled = True
+        q = sub.queue
+        if stopping:
+            q.remove_consumer(sub)
+        if not sub.channel.closed:
+            self.close_channels([sub.channel])
+        if stopping and not q.deleted:
+            if q.definition.auto_delete and q.had_consumers and not q.consumers:
+                self.delete_queue(q.name, q.owner)
+            else:
+                self.touch(q)
+        sub.cond.notify_all()
+
+    def settle(self, channel: Channel, tag: int, multiple: bool, action: str) -> None:
+        """`ack`, `requeue` or `reject` the deliveries a tag covers on a channel."""
+        entries = channel.take(tag, multiple)
+        if action == "ack":
+            self._settle(entries, requeue=None)
+        else:
+            self._settle(entries, requeue=action == "requeue")
+
+    def _settle(self, entries: list[Unacked], requeue: bool | None) -> None:
+        touched: dict[MessageQueue, list[Message]] = {}
+        for q, msg, sub in entries:
+            q.unacked -= 1
+            if sub is not None:
+                sub.in_flight -= 1
+                q.activate(sub)
+            touched.setdefault(q, [])
+            if requeue is None:
+                continue
+            if requeue:
+                touched[q].append(msg)
+            else:
+                q.reject(msg)
+        for q, msgs in touched.items():
+            if msgs:
+                q.requeue(msgs)
+            q.dispatch()
+
+    def close_channels(self, channels: Iterable[Channel]) -> None:
+        """A connection went away: everything its channels had unacked goes back."""
+        for channel in channels:
+            channel.closed = True
+            self._settle(channel.take_all(), requeue=True)
+
+    # --------------------------------------------------------------- expiry
+
+    def _schedule(self, q: MessageQueue, deadline: float) -> None:
+        heap = self._deadlines
+        earliest = not heap or deadline < heap[0][0]
+        heapq.heappush(heap, (deadline, next(self._tiebreak), q))
+        if earliest:  # consumers asleep until a later deadline must look again
+            for sub in self.waiting:
+                sub.cond.notify()
+
+    def next_deadline(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def expire_due(self) -> None:
+        """Dead-letter every message whose TTL has run out at the head of its queue, and
+        delete queues unused for their `x-expires`."""
+        heap = self._deadlines
+        if not heap:
+            return
+        now = _monotonic()
+        while heap and heap[0][0] <= now:
+            deadline, _, q = heapq.heappop(heap)
+            if q.deleted:
+                continue
+            if q.scheduled is not None and q.scheduled <= deadline:
+                q.scheduled = None
+            if deadline == q.unused_deadline:
+                q.unused_deadline = None
+                if self._expire_queue(q, now):
+                    continue
+            q.drop_expired(now)
+            q.dispatch()  # reschedules the new head
+
+    # ----------------------------------------------------------- x-expires
+
+    def touch(self, q: MessageQueue) -> None:
+        """`basic.get`, a redeclare or a cancelled last consumer: the queue counts as used now."""
+        if q.expires is None:
+            return
+        q.unused_since = None if q.consumers else _monotonic()
+        if q.unused_since is not None and q.unused_deadline is None:
+            q.unused_deadline = q.unused_since + q.expires / 1000
+            self._schedule(q, q.unused_deadline)
+
+    def _expire_queue(self, q: MessageQueue, now: float) -> bool:
+        assert q.expires is not None
+        if q.consumers or q.unused_since is None:
+            return False
+        due = q.unused_since + q.expires / 1000
+        if due <= now:
+            self.delete_queue(q.name, q.owner)
+            return True
+        q.unused_deadline = due  # used since it was scheduled: look again later
+        self._schedule(q, due)
+        return False

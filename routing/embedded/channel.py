@@ -1,0 +1,98 @@
+"""Channels and consumers of the embedded broker: delivery tags, unacked deliveries, credit.
+
+Each consumer gets a channel of its own and each transport one more for `basic.get`, so
+delivery tags count from 1 per channel and `multiple` acks stay within one channel, as with
+one pika channel per consumer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from routing._frozen import FrozenDict
+from routing.errors import PreconditionFailed
+from routing.transport.base import Delivery
+
+if TYPE_CHECKING:
+    from routing.embedded.queue import Message, MessageQueue
+
+Unacked = tuple["MessageQueue", "Message", "Subscription | None"]
+
+
+class Channel:
+    """The deliveries a channel has handed out and not yet settled."""
+
+    __slots__ = ("closed", "next_tag", "owner", "unacked")
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.next_tag = 0
+        self.unacked: dict[int, Unacked] = {}
+        self.closed = False  # its unacked deliveries went back; settling them does nothing
+
+    def deliver(self, queue: MessageQueue, msg: Message, sub: Subscription | None) -> Delivery:
+        self.next_tag += 1
+        tag = self.next_tag
+        self.unacked[tag] = (queue, msg, sub)
+        queue.unacked += 1
+        properties = msg.properties
+        if queue.quorum and (sub is None or msg.delivery_count):
+            # 3.10 quorum queues add the count to redeliveries, and to every basic.get.
+            headers = FrozenDict({**properties.headers, "x-delivery-count": msg.delivery_count})
+            properties = replace(properties, headers=headers)
+        return Delivery(
+            msg.body, properties, msg.exchange, msg.routing_key, queue.name, tag, msg.redelivered, self
+        )
+
+    def take(self, tag: int, multiple: bool) -> list[Unacked]:
+        """Remove and return the deliveries a settle covers; an unknown tag is a 406."""
+        unacked = self.unacked
+        if not multiple:
+            entry = unacked.pop(tag, None)
+            if entry is None:
+                raise PreconditionFailed(406, f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+            return [entry]
+        if tag == 0:  # AMQP: multiple with tag 0 means everything outstanding
+            return self.take_all()
+        if tag not in unacked:
+            raise PreconditionFailed(406, f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+        covered = []
+        for t in list(unacked):  # dicts keep insertion order, and tags only grow
+            if t > tag:
+                break
+            covered.append(unacked.pop(t))
+        return covered
+
+    def take_all(self) -> list[Unacked]:
+        entries = list(self.unacked.values())
+        self.unacked.clear()
+        return entries
+
+
+class Subscription:
+    """One consumer: its credit (`prefetch`, 0 = unlimited) and the deliveries waiting for
+    its reader. Waiting happens on a Condition of the broker's lock."""
+
+    __slots__ = ("active", "buffer", "cancelled", "channel", "cond", "in_flight", "lost", "prefetch", "queue")
+
+    def __init__(self, queue: MessageQueue, channel: Channel, prefetch: int, lock: threading.Lock) -> None:
+        self.queue = queue
+        self.channel = channel
+        self.prefetch = prefetch
+        self.in_flight = 0
+        self.buffer: deque[Delivery] = deque()
+        self.cond = threading.Condition(lock)
+        self.cancelled = False
+        self.lost = False  # cancelled by the broker: its queue was deleted
+        self.active = False  # in the queue's rotation
+
+    def has_credit(self) -> bool:
+        return not self.prefetch or self.in_flight < self.prefetch
+
+    def deliver(self, queue: MessageQueue, msg: Message) -> None:
+        self.in_flight += 1
+        self.buffer.append(self.channel.deliver(queue, msg, self))
+        self.cond.notify()

@@ -1,0 +1,100 @@
+"""Dead-lettering as RabbitMQ 3.10 does it: the `x-death` header and cycle detection.
+
+Source: `rabbit_dead_letter.erl` (3.10), checked against the broker here. The first death
+prepends `{count, reason, queue, time, exchange, routing-keys[, original-expiration]}` and
+sets `x-first-death-*`; a later death in the same (queue, reason) only increments `count`
+of the existing entry, keeping its time, exchange and keys, and moves it to the front with
+its keys sorted. Every header table RabbitMQ rewrites comes back sorted by key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+REJECTED = "rejected"
+EXPIRED = "expired"
+MAXLEN = "maxlen"
+DELIVERY_LIMIT = "delivery_limit"
+
+
+def header_routes(headers: Mapping[str, Any] | None) -> list[str]:
+    """The string keys of the `CC` and `BCC` headers (`rabbit_basic:header_routes`)."""
+    if not headers:
+        return []
+    keys: list[str] = []
+    for name in ("CC", "BCC"):
+        extra = headers.get(name)
+        if isinstance(extra, list | tuple):
+            keys += [k for k in extra if isinstance(k, str)]
+    return keys
+
+
+def dead_letter_headers(
+    headers: Mapping[str, Any] | None,
+    *,
+    reason: str,
+    queue: str,
+    exchange: str,
+    routing_key: str,
+    expiration: str | None,
+    drop_cc: bool,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The headers of a message dead-lettered from `queue`.
+
+    `exchange` and `routing_key` are where the message was last published (its first routing
+    key); `drop_cc` is set when the queue has `x-dead-letter-routing-key`, which replaces the
+    keys, so RabbitMQ deletes `CC`.
+    """
+    old = dict(headers or {})
+    when = (now or datetime.now(UTC)).replace(microsecond=0)
+    info: dict[str, Any] = {
+        "reason": reason,
+        "queue": queue,
+        "time": when,
+        "exchange": exchange,
+        "routing-keys": [routing_key, *header_routes(old)],
+    }
+    if expiration is not None:
+        info["original-expiration"] = expiration
+    deaths = old.get("x-death")
+    if not isinstance(deaths, list | tuple) or not deaths:
+        old["x-first-death-reason"] = reason
+        old["x-first-death-queue"] = queue
+        old["x-first-death-exchange"] = exchange
+        old["x-death"] = [{"count": 1, **info}]
+    else:
+        same = [d for d in deaths if _is(d, queue, reason)]
+        others = [d for d in deaths if not _is(d, queue, reason)]
+        if same:
+            entry = dict(same[0])
+            entry["count"] = _count(entry) + 1
+        else:
+            entry = {"count": 1, **info}
+        old["x-death"] = [dict(sorted(entry.items())), *others]
+    if drop_cc:
+        old.pop("CC", None)
+    return dict(sorted(old.items()))
+
+
+def _is(death: Any, queue: str, reason: str) -> bool:
+    return isinstance(death, Mapping) and death.get("queue") == queue and death.get("reason") == reason
+
+
+def _count(death: Mapping[str, Any]) -> int:
+    count = death.get("count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def is_cycle(queue: str, deaths: Sequence[Any]) -> bool:
+    """Whether dead-lettering into `queue` closes a loop with no rejection in it.
+
+    RabbitMQ drops such a message (it would go round for ever): walk the deaths newest
+    first up to the first one in `queue`; a cycle is one where none of them was `rejected`.
+    """
+    for i, death in enumerate(deaths):
+        if isinstance(death, Mapping) and death.get("queue") == queue:
+            return all(isinstance(d, Mapping) and d.get("reason") != REJECTED for d in deaths[: i + 1])
+    return False

@@ -1,0 +1,335 @@
+"""The `memory://` transport: a connection to the embedded, in-process broker.
+
+Every `MemoryTransport` opened on the same URL talks to one broker (`memory://` and
+`memory://other` are two), the way several connections share one RabbitMQ: that is how a
+demo runs a publisher, service instances and workers in one process. Publisher confirms are
+always on and settle at once. Exclusive queues belong to the transport that declared them;
+closing it requeues what it left unacked and deletes them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+from routing.embedded.broker import EmbeddedBroker
+from routing.embedded.channel import Channel, Subscription
+from routing.embedded.registry import broker_for
+from routing.errors import (
+    BrokerError,
+    ChannelClosed,
+    ConnectionFailed,
+    DeclareConflicts,
+    Nacked,
+    Unroutable,
+)
+from routing.properties import Properties
+from routing.topology import Binding, Exchange, Queue, Topology
+from routing.transport.base import DeclareReport, Delivery, Outcome, Publication
+from routing.urls import MEMORY_URL, is_memory, redact
+
+_NO_PROPERTIES = Properties()
+_monotonic = time.monotonic
+_INEQUIVALENT = re.compile(r"inequivalent arg '([^']*)' for \w+ '(?:[^']|'')*' in vhost '[^']*': (.*)")
+
+
+def _label(entity: Exchange | Queue | Binding) -> str:
+    if isinstance(entity, Exchange):
+        return f"exchange {entity.name!r}"
+    if isinstance(entity, Queue):
+        return f"queue {entity.name!r}"
+    return f"binding {entity.describe()}"
+
+
+def _conflict(entity: Exchange | Queue | Binding, error: ChannelClosed) -> str:
+    """One line per refused entity, worded as the RabbitMQ transport words it."""
+    text = error.text.split(" - ", 1)[-1]
+    m = _INEQUIVALENT.search(text)
+    if m:
+        return f"{_label(entity)}: argument {m.group(1)!r} differs: {m.group(2)}"
+    return f"{_label(entity)}: {error.code} {text}"
+
+
+class MemoryConsumer:
+    """Deliveries from one queue of the embedded broker; see `routing.transport.Consumer`."""
+
+    def __init__(self, broker: EmbeddedBroker, sub: Subscription) -> None:
+        self.queue = sub.queue.name
+        self.prefetch = sub.prefetch
+        self._broker = broker
+        self._sub = sub
+        self._cancelled = False  # by the user (or by closing the transport)
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        """The next delivery, or None after `timeout` seconds (None: wait until cancelled)."""
+        sub = self._sub
+        broker = self._broker
+        with broker.lock:
+            if sub.buffer:
+                return sub.buffer.popleft()
+            end = None if timeout is None else _monotonic() + timeout
+            while True:
+                broker.expire_due()  # may deliver to us: a dead-lettered message, say
+                if sub.buffer:
+                    return sub.buffer.popleft()
+                if sub.lost and not self._cancelled:
+                    raise BrokerError(f"queue {self.queue!r} was deleted: the broker cancelled the consumer")
+                if sub.cancelled:
+                    return None
+                now = _monotonic()
+                wait = None if end is None else end - now
+                if wait is not None and wait <= 0:
+                    return None
+                # Wake for the next TTL deadline too: no timer thread expires messages.
+                deadline = broker.next_deadline()
+                if deadline is not None:
+                    wait = deadline - now if wait is None else min(wait, deadline - now)
+                broker.waiting.add(sub)
+                try:
+                    sub.cond.wait(wait)
+                finally:
+                    broker.waiting.discard(sub)
+
+    def __iter__(self) -> Iterator[Delivery]:
+        """Deliveries as they come, until the consumer is cancelled."""
+        while (delivery := self.get()) is not None:
+            yield delivery
+
+    def cancel(self) -> None:
+        """Stop receiving and close the consumer's channel: every delivery it had unacked,
+        taken or not, goes back to the queue (redelivered); acking one later does nothing."""
+        with self._broker.lock:
+            self._cancelled = True
+            self._broker.cancel(self._sub)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._sub.cancelled
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cancel()
+
+
+class MemoryTransport:
+    """A connection to the embedded broker named by a `memory://` URL."""
+
+    def __init__(self, url: str = MEMORY_URL) -> None:
+        if not is_memory(url):
+            raise ConnectionFailed(f"{redact(url)}: not a memory:// URL")
+        self.url = redact(url)
+        self._broker = broker_for(url)
+        self._get_channel = Channel(self)
+        self._channels: list[Channel] = [self._get_channel]
+        self._consumers: list[MemoryConsumer] = []
+        self._failures: list[Publication] = []
+        self._sequence = 0
+        self._closed = False
+
+    @property
+    def broker(self) -> EmbeddedBroker:
+        return self._broker
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrokerError(f"{self.url}: the transport is closed")
+
+    # -------------------------------------------------------------- topology
+
+    def declare(self, topology: Topology) -> DeclareReport:
+        """Exchanges, then queues, then bindings. Every conflict is collected (bindings to a
+        refused entity are skipped) and raised together as `DeclareConflicts`."""
+        broker = self._broker
+        created: list[str] = []
+        unchanged: list[str] = []
+        conflicts: list[str] = []
+        refused: set[tuple[str, str]] = set()
+        with broker.lock:
+            self._check_open()
+            entities: list[Exchange | Queue] = [*topology.exchanges, *topology.queues]
+            for entity in entities:
+                kind = "exchange" if isinstance(entity, Exchange) else "queue"
+                try:
+                    if isinstance(entity, Exchange):
+                        new = broker.declare_exchange(entity)
+                    else:
+                        new = broker.declare_queue(entity, self)
+                except ChannelClosed as exc:
+                    conflicts.append(_conflict(entity, exc))
+                    refused.add((kind, entity.name))
+                    continue
+                (created if new else unchanged).append(_label(entity))
+            for b in topology.bindings:
+                if {("exchange", b.source), (str(b.destination_type), b.destination)} & refused:
+                    continue  # fix the refused end first
+                try:
+                    new = broker.bind(b, self)
+                except ChannelClosed as exc:
+                    conflicts.append(_conflict(b, exc))
+                    continue
+                (created if new else unchanged).append(_label(b))
+        report = DeclareReport(created=tuple(created), unchanged=tuple(unchanged), conflicts=tuple(conflicts))
+        if conflicts:
+            raise DeclareConflicts(conflicts, report)
+        return report
+
+    def unbind(self, binding: Binding) -> None:
+        """Remove a binding; a missing one is fine, as on RabbitMQ."""
+        with self._broker.lock:
+            self._check_open()
+            self._broker.unbind(binding, self)
+
+    def purge(self, queue: str) -> int:
+        with self._broker.lock:
+            self._check_open()
+            self._broker.expire_due()
+            return self._broker.queue(queue, self).purge()
+
+    def delete_queue(self, queue: str) -> None:
+        with self._broker.lock:
+            self._check_open()
+            self._broker.delete_queue(queue, self)
+
+    def delete_exchange(self, exchange: str) -> None:
+        with self._broker.lock:
+            self._check_open()
+            self._broker.delete_exchange(exchange)
+
+    def message_count(self, queue: str) -> int:
+        """Ready messages in a queue (what a passive `queue.declare` reports)."""
+        with self._broker.lock:
+            self._check_open()
+            self._broker.queue(queue, self)
+            return self._broker.message_count(queue)
+
+    # ------------------------------------------------------------- publishing
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties | None = None,
+        *,
+        mandatory: bool = False,
+    ) -> Publication:
+        """Route the message now; the publication comes back already settled."""
+        if type(body) is not bytes:
+            body = body.encode() if isinstance(body, str) else bytes(body)
+        with self._broker.lock:
+            self._check_open()
+            routed, accepted = self._broker.publish(exchange, routing_key, body, properties or _NO_PROPERTIES)
+            self._sequence += 1
+            publication = Publication(exchange, routing_key, self._sequence, Outcome.CONFIRMED)
+            if not accepted:
+                shown = exchange or "(default exchange)"
+                publication.outcome = Outcome.NACKED
+                publication.error = Nacked(
+                    f"the broker nacked the message to exchange {shown!r} key {routing_key!r}"
+                )
+                self._failures.append(publication)
+            elif mandatory and not routed:
+                publication.outcome = Outcome.RETURNED
+                publication.error = Unroutable(exchange, routing_key)
+                self._failures.append(publication)
+        return publication
+
+    def flush(self, timeout: float | None = None) -> list[Publication]:
+        """Publications not confirmed since the last flush (everything is settled already)."""
+        with self._broker.lock:
+            failures, self._failures = self._failures, []
+        return failures
+
+    # -------------------------------------------------------------- consuming
+
+    def consume(self, queue: str, *, prefetch: int = 1) -> MemoryConsumer:
+        """Start a consumer with at most `prefetch` unacked deliveries (0: no limit)."""
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be 0 (unlimited) or more, got {prefetch}")
+        broker = self._broker
+        with broker.lock:
+            self._check_open()
+            q = broker.queue(queue, self)
+            broker.expire_due()
+            # Channels of cancelled consumers with nothing unacked are done with.
+            live = {id(c._sub.channel) for c in self._consumers if not c.cancelled}
+            keep = self._get_channel
+            self._channels = [c for c in self._channels if c is keep or c.unacked or id(c) in live]
+            channel = Channel(self)
+            self._channels.append(channel)
+            sub = broker.subscribe(q, channel, prefetch)
+            consumer = MemoryConsumer(broker, sub)
+            self._consumers = [c for c in self._consumers if not c.cancelled]
+            self._consumers.append(consumer)
+        return consumer
+
+    def get(self, queue: str) -> Delivery | None:
+        """One message with manual ack (`basic.get`), or None when the queue is empty."""
+        broker = self._broker
+        with broker.lock:
+            self._check_open()
+            broker.expire_due()
+            q = broker.queue(queue, self)
+            broker.touch(q)
+            msg = q.fetch()
+            if msg is None:
+                return None
+            return self._get_channel.deliver(q, msg, None)
+
+    def _settle(self, delivery: Delivery, what: str, multiple: bool, action: str) -> None:
+        channel = delivery.consumer
+        if not isinstance(channel, Channel) or channel.owner is not self:
+            raise BrokerError(f"{what}: this delivery did not come from this transport")
+        with self._broker.lock:
+            if channel.closed:
+                return  # its channel closed (cancel, close): the message is back in its queue
+            self._broker.settle(channel, delivery.delivery_tag, multiple, action)
+
+    def ack(self, delivery: Delivery, *, multiple: bool = False) -> None:
+        self._settle(delivery, "ack", multiple, "ack")
+
+    def nack(self, delivery: Delivery, *, requeue: bool = True, multiple: bool = False) -> None:
+        self._settle(delivery, "nack", multiple, "requeue" if requeue else "reject")
+
+    def reject(self, delivery: Delivery, *, requeue: bool = True) -> None:
+        self._settle(delivery, "reject", False, "requeue" if requeue else "reject")
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Cancel consumers, requeue unacked deliveries (redelivered), delete exclusive queues."""
+        broker = self._broker
+        with broker.lock:
+            if self._closed:
+                return
+            self._closed = True
+            for consumer in self._consumers:
+                consumer._cancelled = True
+                broker.cancel(consumer._sub)
+            broker.close_channels(self._channels)
+            for name in broker.queues_owned_by(self):
+                broker.delete_queue(name, self)
+            self._consumers.clear()
+            self._channels.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MemoryTransport({self.url!r})"
