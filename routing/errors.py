@@ -95,8 +95,9 @@ class PreconditionFailed(ChannelClosed):
 class DeclareConflicts(BrokerError):
     """Entities the broker already has with other settings, every one of them."""
 
-    def __init__(self, conflicts: Sequence[str]) -> None:
+    def __init__(self, conflicts: Sequence[str], report: object = None) -> None:
         self.conflicts = tuple(conflicts)
+        self.report = report  # the transport's DeclareReport: what was declared all the same
         super().__init__("\n".join(self.conflicts))
 
 

@@ -13,28 +13,9 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-from routing._frozen import EMPTY
+from routing.errors import BrokerError, Nacked, PublishUnconfirmed, Unroutable
+from routing.properties import Properties  # re-exported: it moved below `envelope`
 from routing.topology import Topology
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Properties:
-    """AMQP 0-9-1 basic properties. `timestamp` is seconds since the epoch; `expiration`
-    a string of milliseconds, as on the wire."""
-
-    content_type: str | None = None
-    content_encoding: str | None = None
-    headers: Mapping[str, Any] = EMPTY
-    delivery_mode: int | None = None  # 2 = persistent
-    priority: int | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    expiration: str | None = None
-    message_id: str | None = None
-    timestamp: int | None = None
-    type: str | None = None
-    user_id: str | None = None
-    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +52,44 @@ class Publication:
     routing_key: str
     sequence: int
     outcome: Outcome | None = None
+    # Why it was not confirmed (Unroutable, Nacked, ConnectionLost, ChannelClosed...).
+    error: BrokerError | None = field(default=None, repr=False, compare=False)
 
     @property
     def settled(self) -> bool:
         return self.outcome is not None
 
+    def raise_for_outcome(self) -> None:
+        """Raise the error behind a RETURNED, NACKED or UNCONFIRMED outcome; nothing when
+        CONFIRMED. Unsettled publications raise `PublishUnconfirmed` too: flush first."""
+        if self.outcome is Outcome.CONFIRMED:
+            return
+        if self.error is not None:
+            raise self.error
+        if self.outcome is Outcome.RETURNED:
+            raise Unroutable(self.exchange, self.routing_key)
+        shown = self.exchange or "(default exchange)"
+        where = f"message to exchange {shown!r} key {self.routing_key!r}"
+        if self.outcome is Outcome.NACKED:
+            raise Nacked(f"the broker nacked the {where}")
+        if self.outcome is None:
+            raise PublishUnconfirmed(f"{where}: not settled yet; call flush() first")
+        raise PublishUnconfirmed(f"{where}: no confirm came before the connection dropped")
+
 
 @dataclass(frozen=True, slots=True)
 class DeclareReport:
-    """What `declare` did: names created, and names that already existed unchanged."""
+    """What `declare` did: names created, and names that already existed unchanged.
+
+    `unverified`: bindings declared again whose earlier existence could not be checked
+    (AMQP cannot ask; RabbitMQ's management API did not answer). `conflicts`: one line per
+    entity the broker has with other settings (`declare` raises `DeclareConflicts`).
+    """
 
     created: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
