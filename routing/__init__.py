@@ -2,6 +2,15 @@
 
 from loguru import logger
 
+from routing.envelope import (
+    Envelope,
+    Rejection,
+    build_envelope,
+    decode,
+    decode_or_reject,
+    encode,
+    to_properties,
+)
 from routing.errors import (
     BrokerError,
     ChannelClosed,
@@ -22,6 +31,8 @@ from routing.errors import (
     ValidationError,
 )
 from routing.matching import Explanation, Step, explain, headers_match, route, topic_matches
+from routing.properties import Properties
+from routing.schemas import SchemaRegistry
 from routing.topology import (
     Binding,
     DestinationType,
@@ -32,6 +43,7 @@ from routing.topology import (
     QueueType,
     Topology,
 )
+from routing.transport import Delivery, Outcome, Publication, Transport, open_transport
 
 __version__ = "0.1.0"
 
@@ -47,28 +59,42 @@ __all__ = [
     "DeclareConflicts",
     "DecodeError",
     "DefinitionsError",
+    "Delivery",
     "DestinationType",
+    "Envelope",
     "EnvelopeError",
     "Exchange",
     "ExchangeType",
     "Explanation",
     "Nacked",
+    "Outcome",
     "Overflow",
     "PreconditionFailed",
+    "Properties",
+    "Publication",
     "PublishUnconfirmed",
     "Queue",
     "QueueType",
+    "Rejection",
     "RoutingError",
     "SchemaError",
+    "SchemaRegistry",
     "Step",
     "Topology",
     "TopologyError",
+    "Transport",
     "UnknownExchange",
     "Unroutable",
     "ValidationError",
     "__version__",
+    "build_envelope",
+    "decode",
+    "decode_or_reject",
+    "encode",
     "explain",
     "headers_match",
+    "open_transport",
     "route",
+    "to_properties",
     "topic_matches",
 ]

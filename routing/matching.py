@@ -349,13 +349,13 @@ def walk(
         raise UnknownExchange(exchange)
     words = routing_keys(routing_key, headers) if keys is None else list(keys)
     if exchange == DEFAULT_EXCHANGE:
-        queues = {k for k in words if broker.has_queue(k)}
+        named = {k for k in words if broker.has_queue(k)}
         if trace is not None:
             for k in words:
-                ok = k in queues
+                ok = k in named
                 why = f"default exchange: queue {k!r} " + ("exists" if ok else "does not exist")
                 trace.append(Step("", ok, why))
-        return queues
+        return named
     queues: set[str] = set()
     seen = {exchange}
     work = [start]

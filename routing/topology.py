@@ -48,7 +48,7 @@ X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 DEFAULT_EXCHANGE = ""
 
 
-def _enum(kind: type[StrEnum], value: object, what: str) -> Any:
+def _enum(kind: type[StrEnum], value: Any, what: str) -> Any:
     try:
         return kind(value)
     except ValueError:
@@ -439,7 +439,7 @@ class Topology:
         set_(self, "_exchange_index", {**IMPLICIT_EXCHANGES, **exchanges})
         set_(self, "_queue_index", queues)
         set_(self, "_cache", {})
-        bindings = {}
+        bindings: dict[Binding, None] = {}
         for b in self.bindings:
             if not isinstance(b, Binding):
                 raise TopologyError(f"bindings must be Binding values, not {b!r}")
@@ -485,7 +485,7 @@ class Topology:
         return Topology.of(self, other)
 
 
-def _unique(kind: str, items: Iterable[Any], cls: type) -> dict[str, Any]:
+def _unique(kind: str, items: Iterable[Any], cls: type[Exchange] | type[Queue]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for item in items:
         if not isinstance(item, cls):
