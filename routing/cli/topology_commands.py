@@ -1,9 +1,195 @@
-"""Commands registered on the `routing` group."""
+"""Offline commands on a topology: `explain`, `export`, `graph`. No broker needed.
+
+TOPOLOGY is a definitions JSON file or a Python reference `package.module:attribute`
+(see `routing.loading`). Library errors become one line and exit code 1.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
 import click
+
+from routing.definitions import dump_definitions, void_arguments
+from routing.errors import RoutingError, UnknownExchange
+from routing.graph import markdown, mermaid
+from routing.loading import load_topology
+from routing.matching import Step, explain
+from routing.topology import Topology
+
+_TOPOLOGY = click.argument("topology", metavar="TOPOLOGY")
+_VHOST = click.option(
+    "--vhost",
+    default="/",
+    show_default=True,
+    help="The vhost to read from a definitions file (and, for export, to write).",
+)
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """Library errors as one clear line and exit code 1, never a traceback."""
+    try:
+        yield
+    except RoutingError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def parse_header(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE`; the value is JSON when it parses (`n=1` is 1, `ok=true` is True), else a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. --header region=eu)")
+
+    def no_constants(word: str) -> Any:
+        raise ValueError(word)  # NaN and Infinity are not JSON: keep them as text
+
+    try:
+        value = json.loads(raw, parse_constant=no_constants)
+    except ValueError:
+        value = raw
+    return name, value
+
+
+def _headers(ctx: click.Context, param: click.Parameter, given: Sequence[str]) -> dict[str, Any] | None:
+    if not given:
+        return None
+    return dict(parse_header(text) for text in given)
+
+
+@click.command("explain")
+@_TOPOLOGY
+@click.option(
+    "--exchange", "-e", required=True, help='The exchange a message is published to ("" is the default).'
+)
+@click.option("--routing-key", "-k", default="", help="The message's routing key.")
+@click.option(
+    "--header",
+    "-H",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_headers,
+    help="A message header; repeat for more. VALUE is JSON when it parses, else a string.",
+)
+@_VHOST
+@click.option("--json", "as_json", is_flag=True, help="Print {queues, trace} as JSON.")
+def explain_command(
+    topology: str,
+    exchange: str,
+    routing_key: str,
+    headers: dict[str, Any] | None,
+    vhost: str,
+    as_json: bool,
+) -> None:
+    """Which queues a message reaches, and why: every binding tried on the way.
+
+    \b
+    Examples:
+      routing explain definitions.json --exchange shop.events --routing-key order.created
+      routing explain examples.shop_topology:topology -e shop.audit -H region=eu -H big=true --json
+    """
+    with _one_line():
+        topo = load_topology(topology, vhost=vhost)
+        try:
+            result = explain(topo, exchange, routing_key, headers)
+        except UnknownExchange as exc:
+            raise click.ClickException(f"{exc} in {topology}; it has {_exchange_names(topo)}") from exc
+    if as_json:
+        trace = [step.as_dict() for step in result.trace]
+        click.echo(
+            json.dumps({"queues": sorted(result.queues), "trace": trace}, indent=2, ensure_ascii=False)
+        )
+        return
+    shown = "the default exchange" if exchange == "" else repr(exchange)
+    pairs = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (headers or {}).items())
+    intro = f"A message to {shown} with key {routing_key!r}" + (f" and headers {pairs}" if pairs else "")
+    if result.queues:
+        count = len(result.queues)
+        click.echo(f"{intro} reaches {count} queue{'s' if count > 1 else ''}:")
+        for name in sorted(result.queues):
+            click.echo(f"  {name}")
+    else:
+        click.echo(f"{intro} reaches no queue: it is dropped, or returned if published mandatory.")
+    click.echo("\nTrace (+ matched):")
+    for step in result.trace:
+        line = _trace_line(step)
+        click.echo(click.style(line, fg="green") if step.matched else line)
+
+
+def _trace_line(step: Step) -> str:
+    mark = "+" if step.matched else " "
+    where = step.exchange or "(default exchange)"
+    b = step.binding
+    if b is None:
+        return f"  {mark} {where}: {step.reason}"
+    kind = " (exchange)" if b.destination_type == "exchange" else ""
+    return f"  {mark} {where} -> {b.destination}{kind}: {step.reason}"
+
+
+def _exchange_names(topology: Topology) -> str:
+    names = [e.name for e in topology.exchanges]
+    if not names:
+        return "no exchanges of its own"
+    shown = ", ".join(map(repr, names[:10]))
+    return f"exchanges {shown}" + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+@click.command("export")
+@_TOPOLOGY
+@_VHOST
+@click.option(
+    "--skip-exclusive",
+    is_flag=True,
+    help="Leave exclusive queues (and their bindings) out instead of refusing: RabbitMQ never exports them.",
+)
+def export_command(topology: str, vhost: str, skip_exclusive: bool) -> None:
+    """Print the topology as RabbitMQ definitions JSON (for POST /api/definitions).
+
+    \b
+    Examples:
+      routing export examples.shop_topology:topology > definitions.json
+      curl -u guest:guest -H content-type:application/json \\
+           -d @definitions.json http://localhost:15672/api/definitions
+    """
+    with _one_line():
+        topo = load_topology(topology, vhost=vhost)
+        data = dump_definitions(topo, vhost=vhost, skip_exclusive=skip_exclusive)
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:  # NaN or Infinity in an argument: not JSON
+        raise click.ClickException(f"{topology}: cannot be written as JSON ({exc})") from exc
+    click.echo(text)
+    void = void_arguments(topo)
+    if void:
+        click.echo(
+            "warning: RabbitMQ's definitions import refuses null (void, e.g. 'header present'): "
+            f"{'; '.join(void)}. Declare this topology over AMQP instead.",
+            err=True,
+        )
+
+
+@click.command("graph")
+@_TOPOLOGY
+@_VHOST
+@click.option("--markdown", "as_markdown", is_flag=True, help="Wrap the diagram in a ```mermaid fence.")
+def graph_command(topology: str, vhost: str, as_markdown: bool) -> None:
+    """Print the topology as a Mermaid flowchart: exchanges, queues, labelled bindings.
+
+    \b
+    Examples:
+      routing graph examples.shop_topology:topology --markdown >> README.md
+      routing graph definitions.json --vhost shop > shop.mmd
+    """
+    with _one_line():
+        topo = load_topology(topology, vhost=vhost)
+    click.echo(markdown(topo) if as_markdown else mermaid(topo), nl=False)
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to `group`."""
+    for command in (explain_command, export_command, graph_command):
+        group.add_command(command)
