@@ -261,8 +261,11 @@ def test_requeued_message_keeps_its_deadline(t: MemoryTransport, clock: Clock) -
 
 def test_invalid_expiration_is_refused(t: MemoryTransport) -> None:
     t.declare(Topology.of(Queue("q")))
+    refused = t.publish("", "q", b"m", Properties(expiration="soon"))
+    assert refused.outcome is Outcome.UNCONFIRMED and t.flush() == [refused]
     with pytest.raises(PreconditionFailed, match="invalid expiration"):
-        publish(t, "q", "m", expiration="soon")
+        refused.raise_for_outcome()
+    assert t.get("q") is None
 
 
 # ----------------------------------------------------------- max-length

@@ -137,12 +137,17 @@ def test_unroutable_is_dropped_or_returned_with_mandatory(t: MemoryTransport) ->
 
 
 def test_publishing_to_a_missing_or_internal_exchange_is_refused(t: MemoryTransport) -> None:
+    # As on RabbitMQ: the publication settles UNCONFIRMED with the channel error, no raise.
+    missing = t.publish("nope", "k", b"")
+    assert missing.outcome is Outcome.UNCONFIRMED
     with pytest.raises(ChannelClosed) as err:
-        t.publish("nope", "k", b"")
+        missing.raise_for_outcome()
     assert (err.value.code, err.value.text) == (404, "NOT_FOUND - no exchange 'nope' in vhost '/'")
     t.declare(Topology.of(Exchange("inner", "fanout", internal=True)))
+    internal = t.publish("inner", "", b"")
+    assert t.flush() == [missing, internal]
     with pytest.raises(ChannelClosed) as err:
-        t.publish("inner", "", b"")
+        internal.raise_for_outcome()
     assert err.value.code == 403
     assert "cannot publish to internal exchange 'inner'" in err.value.text
 

@@ -60,6 +60,8 @@ def test_schema_of_an_unknown_type_is_a_schema_error(registry: SchemaRegistry) -
         ("task.resize_image", {"input": "in/a.png", "width": 100, "height": 50}),
         ("task.resize_image", {"id": 1, "action": "resize_image", "input": "a.png", "output": "b.png",
                                "width": 1, "height": 65535, "keep_aspect": True}),
+        ("task.resize_image", {"id": 1, "action": "resize_image"}),  # the seed tutorial's message
+        ("task.resize_image", {"id": "job-7", "action": "resize_image", "output": "b.png"}),
     ],
 )  # fmt: skip
 def test_valid_data_for_each_bundled_type(registry: SchemaRegistry, event_type: str, data: Any) -> None:
@@ -89,6 +91,10 @@ def test_valid_data_for_each_bundled_type(registry: SchemaRegistry, event_type: 
           "data.width: 0 is less than the minimum 1"]),
         ("task.resize_image", {"input": "a", "width": 1, "height": 1, "a.b": 1, "ü": 2},
          ['data["a.b"]: not allowed here', 'data["ü"]: not allowed here']),
+        ("task.resize_image", {"id": 1.5, "action": "resize_image"},
+         ["data.id: expected integer or string, got number"]),
+        ("task.resize_image", {"width": 5, "action": "resize_image"},
+         ["data: needs one of input+width+height, id+action"]),
     ],
 )  # fmt: skip
 def test_problems_name_each_path_and_rule(

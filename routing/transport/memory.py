@@ -220,14 +220,26 @@ class MemoryTransport:
         *,
         mandatory: bool = False,
     ) -> Publication:
-        """Route the message now; the publication comes back already settled."""
+        """Route the message now; the publication comes back already settled (a refused
+        publish, say to an unknown exchange, settles UNCONFIRMED with the `ChannelClosed`)."""
         if type(body) is not bytes:
             body = body.encode() if isinstance(body, str) else bytes(body)
         with self._broker.lock:
             self._check_open()
-            routed, accepted = self._broker.publish(exchange, routing_key, body, properties or _NO_PROPERTIES)
             self._sequence += 1
             publication = Publication(exchange, routing_key, self._sequence, Outcome.CONFIRMED)
+            try:
+                routed, accepted = self._broker.publish(
+                    exchange, routing_key, body, properties or _NO_PROPERTIES
+                )
+            except ChannelClosed as exc:
+                # RabbitMQ answers a publish it refuses (unknown or internal exchange, bad
+                # expiration) by closing the channel, not with a confirm: the RabbitMQ
+                # transport settles it UNCONFIRMED with that error and carries on.
+                publication.outcome = Outcome.UNCONFIRMED
+                publication.error = exc
+                self._failures.append(publication)
+                return publication
             if not accepted:
                 shown = exchange or "(default exchange)"
                 publication.outcome = Outcome.NACKED

@@ -1,0 +1,123 @@
+"""One conformance suite, two brokers: every scenario here runs on the embedded broker
+(`memory://<unique>`) and on the real RabbitMQ (`amqp_url`, marked `broker`).
+
+RabbitMQ is the reference. A scenario talks only through the `Transport` interface, via the
+`broker` fixture (a `Harness`): it declares what it needs (deleted at the end), and reads
+queues with short polls, because on RabbitMQ dead-lettering and requeues are asynchronous.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from routing.embedded import forget
+from routing.errors import BrokerError
+from routing.topology import Binding, Exchange, Queue, Topology
+from routing.transport import Delivery, Transport, open_transport
+
+POLL = 0.02
+WAIT = 3.0  # longest a scenario waits for a message that should come
+
+
+def plain(value: Any) -> Any:
+    """Headers as plain data (FrozenDict -> dict, tuple -> list, bytes -> str), to compare."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+class Harness:
+    """A transport on the broker under test, and the few steps every scenario repeats."""
+
+    def __init__(self, kind: str, url: str, unique: str) -> None:
+        self.kind = kind
+        self.url = url
+        self.unique = unique
+        self.t: Transport = open_transport(url)
+        self._queues: list[str] = []
+        self._exchanges: list[str] = []
+        self._others: list[Transport] = []
+
+    def name(self, suffix: str) -> str:
+        return f"{self.unique}.{suffix}"
+
+    def declare(self, *entities: Exchange | Queue | Binding) -> Topology:
+        topology = Topology.of(*entities)
+        self._exchanges += [x.name for x in topology.exchanges]
+        self._queues += [q.name for q in topology.queues]
+        self.t.declare(topology)
+        return topology
+
+    def connect(self) -> Transport:
+        """Another connection to the same broker (closed at the end)."""
+        other = open_transport(self.url)
+        self._others.append(other)
+        return other
+
+    def get(self, queue: str, wait: float = WAIT) -> Delivery | None:
+        """The next message of `queue`, polling up to `wait` seconds; None if none came."""
+        deadline = time.monotonic() + wait
+        while True:
+            delivery = self.t.get(queue)
+            if delivery is not None or time.monotonic() >= deadline:
+                return delivery
+            time.sleep(POLL)
+
+    def take(self, queue: str, wait: float = WAIT) -> Delivery:
+        delivery = self.get(queue, wait)
+        assert delivery is not None, f"nothing arrived in {queue!r} within {wait}s"
+        self.t.ack(delivery)
+        return delivery
+
+    def drain(self, queue: str) -> list[bytes]:
+        """Every ready message's body, in order, acked."""
+        bodies = []
+        while (delivery := self.t.get(queue)) is not None:
+            self.t.ack(delivery)
+            bodies.append(delivery.body)
+        return bodies
+
+    def publish_all(self, exchange: str, messages: list[tuple[str, bytes]]) -> None:
+        """Publish (routing key, body) pairs and wait until each is confirmed."""
+        for key, body in messages:
+            self.t.publish(exchange, key, body)
+        assert self.t.flush(timeout=WAIT) == []
+
+    def close(self) -> None:
+        for other in self._others:
+            other.close()
+        cleaner = self.t
+        if getattr(cleaner, "closed", False):
+            cleaner = open_transport(self.url)
+        try:
+            for queue in self._queues:
+                with contextlib.suppress(BrokerError):  # gone already (exclusive, auto-delete)
+                    cleaner.delete_queue(queue)
+            for exchange in self._exchanges:
+                with contextlib.suppress(BrokerError):
+                    cleaner.delete_exchange(exchange)
+        finally:
+            cleaner.close()
+            self.t.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
+def broker(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
+    """The broker under test: the embedded one, then RabbitMQ."""
+    url = f"memory://{unique}" if request.param == "memory" else request.getfixturevalue("amqp_url")
+    harness = Harness(request.param, url, unique)
+    try:
+        yield harness
+    finally:
+        harness.close()
+        if request.param == "memory":
+            forget(url)
