@@ -1,32 +1,57 @@
-"""Commands that talk to a running RabbitMQ: `declare`."""
+"""Commands that talk to a running broker: `declare`, `diff`, `publish`, `consume`, `tail`."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import click
 
-from routing.errors import DeclareConflicts, RoutingError
+from routing._frozen import FrozenDict, thaw
+from routing.cli.envelope_commands import load_registry
+from routing.cli.topology_commands import parse_header
+from routing.definitions import load_definitions
+from routing.diff import diff_topology
+from routing.envelope import Envelope, Rejection, build_envelope, decode_or_reject, encode, to_properties
+from routing.errors import DeclareConflicts, RoutingError, ValidationError
 from routing.loading import load_topology
-from routing.transport import open_transport
+from routing.management import Management
+from routing.schemas import SchemaRegistry
+from routing.topology import Binding, Exchange, ExchangeType, Queue, Topology
+from routing.transport import Delivery, Outcome, Transport, open_transport
 from routing.transport.base import DeclareReport
 from routing.urls import ENV_VAR, describe, is_memory, resolve
 
+_URL_HELP = f"amqp://, amqps:// or memory:// URL of the broker (default: ${ENV_VAR}, else memory://)."
+_EMBEDDED_NOTE = (
+    "note: the embedded broker lives inside this one process: nothing published here reaches "
+    "another process, and this process starts with no exchanges or queues of its own"
+)
 
-def _rabbit_url(url: str | None) -> str:
+
+def _rabbit_url(url: str | None, command: str) -> str:
     url = resolve(url)
     if is_memory(url):
         raise click.ClickException(
-            "declare needs RabbitMQ: the embedded broker lives inside one process, so there is "
-            f"nothing to declare on; pass --url amqp://user:pass@host:5672/vhost or set {ENV_VAR}"
+            f"{command} needs RabbitMQ: the embedded broker lives inside one process, so there is "
+            f"nothing to {command} there; pass --url amqp://user:pass@host:5672/vhost or set {ENV_VAR}"
         )
     return url
 
 
-def _vhost(url: str) -> str:
-    """The vhost a definitions file is read for: the (first) URL's, `%2F` being "/"."""
-    path = urlsplit(url.split(",")[0].strip()).path
-    return unquote(path[1:]) if len(path) > 1 else "/"
+def _start(url: str | None) -> str:
+    """The broker URL to use, after printing the line that names it."""
+    url = resolve(url)
+    click.echo(describe(url))
+    if is_memory(url):
+        click.echo(_EMBEDDED_NOTE)
+    return url
 
 
 def _print_report(report: DeclareReport) -> None:
@@ -43,12 +68,154 @@ def _print_report(report: DeclareReport) -> None:
         click.echo(counts)
 
 
+def _headers(values: tuple[str, ...]) -> dict[str, Any]:
+    return dict(parse_header(v) for v in values)
+
+
+_header_option = click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
+)
+_schemas_option = click.option(
+    "--schemas",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder of <type>.schema.json files, loaded over the bundled schemas.",
+)
+_allow_unknown_option = click.option(
+    "--allow-unknown", is_flag=True, help="Accept event types that have no schema (data unchecked)."
+)
+_limit_option = click.option("--limit", type=click.IntRange(min=1), help="Stop after N messages.")
+_timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0), help="Stop after S seconds with no message."
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+
+
+def _fail(exc: RoutingError) -> click.ClickException:
+    return click.ClickException(" ".join(str(exc).split()))
+
+
+# ------------------------------------------------------------------ printing
+
+
+def _render(item: Delivery, result: Envelope | Rejection, as_json: bool, number: int) -> str:
+    where = {"exchange": item.exchange, "routing_key": item.routing_key, "queue": item.queue}
+    if as_json:
+        record: dict[str, Any] = {**where, "redelivered": item.redelivered}
+        if item.headers:
+            record["headers"] = _jsonable(thaw(item.headers))
+        if isinstance(result, Rejection):
+            record["rejected"] = {"reason": result.reason, "path": result.path}
+        else:
+            record["envelope"] = result.to_dict()
+        return json.dumps(record, ensure_ascii=False, default=str)
+    shown = item.exchange or "(default)"
+    head = f"#{number} {shown} {item.routing_key!r}" + (" (redelivered)" if item.redelivered else "")
+    if isinstance(result, Rejection):
+        path = f" at {result.path}" if result.path else ""
+        return f"{head} REJECTED{path}: {result.reason}"
+    data = json.dumps(thaw(result.data), ensure_ascii=False, default=str)
+    return f"{head} {result.type} id={result.id} source={result.source}\n    data: {data}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _deliveries(consumer: Any, limit: int | None, timeout: float | None) -> Iterator[Delivery]:
+    """Deliveries until `limit` of them, `timeout` seconds of silence, or Ctrl-C."""
+    count = 0
+    try:
+        while limit is None or count < limit:
+            item = consumer.get(timeout=timeout)
+            if item is None:
+                return
+            count += 1
+            yield item
+    except KeyboardInterrupt:
+        return
+
+
+def _watch(
+    transport: Transport,
+    consumer: Any,
+    handle: Callable[[Delivery, Envelope | Rejection], None],
+    registry: SchemaRegistry,
+    event_type: str | None,
+    limit: int | None,
+    timeout: float | None,
+) -> tuple[int, int]:
+    """Decode and hand on each delivery; returns (shown, rejected)."""
+    shown = rejected = 0
+    for item in _deliveries(consumer, limit, timeout):
+        result = decode_or_reject(item.body, item.properties, registry=registry, event_type=event_type)
+        shown += 1
+        rejected += isinstance(result, Rejection)
+        handle(item, result)
+    consumer.cancel()
+    return shown, rejected
+
+
+# ------------------------------------------------------------------ tail's queue
+
+
+def _tail_exchange(transport: Transport, url: str, name: str, kind: str | None, rule: str) -> Exchange | None:
+    """The exchange to bind to, exactly as the broker has it (so declaring it changes
+    nothing); None for `amq.*`, which every vhost has."""
+    if name.startswith("amq."):
+        return None
+    if not is_memory(url):
+        try:
+            item = Management.for_broker(url).exchange(name)
+        except RoutingError:
+            item = None  # no management API: guess below, and check with a declare
+        else:
+            if item is None:
+                raise click.ClickException(
+                    f"no exchange {name!r} on the broker; check the name and the vhost"
+                )
+            item = {k: item[k] for k in ("name", "type", "durable", "auto_delete", "internal", "arguments")}
+            return load_definitions({"exchanges": [item]}).exchanges[0]
+    guess = kind or ("headers" if rule == "headers" else "topic" if rule == "key" else "fanout")
+    return Exchange(name, ExchangeType(guess))
+
+
+def _tail_binding(
+    exchange: Exchange | None, name: str, queue: str, key: str | None, headers: dict[str, Any], match: str
+) -> Binding:
+    kind = (
+        str(exchange.type)
+        if exchange is not None
+        else {"amq.topic": "topic", "amq.fanout": "fanout", "amq.direct": "direct"}.get(name, "headers")
+    )
+    if headers or kind == "headers":
+        if kind != "headers":
+            raise click.ClickException(
+                f"{name!r} is a {kind} exchange: --header needs a headers exchange; use --key"
+            )
+        return Binding(name, queue, arguments={"x-match": match, **headers})
+    if kind == "direct" and key is None:
+        raise click.ClickException(f"{name!r} is a direct exchange: give the routing key to watch with --key")
+    if kind == "topic" and key is None:
+        key = "#"  # everything
+    return Binding(name, queue, key or "")
+
+
 def register(group: click.Group) -> None:
     """Add this module's commands to `group`."""
 
     @group.command()
     @click.argument("topology", metavar="TOPOLOGY")
-    @click.option("--url", help=f"amqp:// or amqps:// URL of the broker (default: ${ENV_VAR}).")
+    @click.option("--url", help="amqp:// or amqps:// URL of the broker (default: $ROUTING_URL).")
     def declare(topology: str, url: str | None) -> None:
         """Declare TOPOLOGY on RabbitMQ, idempotently.
 
@@ -61,9 +228,10 @@ def register(group: click.Group) -> None:
           routing declare shop/topology.py:topology --url amqp://guest:guest@localhost/
         """
         try:
-            broker_url = _rabbit_url(url)
+            broker_url = _rabbit_url(url, "declare")
             click.echo(describe(broker_url))
-            loaded = load_topology(topology, vhost=_vhost(broker_url))
+            management = Management.for_broker(broker_url)
+            loaded = load_topology(topology, vhost=management.vhost)
             with open_transport(broker_url) as transport:
                 report = transport.declare(loaded)
         except DeclareConflicts as exc:
@@ -76,5 +244,325 @@ def register(group: click.Group) -> None:
                 "Delete them on the broker or change the topology to match."
             ) from exc
         except RoutingError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise _fail(exc) from exc
         _print_report(report)
+
+    @group.command()
+    @click.argument("topology", metavar="TOPOLOGY")
+    @click.option("--url", help="amqp:// or amqps:// URL of the broker (default: $ROUTING_URL).")
+    @click.option(
+        "--management-url",
+        metavar="URL",
+        help="The management HTTP API (default: the AMQP host, port 15672, same user and password).",
+    )
+    @click.option("--ignore-extra", is_flag=True, help="Do not list or count what only the broker has.")
+    @click.pass_context
+    def diff(
+        ctx: click.Context, topology: str, url: str | None, management_url: str | None, ignore_extra: bool
+    ) -> None:
+        """Compare TOPOLOGY with what the broker has, through the management API.
+
+        Prints what declaring would create, what differs (setting by setting, argument by
+        argument) and what exists only on the broker, in the URL's vhost. Exit code 0 when
+        they are the same, 2 when they differ, 1 on error.
+
+        \b
+        Example:
+          routing diff shop.topology:topology --url amqp://guest:guest@localhost/%2F
+        """
+        try:
+            broker_url = _rabbit_url(url, "diff")
+            click.echo(describe(broker_url))
+            management = Management.for_broker(broker_url, management_url)
+            loaded = load_topology(topology, vhost=management.vhost)
+            click.echo(f"management API: {management.base}, vhost {management.vhost!r}")
+            result = diff_topology(loaded, management.definitions(), vhost=management.vhost)
+        except RoutingError as exc:
+            raise _fail(exc) from exc
+        if ignore_extra:
+            result = replace(result, extra=())
+        for line in result.create:
+            click.echo(f"would create: {line}")
+        for difference in result.differ:
+            click.echo(f"differs: {difference.describe()}")
+        for line in result.extra:
+            click.echo(f"only on the broker: {line}")
+        for line in result.skipped:
+            click.echo(f"not compared: {line}")
+        if result.equal:
+            click.echo("the broker matches the topology")
+            return
+        click.echo(
+            f"{len(result.create)} to create, {len(result.differ)} differing, "
+            f"{len(result.extra)} only on the broker"
+        )
+        ctx.exit(2)
+
+    @group.command()
+    @click.option("--exchange", required=True, help='The exchange ("" for the default exchange).')
+    @click.option("--routing-key", default="", help="The routing key.")
+    @click.option("--type", "event_type", required=True, help="The event type, e.g. log.record.")
+    @click.option("--source", default="urn:routing:cli", show_default=True, help="Who sends it (a URI).")
+    @click.option("--subject", help="What the event is about, within the source.")
+    @click.option("--data", help="The data as JSON; read from stdin when omitted or '-'.")
+    @_header_option
+    @click.option(
+        "--ce-headers", is_flag=True, help="Also copy the attributes into ce- headers (ce-type...)."
+    )
+    @click.option(
+        "--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many to send."
+    )
+    @click.option("--mandatory", is_flag=True, help="Fail if no queue is bound for the key.")
+    @click.option("--transient", is_flag=True, help="delivery_mode 1 instead of persistent.")
+    @_schemas_option
+    @_allow_unknown_option
+    @click.option("--url", help=_URL_HELP)
+    def publish(
+        exchange: str,
+        routing_key: str,
+        event_type: str,
+        source: str,
+        subject: str | None,
+        data: str | None,
+        headers: tuple[str, ...],
+        ce_headers: bool,
+        count: int,
+        mandatory: bool,
+        transient: bool,
+        schemas: Path | None,
+        allow_unknown: bool,
+        url: str | None,
+    ) -> None:
+        """Build, validate and publish an envelope, with publisher confirms.
+
+        The envelope is checked against its schema first: an invalid one is refused with
+        every failing path, and nothing is sent. `--count N` sends N envelopes (each with
+        its own id) and shows progress. Reports how many were confirmed, returned and nacked;
+        exits 1 unless all were confirmed.
+
+        \b
+        Example:
+          routing publish --exchange logs --routing-key billing.error --type log.record \\
+            --data '{"level": "error", "service": "billing", "message": "card declined",
+                     "time": "2026-01-01T12:00:00Z"}'
+        """
+        broker_url = _start(url)
+        registry = load_registry(schemas, allow_unknown)
+        extra = _headers(headers)
+        if data in (None, "-"):
+            data = "" if data is None and sys.stdin.isatty() else sys.stdin.read()
+
+        def make() -> tuple[bytes, Any]:
+            envelope = build_envelope(event_type, data, source=source, subject=subject, registry=registry)
+            props = to_properties(envelope, persistent=not transient, ce_headers=ce_headers)
+            if extra:
+                props = replace(props, headers=FrozenDict({**props.headers, **extra}))
+            return encode(envelope, registry=None), props
+
+        try:
+            first = make()  # refused here, before any connection, when invalid
+        except ValidationError as exc:
+            for problem in exc.problems:
+                click.echo(f"invalid: {problem}", err=True)
+            raise click.ClickException(
+                f"envelope refused ({len(exc.problems)} problem(s)); nothing was sent"
+            ) from exc
+        except RoutingError as exc:
+            raise _fail(exc) from exc
+        started = time.monotonic()
+        try:
+            with open_transport(broker_url) as transport:
+                if count == 1:
+                    transport.publish(exchange, routing_key, first[0], first[1], mandatory=mandatory)
+                    click.echo(f"id: {first[1].message_id}")
+                else:
+                    with click.progressbar(length=count, label="publishing", file=sys.stderr) as bar:
+                        for n in range(count):
+                            body, props = first if n == 0 else make()
+                            transport.publish(exchange, routing_key, body, props, mandatory=mandatory)
+                            bar.update(1)
+                failures = transport.flush(timeout=30)
+        except RoutingError as exc:
+            raise _fail(exc) from exc
+        elapsed = time.monotonic() - started
+        tally = {o: sum(p.outcome is o for p in failures) for o in Outcome}
+        pending = sum(p.outcome is None for p in failures)
+        confirmed = count - len(failures)
+        rate = f", {count / elapsed:,.0f} msg/s" if count > 1 and elapsed > 0 else ""
+        click.echo(
+            f"published {count}: {confirmed} confirmed, {tally[Outcome.RETURNED]} returned, "
+            f"{tally[Outcome.NACKED]} nacked, {tally[Outcome.UNCONFIRMED] + pending} unconfirmed{rate}"
+        )
+        if failures:
+            first_error = next((p.error for p in failures if p.error is not None), None)
+            if tally[Outcome.RETURNED]:
+                shown = exchange or "(default exchange)"
+                raise click.ClickException(
+                    f"unroutable: no queue is bound to exchange {shown!r} for key {routing_key!r}"
+                    f" ({tally[Outcome.RETURNED]} returned)"
+                )
+            raise click.ClickException(
+                str(first_error) if first_error else f"{len(failures)} message(s) not confirmed"
+            )
+
+    @group.command()
+    @click.argument("queue")
+    @click.option(
+        "--ack/--no-ack",
+        default=True,
+        show_default=True,
+        help="Ack what is shown (and dead-letter invalid messages), or leave it all on the queue.",
+    )
+    @_limit_option
+    @click.option(
+        "--prefetch",
+        type=click.IntRange(min=1),
+        default=100,
+        show_default=True,
+        help="Unacked deliveries in flight.",
+    )
+    @_timeout_option
+    @_json_option
+    @click.option("--event-type", help="The event type of plain JSON bodies (sent without an envelope).")
+    @_schemas_option
+    @_allow_unknown_option
+    @click.option("--url", help=_URL_HELP)
+    def consume(
+        queue: str,
+        ack: bool,
+        limit: int | None,
+        prefetch: int,
+        timeout: float | None,
+        as_json: bool,
+        event_type: str | None,
+        schemas: Path | None,
+        allow_unknown: bool,
+        url: str | None,
+    ) -> None:
+        """Print the envelopes arriving on QUEUE.
+
+        Each message is decoded and checked against its schema. An invalid one is printed
+        as REJECTED with the reason and, with --ack, rejected without requeue so the queue's
+        dead-letter exchange gets it. --no-ack leaves every message on the queue (they are
+        redelivered once this command exits). Runs until --limit, --timeout or Ctrl-C.
+
+        \b
+        Example:
+          routing consume billing-alerts --limit 10 --timeout 5
+        """
+        broker_url = _start(url)
+        registry = load_registry(schemas, allow_unknown)
+        # Without acks, a prefetch window would stall after `prefetch` messages.
+        window = prefetch if ack else (limit or 0)
+
+        def handle(item: Delivery, result: Envelope | Rejection) -> None:
+            click.echo(_render(item, result, as_json, shown[0] + 1))
+            shown[0] += 1
+            if not ack:
+                return
+            if isinstance(result, Rejection):
+                transport.reject(item, requeue=False)
+            else:
+                transport.ack(item)
+
+        shown = [0]
+        try:
+            with open_transport(broker_url) as transport:
+                consumer = transport.consume(queue, prefetch=window)
+                if not as_json:
+                    click.echo(f"consuming from {queue!r}; Ctrl-C to stop")
+                total, rejected = _watch(transport, consumer, handle, registry, event_type, limit, timeout)
+        except RoutingError as exc:
+            raise _fail(exc) from exc
+        summary = f"{total} message(s), {rejected} rejected" + ("" if ack else ", none acked")
+        click.echo(summary, err=as_json)
+
+    @group.command()
+    @click.argument("exchange")
+    @click.option("--key", help="Binding key to watch: a topic pattern (default '#') or a direct key.")
+    @_header_option
+    @click.option(
+        "--match",
+        type=click.Choice(["all", "any"]),
+        default="all",
+        show_default=True,
+        help="Headers exchange: every --header must match, or any one.",
+    )
+    @click.option(
+        "--type",
+        "kind",
+        type=click.Choice(["direct", "fanout", "topic", "headers"]),
+        help="The exchange's type, when the management API cannot tell.",
+    )
+    @_limit_option
+    @_timeout_option
+    @_json_option
+    @_schemas_option
+    @click.option("--url", help=_URL_HELP)
+    def tail(
+        exchange: str,
+        key: str | None,
+        headers: tuple[str, ...],
+        match: str,
+        kind: str | None,
+        limit: int | None,
+        timeout: float | None,
+        as_json: bool,
+        schemas: Path | None,
+        url: str | None,
+    ) -> None:
+        """Watch what flows through EXCHANGE.
+
+        Binds a temporary exclusive, auto-delete queue (gone when this command exits) with
+        --key for a topic or direct exchange, --header rules for a headers exchange, or
+        nothing for fanout, and prints every message it receives. Nothing is taken from
+        anyone: the exchange copies each message to this queue too.
+
+        \b
+        Examples:
+          routing tail logs --key '*.error' --limit 5
+          routing tail media --header format=jpeg --header region=eu --match any
+        """
+        if key is not None and headers:
+            raise click.UsageError("give --key or --header, not both")
+        if exchange == "":
+            raise click.ClickException("the default exchange cannot be bound; consume from the queue instead")
+        broker_url = _start(url)
+        registry = load_registry(schemas, allow_unknown=True)
+        rule = "headers" if headers else "key" if key is not None else "none"
+        queue_name = f"routing.tail.{uuid.uuid4().hex[:12]}"
+
+        def handle(item: Delivery, result: Envelope | Rejection) -> None:
+            click.echo(_render(item, result, as_json, shown[0] + 1))
+            shown[0] += 1
+            transport.ack(item)
+
+        shown = [0]
+        try:
+            with open_transport(broker_url) as transport:
+                target = _tail_exchange(transport, broker_url, exchange, kind, rule)
+                binding = _tail_binding(target, exchange, queue_name, key, _headers(headers), match)
+                queue = Queue(queue_name, durable=False, exclusive=True, auto_delete=True)
+                entities: list[Any] = [queue, binding] + ([target] if target is not None else [])
+                try:
+                    report = transport.declare(Topology.of(entities))
+                except DeclareConflicts as exc:
+                    raise click.ClickException(
+                        f"{exc.conflicts[0]}; pass --type with the exchange's type"
+                    ) from exc
+                if (
+                    target is not None
+                    and not is_memory(broker_url)
+                    and f"exchange {exchange!r}" in report.created
+                ):
+                    transport.delete_exchange(exchange)  # we guessed it into existence: undo
+                    raise click.ClickException(
+                        f"no exchange {exchange!r} on the broker; check the name and vhost"
+                    )
+                consumer = transport.consume(queue_name, prefetch=100)
+                if not as_json:
+                    click.echo(f"watching {binding.describe()}; Ctrl-C to stop")
+                total, _ = _watch(transport, consumer, handle, registry, None, limit, timeout)
+        except RoutingError as exc:
+            raise _fail(exc) from exc
+        click.echo(f"{total} message(s)", err=as_json)

@@ -1,0 +1,38 @@
+"""An example topology for a small shop, used by the README and the CLI tests.
+
+routing explain examples.shop_topology:topology --exchange shop.events --routing-key order.created
+routing graph examples.shop_topology:topology --markdown
+"""
+
+from __future__ import annotations
+
+from routing import Exchange, Queue, Topology
+
+events = Exchange("shop.events", "topic", alternate_exchange="shop.unrouted")
+unrouted = Exchange("shop.unrouted", "fanout")
+audit = Exchange("shop.audit", "headers", internal=True)
+dlx = Exchange("shop.dlx", "direct")
+
+orders = Queue("orders.created", type="quorum", delivery_limit=5, dead_letter_exchange="shop.dlx")
+billing = Queue("billing", message_ttl=60_000, max_length=1_000, overflow="reject-publish")
+audit_eu = Queue("audit.eu")
+audit_big = Queue("audit.big-orders")
+lost = Queue("unrouted")
+dead = Queue("dead-letters")
+
+topology = Topology.of(
+    events.bind(orders, "order.created"),
+    events.bind(billing, "order.*.paid"),
+    events.bind(billing, "refund.#"),
+    events.bind(audit, "order.#"),
+    audit.bind(audit_eu, match="all", headers={"region": "eu"}),
+    audit.bind(audit_big, match="any", headers={"big": True, "priority": 9}),
+    unrouted.bind(lost),
+    dlx.bind(dead, "orders.created"),
+    [events, unrouted, audit, dlx, orders, billing, audit_eu, audit_big, lost, dead],
+)
+
+
+def build() -> Topology:
+    """The same topology from a factory, for `examples.shop_topology:build`."""
+    return topology

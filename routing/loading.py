@@ -1,0 +1,84 @@
+"""Find a topology from what a user types: a definitions file, or `package.module:attribute`.
+
+A module reference is imported as `python -m` and uvicorn would: the current working
+directory goes first on `sys.path`, so `routing explain shop:topology ...` finds `./shop.py`.
+The attribute is a `Topology` or a zero-argument function that returns one; a dotted
+attribute (`module:obj.topology`) is followed. Importing runs the module's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+import sys
+from typing import Any
+
+from routing.definitions import load_definitions
+from routing.errors import DefinitionsError
+from routing.topology import Topology
+
+_IDENTIFIERS = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
+_MODULE_REF = re.compile(rf"({_IDENTIFIERS}):({_IDENTIFIERS})")
+
+
+def load_topology(ref: str, *, vhost: str = "/") -> Topology:
+    """The topology `ref` names: a definitions JSON file (read for `vhost`) or `module:attribute`."""
+    match = _MODULE_REF.fullmatch(ref)
+    if match and not os.path.exists(ref):
+        return _from_module(match.group(1), match.group(2))
+    if not os.path.exists(ref) and not ref.endswith(".json"):
+        raise DefinitionsError(
+            f"{ref}: no such file; a Python topology is written module:attribute, e.g. shop.topology:topology"
+        )
+    return load_definitions(ref, vhost=vhost)
+
+
+def _from_module(module_name: str, attribute: str) -> Topology:
+    ref = f"{module_name}:{attribute}"
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise DefinitionsError(
+                f"{ref}: no module named {exc.name!r} (looked in {cwd} and on sys.path)"
+            ) from None
+        raise DefinitionsError(f"{ref}: importing {module_name!r} failed: {exc}") from exc
+    except Exception as exc:
+        raise DefinitionsError(f"{ref}: importing {module_name!r} failed: {_one_line(exc)}") from exc
+    value: Any = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise DefinitionsError(f"{ref}: {module_name!r} has no attribute {attribute!r}") from None
+    if isinstance(value, Topology):
+        return value
+    if callable(value) and not inspect.isclass(value):
+        try:
+            inspect.signature(value).bind()
+        except TypeError:
+            raise DefinitionsError(
+                f"{ref}: {attribute}() needs arguments; point at a zero-argument function"
+            ) from None
+        except ValueError:
+            pass  # no signature to inspect (some builtins): just call it
+        try:
+            value = value()
+        except Exception as exc:
+            raise DefinitionsError(f"{ref}: calling {attribute}() failed: {_one_line(exc)}") from exc
+        if isinstance(value, Topology):
+            return value
+        raise DefinitionsError(f"{ref}: {attribute}() returned type {type(value).__name__}, not a Topology")
+    raise DefinitionsError(
+        f"{ref}: is of type {type(value).__name__}, not a Topology or a function that returns one"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,87 @@
+"""A small reader for RabbitMQ's management HTTP API: definitions and single exchanges.
+
+Read-only, stdlib `urllib` only. The API's address defaults to the AMQP URL's host on port
+15672 (15671 with TLS, or the URL's `management=` option), with the AMQP URL's credentials
+and vhost; a `management_url` given explicitly wins, and so do credentials written in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from routing.errors import BrokerError, ConnectionFailed
+from routing.transport._amqp_url import parse_urls
+from routing.urls import redact
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Management:
+    """Where the management API is, whose credentials to use, and which vhost to read."""
+
+    base: str  # no credentials: safe to print
+    vhost: str = "/"
+    username: str = "guest"
+    password: str = field(default="guest", repr=False)
+    timeout: float = 5.0
+
+    @classmethod
+    def for_broker(cls, amqp_url: str, management_url: str | None = None, timeout: float = 5.0) -> Management:
+        """The management API of the broker `amqp_url` names (its first node)."""
+        ep = parse_urls(amqp_url)[0]
+        username, password, base = ep.username, ep.password, ep.management_url
+        if management_url:
+            parts = urlsplit(management_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConnectionFailed(
+                    f"{redact(management_url)}: the management URL must be http(s)://host:15672"
+                )
+            if parts.username is not None:
+                username = unquote(parts.username)
+                password = unquote(parts.password or "")
+            netloc = parts.netloc.rsplit("@", 1)[-1]
+            base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        return cls(base=base, vhost=ep.vhost, username=username, password=password, timeout=timeout)
+
+    def get(self, path: str) -> Any:
+        """GET `path` (under /api) as JSON, None for 404; `BrokerError` with one clear line otherwise."""
+        url = f"{self.base}/api/{path}"
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the response's socket
+            if exc.code == 401:
+                raise ConnectionFailed(
+                    f"management API at {self.base} refused the credentials of user {self.username!r}"
+                ) from None
+            if exc.code == 404:
+                return None
+            raise BrokerError(f"management API at {self.base}: HTTP {exc.code} for {path}") from None
+        except (OSError, ValueError) as exc:  # URLError is an OSError; ValueError: not JSON
+            reason = getattr(exc, "reason", exc)
+            raise ConnectionFailed(
+                f"management API not reachable at {self.base} ({reason}); enable it with "
+                "`rabbitmq-plugins enable rabbitmq_management` or pass --management-url"
+            ) from None
+
+    def definitions(self) -> dict[str, Any]:
+        """`GET /api/definitions/{vhost}`: the vhost's exchanges, queues and bindings."""
+        data = self.get(f"definitions/{quote(self.vhost, safe='')}")
+        if data is None:
+            raise ConnectionFailed(f"management API at {self.base}: no vhost {self.vhost!r}")
+        if not isinstance(data, dict):
+            raise BrokerError(f"management API at {self.base}: definitions are not a JSON object")
+        return data
+
+    def exchange(self, name: str) -> dict[str, Any] | None:
+        """One exchange of the vhost as the API shows it, or None when it does not exist."""
+        data = self.get(f"exchanges/{quote(self.vhost, safe='')}/{quote(name, safe='')}")
+        return data if isinstance(data, dict) else None
