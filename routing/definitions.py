@@ -93,7 +93,7 @@ def load_definitions(data: Source, *, vhost: str = "/", undefined_is_void: bool 
         others = sorted({str(item.get("vhost")) for items in sections.values() for _, item in items})
         raise DefinitionsError(
             f"{origin}: nothing in vhost {vhost!r}; the file has vhost {', '.join(map(repr, others))}:"
-            " choose one with --vhost (vhost=...)"
+            " choose one with --vhost (vhost= in Python)"
         )
     entities: list[Exchange | Queue | Binding] = []
     for name, parse in _PARSERS.items():
