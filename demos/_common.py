@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from routing.errors import RoutingError
 from routing.matching import explain
 from routing.topology import Topology
 from routing.transport import Transport
-from routing.urls import describe, resolve
+from routing.urls import describe, redact, resolve
 
 DEFAULT_PREFIX = "demo."
 
@@ -86,6 +86,30 @@ class DemoResult:
             "facts": list(self.facts),
             "deliveries": [d.as_dict() for d in self.deliveries],
         }
+
+    @classmethod
+    def routed(
+        cls,
+        name: str,
+        url: str | None,
+        deliveries: list[DeliveryRecord],
+        tables: tuple[Table, ...],
+        summary: str,
+    ) -> DemoResult:
+        """The result of a routing demo, whose facts are which consumer got which message."""
+        return cls(
+            name=name,
+            broker=redact(resolve(url)),
+            deliveries=tuple(deliveries),
+            tables=tables,
+            summary=summary,
+            facts=tuple(sorted(f"{d.consumer} <- {d.message}" for d in deliveries)),
+        )
+
+
+def key_values(mapping: Mapping[str, Any]) -> str:
+    """`format=pdf region=eu`: a mapping on one line of a table."""
+    return " ".join(f"{k}={v}" for k, v in mapping.items())
 
 
 def why(topology: Topology, exchange: str, queue: str, routing_key: str, headers: Any = None) -> str:

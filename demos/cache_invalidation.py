@@ -13,12 +13,11 @@ import fnmatch
 import time
 from typing import Any
 
-from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, reset, script
+from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, key_values, reset, script
 from routing.envelope import Envelope, decode, encode, to_properties
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import Transport, open_transport
-from routing.urls import redact, resolve
 
 NAME = "cache-invalidation"
 SLOW_SECONDS = 0.05  # what the slow instance spends on each event
@@ -102,7 +101,7 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
                 failed = publisher.flush(10)
                 if failed:
                     failed[0].raise_for_outcome()
-                published.append((label, kind, _data_text(data), ", ".join(sorted(conns))))
+                published.append((label, kind, key_values(data), ", ".join(sorted(conns))))
 
             for instance in EARLY:
                 join(instance)
@@ -161,19 +160,7 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
         f"{len(EVENTS)} events, {len(deliveries)} deliveries: the early instances got all {len(EVENTS)} "
         f"(slow api-2 too), late {LATE} got only the {len(got[LATE])} published after it joined"
     )
-    facts = tuple(sorted(f"{d.consumer} <- {d.message}" for d in deliveries))
-    return DemoResult(
-        name=NAME,
-        broker=redact(resolve(url)),
-        deliveries=tuple(deliveries),
-        tables=tables,
-        summary=summary,
-        facts=facts,
-    )
-
-
-def _data_text(data: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in data.items())
+    return DemoResult.routed(NAME, url, deliveries, tables, summary)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,21 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, drain, reset, script
+from routing.demos._common import (
+    DEFAULT_PREFIX,
+    DeliveryRecord,
+    DemoResult,
+    Table,
+    drain,
+    key_values,
+    reset,
+    script,
+)
 from routing.envelope import Envelope, encode, to_properties
 from routing.matching import explain
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import open_transport
-from routing.urls import redact, resolve
 
 NAME = "header-filtering"
 # consumer -> (x-match, headers the binding compares)
@@ -88,12 +96,12 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
         Table(
             title=f"1. bindings on headers exchange {ex!r}",
             columns=("consumer", "x-match", "headers"),
-            rows=tuple((c, m, _text(h)) for c, (m, h) in BINDINGS.items()),
+            rows=tuple((c, m, key_values(h)) for c, (m, h) in BINDINGS.items()),
         ),
         Table(
             title="2. messages published (with to_properties(..., ce_headers=True))",
             columns=("message", "headers"),
-            rows=tuple((label, _text(h)) for label, h in sent.values()),
+            rows=tuple((label, key_values(h)) for label, h in sent.values()),
         ),
         Table(
             title="3. every binding tried (routing.explain): matches and near misses",
@@ -111,19 +119,7 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
         f"{len(MESSAGES)} messages, {len(deliveries)} deliveries; routed by headers alone "
         f"(no routing key); {', '.join(unrouted) or 'none'} matched no binding and were dropped"
     )
-    facts = tuple(sorted(f"{d.consumer} <- {d.message}" for d in deliveries))
-    return DemoResult(
-        name=NAME,
-        broker=redact(resolve(url)),
-        deliveries=tuple(deliveries),
-        tables=tables,
-        summary=summary,
-        facts=facts,
-    )
-
-
-def _text(headers: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in headers.items())
+    return DemoResult.routed(NAME, url, deliveries, tables, summary)
 
 
 if __name__ == "__main__":

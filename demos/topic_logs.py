@@ -8,7 +8,6 @@ from routing.envelope import Envelope, encode, to_properties
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import open_transport
-from routing.urls import redact, resolve
 
 NAME = "topic-logs"
 # consumer -> binding key
@@ -94,15 +93,7 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
         f"{len(RECORDS)} records, {len(deliveries)} deliveries: archive got all {len(RECORDS)}, "
         f"pager {pager} errors; one record can reach several consumers, one copy each"
     )
-    facts = tuple(sorted(f"{d.consumer} <- {d.message}" for d in deliveries))
-    return DemoResult(
-        name=NAME,
-        broker=redact(resolve(url)),
-        deliveries=tuple(deliveries),
-        tables=tables,
-        summary=summary,
-        facts=facts,
-    )
+    return DemoResult.routed(NAME, url, deliveries, tables, summary)
 
 
 if __name__ == "__main__":
