@@ -222,6 +222,7 @@ def decode(
     registry the result is validated; `registry=None` checks attribute types only.
     Raises `DecodeError` or `ValidationError`."""
     properties = properties or Properties()
+    _check_content_type(properties.content_type)
     document = _parse(body, max_bytes)
     structured = "specversion" in document or (properties.content_type or "").startswith(CONTENT_TYPE)
     if structured:  # CloudEvents JSON: a null attribute is an absent one
@@ -234,6 +235,16 @@ def decode(
         return Envelope.from_dict(document)
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None
+
+
+def _check_content_type(content_type: str | None) -> None:
+    """No content type is taken as JSON; a declared non-JSON one is refused unread."""
+    if not content_type:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in (JSON_TYPE, CONTENT_TYPE) or media.endswith("+json"):
+        return
+    raise DecodeError(f"content type {content_type!r} is not JSON; send application/json or {CONTENT_TYPE}")
 
 
 def _parse(body: bytes, max_bytes: int) -> dict[str, Any]:
@@ -271,6 +282,11 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
+def body_id(body: bytes) -> str:
+    """The id of a message that came without one: the same body always gets the same id."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:32]
+
+
 def _wrap(
     data: dict[str, Any], body: bytes, properties: Properties, event_type: str | None
 ) -> dict[str, Any]:
@@ -292,10 +308,8 @@ def _wrap(
             path="type",
         )
     document: dict[str, Any] = {**ce, "specversion": SPECVERSION, "type": chosen}
-    # The same body always gets the same id, so redeliveries and duplicates can be spotted.
-    document["id"] = (
-        properties.message_id or ce.get("id") or "sha256:" + hashlib.sha256(body).hexdigest()[:32]
-    )
+    # A stable id, so redeliveries and duplicates can be spotted.
+    document["id"] = properties.message_id or ce.get("id") or body_id(body)
     document["source"] = properties.app_id or ce.get("source") or DEFAULT_SOURCE
     if "time" not in ce and properties.timestamp is not None:
         try:

@@ -35,7 +35,15 @@ def load_topology(ref: str, *, vhost: str = "/") -> Topology:
     return load_definitions(ref, vhost=vhost)
 
 
-def _from_module(module_name: str, attribute: str) -> Topology:
+def load_object(ref: str) -> Any:
+    """The object `package.module:attribute` names (a dotted attribute is followed)."""
+    match = _MODULE_REF.fullmatch(ref)
+    if not match:
+        raise DefinitionsError(f"{ref}: expected module:attribute, e.g. shop.jobs:app")
+    return _import(match.group(1), match.group(2))
+
+
+def _import(module_name: str, attribute: str) -> Any:
     ref = f"{module_name}:{attribute}"
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -56,6 +64,12 @@ def _from_module(module_name: str, attribute: str) -> Topology:
             value = getattr(value, part)
         except AttributeError:
             raise DefinitionsError(f"{ref}: {module_name!r} has no attribute {attribute!r}") from None
+    return value
+
+
+def _from_module(module_name: str, attribute: str) -> Topology:
+    ref = f"{module_name}:{attribute}"
+    value = _import(module_name, attribute)
     if isinstance(value, Topology):
         return value
     if callable(value) and not inspect.isclass(value):

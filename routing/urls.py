@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import urlsplit
 
 ENV_VAR = "ROUTING_URL"
 MEMORY_URL = "memory://"
@@ -18,16 +19,30 @@ def is_memory(url: str) -> bool:
     return urlsplit(url).scheme == "memory"
 
 
+# Where a new URL starts in a comma-separated list (a whole cluster in one ROUTING_URL).
+_NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced by `***`, safe for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password replaced by `***`, safe for logs and error messages.
+
+    Each URL of a comma-separated list is redacted. The user information is taken to end at
+    the last `@`: a password written with `/`, `?`, `#` or `@` unescaped (base64 passwords
+    hold `/`) cuts a standard URL parse short and would show the rest of it. A URL with an
+    `@` in its query string therefore shows less than it could, never more.
+    """
+    return ",".join(_redact_one(part) for part in _NEXT_URL.split(url))
+
+
+def _redact_one(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    prefix = scheme + sep
+    if not sep:  # no scheme: `user:pass@host` is still a password
+        prefix, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return f"{prefix}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def describe(url: str) -> str:

@@ -61,3 +61,26 @@ def _broker_marker(request: pytest.FixtureRequest) -> None:
     """A `broker` test needs RabbitMQ even if it never asks for `amqp_url` itself."""
     if request.node.get_closest_marker("broker"):
         request.getfixturevalue("amqp_url")
+
+
+# Figures that fault and failover tests measure (messages sent, lost, duplicates, seconds
+# to recover), printed at the end of the run whether the tests pass or not.
+_FIGURES: list[tuple[str, dict[str, object]]] = []
+
+
+@pytest.fixture
+def report_figures(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """`report_figures(sent=5000, lost=0, ...)`: shown in the run's summary under this test."""
+
+    def record(**figures: object) -> None:
+        _FIGURES.append((request.node.nodeid, figures))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("figures measured by the fault tests")
+    for nodeid, figures in _FIGURES:
+        terminalreporter.write_line(f"{nodeid}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from routing import __version__
-from routing.cli import broker_commands, demo_commands, envelope_commands, topology_commands
+from routing.cli import broker_commands, demo_commands, envelope_commands, topology_commands, worker_commands
 from routing.cli._logging import configure_logging
 
 
@@ -23,5 +23,5 @@ def main(log_level: str, log_json: bool) -> None:
     configure_logging(log_level, log_json)
 
 
-for module in (topology_commands, envelope_commands, broker_commands, demo_commands):
+for module in (topology_commands, envelope_commands, broker_commands, worker_commands, demo_commands):
     module.register(main)

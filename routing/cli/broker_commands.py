@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from routing._frozen import FrozenDict, thaw
+from routing.cli._shared import URL_HELP, announce, fail, print_report, rabbit_url
 from routing.cli.envelope_commands import load_registry
 from routing.cli.topology_commands import parse_header
 from routing.definitions import load_definitions
@@ -26,46 +27,7 @@ from routing.schemas import SchemaRegistry
 from routing.topology import Binding, Exchange, ExchangeType, Queue, Topology
 from routing.transport import Delivery, Outcome, Transport, open_transport
 from routing.transport.base import DeclareReport
-from routing.urls import ENV_VAR, describe, is_memory, resolve
-
-_URL_HELP = f"amqp://, amqps:// or memory:// URL of the broker (default: ${ENV_VAR}, else memory://)."
-_EMBEDDED_NOTE = (
-    "note: the embedded broker lives inside this one process: nothing published here reaches "
-    "another process, and this process starts with no exchanges or queues of its own"
-)
-
-
-def _rabbit_url(url: str | None, command: str) -> str:
-    url = resolve(url)
-    if is_memory(url):
-        raise click.ClickException(
-            f"{command} needs RabbitMQ: the embedded broker lives inside one process, so there is "
-            f"nothing to {command} there; pass --url amqp://user:pass@host:5672/vhost or set {ENV_VAR}"
-        )
-    return url
-
-
-def _start(url: str | None) -> str:
-    """The broker URL to use, after printing the line that names it."""
-    url = resolve(url)
-    click.echo(describe(url))
-    if is_memory(url):
-        click.echo(_EMBEDDED_NOTE)
-    return url
-
-
-def _print_report(report: DeclareReport) -> None:
-    for line in report.created:
-        click.echo(f"created {line}")
-    for line in report.unverified:
-        click.echo(f"declared {line} (could not check whether it existed: management API not reachable)")
-    counts = f"{len(report.created)} created, {len(report.unchanged)} unchanged"
-    if report.unverified:
-        counts += f", {len(report.unverified)} re-declared unverified"
-    if not report.changed and not report.conflicts:
-        click.echo(f"nothing to change ({counts})")
-    else:
-        click.echo(counts)
+from routing.urls import describe, is_memory
 
 
 def _headers(values: tuple[str, ...]) -> dict[str, Any]:
@@ -92,10 +54,6 @@ _timeout_option = click.option(
     "--timeout", type=click.FloatRange(min=0), help="Stop after S seconds with no message."
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
-
-
-def _fail(exc: RoutingError) -> click.ClickException:
-    return click.ClickException(" ".join(str(exc).split()))
 
 
 # ------------------------------------------------------------------ printing
@@ -228,7 +186,7 @@ def register(group: click.Group) -> None:
           routing declare shop/topology.py:topology --url amqp://guest:guest@localhost/
         """
         try:
-            broker_url = _rabbit_url(url, "declare")
+            broker_url = rabbit_url(url, "declare")
             click.echo(describe(broker_url))
             management = Management.for_broker(broker_url)
             loaded = load_topology(topology, vhost=management.vhost)
@@ -236,7 +194,7 @@ def register(group: click.Group) -> None:
                 report = transport.declare(loaded)
         except DeclareConflicts as exc:
             if isinstance(exc.report, DeclareReport):
-                _print_report(exc.report)
+                print_report(exc.report)
             for line in exc.conflicts:
                 click.echo(f"conflict: {line}", err=True)
             raise click.ClickException(
@@ -244,8 +202,8 @@ def register(group: click.Group) -> None:
                 "Delete them on the broker or change the topology to match."
             ) from exc
         except RoutingError as exc:
-            raise _fail(exc) from exc
-        _print_report(report)
+            raise fail(exc) from exc
+        print_report(report)
 
     @group.command()
     @click.argument("topology", metavar="TOPOLOGY")
@@ -271,14 +229,14 @@ def register(group: click.Group) -> None:
           routing diff shop.topology:topology --url amqp://guest:guest@localhost/%2F
         """
         try:
-            broker_url = _rabbit_url(url, "diff")
+            broker_url = rabbit_url(url, "diff")
             click.echo(describe(broker_url))
             management = Management.for_broker(broker_url, management_url)
             loaded = load_topology(topology, vhost=management.vhost)
             click.echo(f"management API: {management.base}, vhost {management.vhost!r}")
             result = diff_topology(loaded, management.definitions(), vhost=management.vhost)
         except RoutingError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         if ignore_extra:
             result = replace(result, extra=())
         for line in result.create:
@@ -316,7 +274,7 @@ def register(group: click.Group) -> None:
     @click.option("--transient", is_flag=True, help="delivery_mode 1 instead of persistent.")
     @_schemas_option
     @_allow_unknown_option
-    @click.option("--url", help=_URL_HELP)
+    @click.option("--url", help=URL_HELP)
     def publish(
         exchange: str,
         routing_key: str,
@@ -346,7 +304,7 @@ def register(group: click.Group) -> None:
             --data '{"level": "error", "service": "billing", "message": "card declined",
                      "time": "2026-01-01T12:00:00Z"}'
         """
-        broker_url = _start(url)
+        broker_url = announce(url)
         registry = load_registry(schemas, allow_unknown)
         extra = _headers(headers)
         if data in (None, "-"):
@@ -368,7 +326,7 @@ def register(group: click.Group) -> None:
                 f"envelope refused ({len(exc.problems)} problem(s)); nothing was sent"
             ) from exc
         except RoutingError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         started = time.monotonic()
         try:
             with open_transport(broker_url) as transport:
@@ -383,7 +341,7 @@ def register(group: click.Group) -> None:
                             bar.update(1)
                 failures = transport.flush(timeout=30)
         except RoutingError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         elapsed = time.monotonic() - started
         tally = {o: sum(p.outcome is o for p in failures) for o in Outcome}
         pending = sum(p.outcome is None for p in failures)
@@ -426,7 +384,7 @@ def register(group: click.Group) -> None:
     @click.option("--event-type", help="The event type of plain JSON bodies (sent without an envelope).")
     @_schemas_option
     @_allow_unknown_option
-    @click.option("--url", help=_URL_HELP)
+    @click.option("--url", help=URL_HELP)
     def consume(
         queue: str,
         ack: bool,
@@ -450,7 +408,7 @@ def register(group: click.Group) -> None:
         Example:
           routing consume billing-alerts --limit 10 --timeout 5
         """
-        broker_url = _start(url)
+        broker_url = announce(url)
         registry = load_registry(schemas, allow_unknown)
         # Without acks, a prefetch window would stall after `prefetch` messages.
         window = prefetch if ack else (limit or 0)
@@ -473,7 +431,7 @@ def register(group: click.Group) -> None:
                     click.echo(f"consuming from {queue!r}; Ctrl-C to stop")
                 total, rejected = _watch(transport, consumer, handle, registry, event_type, limit, timeout)
         except RoutingError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         summary = f"{total} message(s), {rejected} rejected" + ("" if ack else ", none acked")
         click.echo(summary, err=as_json)
 
@@ -498,7 +456,7 @@ def register(group: click.Group) -> None:
     @_timeout_option
     @_json_option
     @_schemas_option
-    @click.option("--url", help=_URL_HELP)
+    @click.option("--url", help=URL_HELP)
     def tail(
         exchange: str,
         key: str | None,
@@ -527,7 +485,7 @@ def register(group: click.Group) -> None:
             raise click.UsageError("give --key or --header, not both")
         if exchange == "":
             raise click.ClickException("the default exchange cannot be bound; consume from the queue instead")
-        broker_url = _start(url)
+        broker_url = announce(url)
         registry = load_registry(schemas, allow_unknown=True)
         rule = "headers" if headers else "key" if key is not None else "none"
         queue_name = f"routing.tail.{uuid.uuid4().hex[:12]}"
@@ -564,5 +522,5 @@ def register(group: click.Group) -> None:
                     click.echo(f"watching {binding.describe()}; Ctrl-C to stop")
                 total, _ = _watch(transport, consumer, handle, registry, None, limit, timeout)
         except RoutingError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         click.echo(f"{total} message(s)", err=as_json)

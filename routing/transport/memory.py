@@ -259,6 +259,12 @@ class MemoryTransport:
             failures, self._failures = self._failures, []
         return failures
 
+    def wait(self, timeout: float) -> None:
+        """Nothing to service in process: TTLs expire as operations and waiting consumers
+        pass by. Sleeps, so a keep-alive loop does not spin."""
+        self._check_open()
+        time.sleep(max(0.0, min(timeout, 0.1)))
+
     # -------------------------------------------------------------- consuming
 
     def consume(self, queue: str, *, prefetch: int = 1) -> MemoryConsumer:

@@ -358,6 +358,14 @@ class RabbitTransport:
     def reject(self, delivery: Delivery, *, requeue: bool = True) -> None:
         self._settle(delivery, "reject", lambda ch: ch.basic_reject(delivery.delivery_tag, requeue))
 
+    def wait(self, timeout: float) -> None:
+        with self._lock:
+            try:
+                self._ensure()
+                self._pump(lambda: self._lock.wanted, timeout)
+            except CONNECTION_ERRORS as exc:
+                self._drop(ConnectionLost(f"{self._endpoint.url}: connection lost while waiting: {exc!r}"))
+
     # ------------------------------------------------------------------ admin
 
     def _control(self, what: str, call: Callable[[Any], Any]) -> Any:

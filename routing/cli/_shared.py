@@ -1,0 +1,52 @@
+"""What the broker commands share: the URL to use, one-line errors, the declare report."""
+
+from __future__ import annotations
+
+import click
+
+from routing.errors import RoutingError
+from routing.transport.base import DeclareReport
+from routing.urls import ENV_VAR, describe, is_memory, resolve
+
+URL_HELP = f"amqp://, amqps:// or memory:// URL of the broker (default: ${ENV_VAR}, else memory://)."
+_EMBEDDED_NOTE = (
+    "note: the embedded broker lives inside this one process: nothing published here reaches "
+    "another process, and this process starts with no exchanges or queues of its own"
+)
+
+
+def rabbit_url(url: str | None, command: str) -> str:
+    url = resolve(url)
+    if is_memory(url):
+        raise click.ClickException(
+            f"{command} needs RabbitMQ: the embedded broker lives inside one process, so there is "
+            f"nothing to {command} there; pass --url amqp://user:pass@host:5672/vhost or set {ENV_VAR}"
+        )
+    return url
+
+
+def announce(url: str | None) -> str:
+    """The broker URL to use, after printing the line that names it."""
+    url = resolve(url)
+    click.echo(describe(url))
+    if is_memory(url):
+        click.echo(_EMBEDDED_NOTE)
+    return url
+
+
+def print_report(report: DeclareReport) -> None:
+    for line in report.created:
+        click.echo(f"created {line}")
+    for line in report.unverified:
+        click.echo(f"declared {line} (could not check whether it existed: management API not reachable)")
+    counts = f"{len(report.created)} created, {len(report.unchanged)} unchanged"
+    if report.unverified:
+        counts += f", {len(report.unverified)} re-declared unverified"
+    if not report.changed and not report.conflicts:
+        click.echo(f"nothing to change ({counts})")
+    else:
+        click.echo(counts)
+
+
+def fail(exc: RoutingError) -> click.ClickException:
+    return click.ClickException(" ".join(str(exc).split()))

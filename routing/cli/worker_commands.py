@@ -1,0 +1,198 @@
+"""`routing worker` runs an App's handlers on a queue; `routing dlq` reads and replays dead letters."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+from dataclasses import asdict
+
+import click
+
+from routing.cli._shared import URL_HELP, fail, print_report, rabbit_url
+from routing.errors import DeclareConflicts, DefinitionsError, RoutingError
+from routing.loading import load_object
+from routing.transport import open_transport
+from routing.urls import ENV_VAR, describe
+from routing.worker import App, Worker
+from routing.worker.deadletters import replay, show
+from routing.worker.failures import DeadLetter
+from routing.worker.supervisor import supervise
+
+
+def load_app(ref: str) -> App:
+    """The App `module:attribute` names, or that a zero-argument function there returns."""
+    value = load_object(ref)
+    if callable(value) and not isinstance(value, App) and not inspect.isclass(value):
+        value = value()
+    if not isinstance(value, App):
+        raise DefinitionsError(f"{ref}: is of type {type(value).__name__}, not a routing.worker.App")
+    return value
+
+
+def _print_letter(number: int, letter: DeadLetter) -> None:
+    where = f"exchange {letter.exchange!r} key {letter.routing_key!r}"
+    click.echo(
+        f"{number}. id {letter.id}  type {letter.type or '-'}  attempts {letter.attempts}  from {where}"
+    )
+    click.echo(f"   {letter.reason}")
+    if letter.first_failure:
+        click.echo(
+            f"   failed first {letter.first_failure}, last {letter.last_failure}; queue {letter.queue!r}"
+        )
+    if letter.traceback:
+        click.echo(f"   at {letter.traceback}")
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to `group`."""
+
+    @group.command()
+    @click.argument("app_ref", metavar="MODULE:APP")
+    @click.option("--queue", required=True, help="The work queue to consume.")
+    @click.option(
+        "--prefetch",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Unacked messages per worker. 1 is fair dispatch for slow jobs; raise it for many short ones.",
+    )
+    @click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Worker processes to run (each with its own connection); restarted if one dies.",
+    )
+    @click.option(
+        "--shutdown-timeout",
+        type=click.FloatRange(min=0),
+        default=30.0,
+        show_default=True,
+        help="Seconds to finish the message in progress after SIGTERM/SIGINT.",
+    )
+    @click.option("--no-declare", is_flag=True, help="Do not declare the work, retry and dead-letter queues.")
+    @click.option("--url", help=URL_HELP)
+    @click.pass_context
+    def worker(
+        ctx: click.Context,
+        app_ref: str,
+        queue: str,
+        prefetch: int,
+        concurrency: int,
+        shutdown_timeout: float,
+        no_declare: bool,
+        url: str | None,
+    ) -> None:
+        """Run the handlers of MODULE:APP (a routing.worker.App) on QUEUE until SIGTERM/SIGINT.
+
+        A message is acked once its handler returns. A handler that raises gets the
+        message again after its retry policy's delay (through QUEUE.retry.<delay>ms);
+        after the last attempt, and at once for invalid messages, it goes to QUEUE.dead
+        with the reason (`routing dlq show QUEUE.dead`). The first signal finishes the
+        message in progress; a second stops at once (unacked messages are requeued).
+
+        \b
+        Example:
+          routing worker shop.jobs:app --queue resize --concurrency 3 --url amqp://guest:guest@localhost/
+        """
+        try:
+            broker_url = rabbit_url(url, "worker")
+            app = load_app(app_ref)
+            if not no_declare:
+                with open_transport(broker_url) as transport:
+                    print_report(transport.declare(app.topology(queue)))
+        except DeclareConflicts as exc:
+            for line in exc.conflicts:
+                click.echo(f"conflict: {line}", err=True)
+            raise click.ClickException(f"{queue!r}: the broker has these queues with other settings") from exc
+        except RoutingError as exc:
+            raise fail(exc) from exc
+        click.echo(f"{describe(broker_url)}; {concurrency} worker(s) on {queue!r}, prefetch {prefetch}")
+        if concurrency > 1:
+            # Each child is `routing worker ... --concurrency 1`; the URL (and its password)
+            # goes by environment, never on a command line `ps` shows.
+            params = ctx.find_root().params
+            command = [sys.executable, "-m", "routing", "--log-level", params["log_level"]]
+            command += ["--log-json"] if params["log_json"] else []
+            command += ["worker", app_ref, "--queue", queue, "--prefetch", str(prefetch)]
+            command += ["--shutdown-timeout", str(shutdown_timeout), "--no-declare"]
+            ctx.exit(supervise(command, concurrency, env={**os.environ, ENV_VAR: broker_url}))
+        try:
+            stats = Worker.serve(
+                app,
+                broker_url,
+                queue=queue,
+                prefetch=prefetch,
+                shutdown_timeout=shutdown_timeout,
+                declare=False,
+            )
+        except RoutingError as exc:
+            raise fail(exc) from exc
+        click.echo(
+            f"stopped{' at once' if stats.interrupted else ''}: {stats.processed} processed, "
+            f"{stats.retried} retried, {stats.dead_lettered} dead-lettered"
+        )
+
+    @group.group()
+    def dlq() -> None:
+        """Read and replay dead letters (QUEUE is the dead-letter queue, e.g. resize.dead)."""
+
+    @dlq.command("show")
+    @click.argument("queue")
+    @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many (oldest first).")
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per dead letter.")
+    @click.option("--url", help=URL_HELP)
+    def dlq_show(queue: str, limit: int | None, as_json: bool, url: str | None) -> None:
+        """List the dead letters in QUEUE with why each died; the queue keeps them.
+
+        \b
+        Example:
+          routing dlq show resize.dead --url amqp://guest:guest@localhost/
+        """
+        try:
+            with open_transport(rabbit_url(url, "dlq show")) as transport:
+                letters = show(transport, queue, limit=limit)
+        except RoutingError as exc:
+            raise fail(exc) from exc
+        if as_json:
+            for letter in letters:
+                click.echo(json.dumps(asdict(letter), ensure_ascii=False))
+            return
+        click.echo(f"{len(letters)} dead letter(s) in {queue!r}" + (f" (first {limit})" if limit else ""))
+        for number, letter in enumerate(letters, 1):
+            _print_letter(number, letter)
+
+    @dlq.command("replay")
+    @click.argument("queue")
+    @click.option("--id", "ids", multiple=True, help="Replay the dead letter with this id (repeatable).")
+    @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter in QUEUE.")
+    @click.option("--url", help=URL_HELP)
+    def dlq_replay(queue: str, ids: tuple[str, ...], replay_all: bool, url: str | None) -> None:
+        """Publish dead letters from QUEUE again to the exchange and routing key they were
+        first published with, as new messages (attempt count reset). Each leaves QUEUE only
+        once the broker confirmed its copy. Exits 1 if any was not replayed.
+
+        \b
+        Example:
+          routing dlq replay resize.dead --id 2ee59ac7-7359-4283-a741-64879a06e573
+        """
+        if bool(ids) == replay_all:
+            raise click.UsageError("give --id ID (one or more) or --all")
+        try:
+            with open_transport(rabbit_url(url, "dlq replay")) as transport:
+                result = replay(transport, queue, ids=None if replay_all else set(ids))
+        except RoutingError as exc:
+            raise fail(exc) from exc
+        for letter in result.replayed:
+            click.echo(f"replayed {letter.id} to exchange {letter.exchange!r} key {letter.routing_key!r}")
+        for letter, why in result.failed:
+            click.echo(f"not replayed {letter.id}: {why}", err=True)
+        for missing in result.missing:
+            click.echo(f"not found: {missing}", err=True)
+        click.echo(
+            f"{len(result.replayed)} replayed, {len(result.failed)} failed, {len(result.missing)} not found"
+        )
+        if result.failed or result.missing:
+            raise click.exceptions.Exit(1)

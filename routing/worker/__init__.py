@@ -1,0 +1,24 @@
+"""Workers: handlers per event type, retries with backoff through RabbitMQ retry queues,
+dead letters with the reason, graceful shutdown. See `App` and `Worker`."""
+
+from routing.worker.app import App, Route
+from routing.worker.failures import DeadLetter, Failure
+from routing.worker.idempotency import RecentIds, idempotent
+from routing.worker.queues import WorkQueues
+from routing.worker.retry import NO_RETRY, RetryPolicy
+from routing.worker.runner import Shutdown, Worker, WorkerStats
+
+__all__ = [
+    "NO_RETRY",
+    "App",
+    "DeadLetter",
+    "Failure",
+    "RecentIds",
+    "RetryPolicy",
+    "Route",
+    "Shutdown",
+    "WorkQueues",
+    "Worker",
+    "WorkerStats",
+    "idempotent",
+]

@@ -1,0 +1,131 @@
+"""`App`: the handlers of a service, one per event type, with their retry policies.
+
+    app = App()
+
+    @app.handler("task.resize_image", retry=RetryPolicy(initial=2, max_attempts=4))
+    def resize(event: Envelope) -> None:
+        ...
+
+    app.run("amqp://...", queue="resize")      # or: routing worker shop.jobs:app --queue resize
+
+An App holds no connection; `Worker` (one process, one connection) runs it on a queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from routing._frozen import FrozenDict
+from routing.envelope import MAX_BYTES, Envelope
+from routing.errors import RoutingError
+from routing.schemas import SchemaRegistry
+from routing.topology import Topology
+from routing.worker.queues import WorkQueues
+from routing.worker.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from routing.worker.runner import WorkerStats
+
+Handler = Callable[[Envelope], Any]
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One registered handler."""
+
+    event_type: str
+    function: Handler
+    retry: RetryPolicy
+
+
+class App:
+    """Handlers by event type. `retry` is the default policy; `quorum` declares the work,
+    retry and dead-letter queues as quorum queues. `registry` validates every message
+    before a handler sees it (the bundled schemas by default); `max_bytes` is checked
+    before a body is decoded."""
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        registry: SchemaRegistry | None = None,
+        quorum: bool = False,
+        max_bytes: int = MAX_BYTES,
+        event_type: str | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._registry = registry
+        self.quorum = quorum
+        self.max_bytes = max_bytes
+        self.event_type = event_type  # for plain JSON bodies that name no type
+        self._routes: dict[str, Route] = {}
+
+    @property
+    def registry(self) -> SchemaRegistry:
+        if self._registry is None:
+            self._registry = SchemaRegistry.bundled()
+        return self._registry
+
+    def handler(self, event_type: str, *, retry: RetryPolicy | None = None) -> Callable[[H], H]:
+        """Register the decorated function for `event_type`; it gets the validated envelope.
+        Returning means done (the message is acked); raising means try again later."""
+        if not isinstance(event_type, str) or not event_type:
+            raise RoutingError(f"handler: event type must be a non-empty string, got {event_type!r}")
+
+        def register(function: H) -> H:
+            if event_type in self._routes:
+                taken = self._routes[event_type].function
+                raise RoutingError(
+                    f"handler for {event_type!r}: {_name(function)} would replace {_name(taken)}"
+                )
+            self._routes[event_type] = Route(event_type, function, retry or self.retry)
+            return function
+
+        return register
+
+    @property
+    def routes(self) -> Mapping[str, Route]:
+        return FrozenDict(self._routes)
+
+    def route_for(self, event_type: str) -> Route | None:
+        return self._routes.get(event_type)
+
+    def queues(self, queue: str) -> WorkQueues:
+        """The retry and dead-letter queues around `queue`: one retry queue per delay any
+        handler's policy uses."""
+        delays = {d for policy in self._policies() for d in policy.delays_ms}
+        return WorkQueues.for_delays(queue, delays, quorum=self.quorum)
+
+    def topology(self, queue: str) -> Topology:
+        """Work queue, retry queues and dead-letter queue, to declare (with your exchanges
+        and bindings to `queue`) before running."""
+        return self.queues(queue).topology
+
+    def _policies(self) -> list[RetryPolicy]:
+        return [self.retry, *(route.retry for route in self._routes.values())]
+
+    def run(
+        self,
+        url: str | None = None,
+        *,
+        queue: str,
+        prefetch: int = 1,
+        shutdown_timeout: float = 30.0,
+        declare: bool = True,
+    ) -> WorkerStats:
+        """Consume `queue` until SIGTERM/SIGINT (or `Worker.stop()`); see `Worker`."""
+        from routing.worker.runner import Worker  # the runner needs a transport; the app does not
+
+        return Worker.serve(
+            self, url, queue=queue, prefetch=prefetch, shutdown_timeout=shutdown_timeout, declare=declare
+        )
+
+    def __repr__(self) -> str:
+        return f"<App handlers={sorted(self._routes)}>"
+
+
+def _name(function: Any) -> str:
+    return getattr(function, "__qualname__", repr(function))

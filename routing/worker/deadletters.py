@@ -1,0 +1,86 @@
+"""Read a dead-letter queue, and put dead letters back to work once the cause is fixed.
+
+Both take messages with `basic.get` and hold them unacked while they work, so each message
+is seen once; what is not taken (or not confirmed) goes back to the queue in its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from loguru import logger
+
+from routing.transport import Delivery, Outcome, Transport
+from routing.worker.failures import DeadLetter, for_replay
+
+
+def show(transport: Transport, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
+    """Up to `limit` dead letters from `queue`, oldest first; the queue keeps them all."""
+    taken = _take(transport, queue, limit)
+    try:
+        return [DeadLetter.from_delivery(d) for d in taken]
+    finally:
+        _put_back(transport, taken)
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    replayed: tuple[DeadLetter, ...]  # published to their original exchange, confirmed, removed
+    failed: tuple[tuple[DeadLetter, str], ...]  # not confirmed there: still in the queue, and why
+    missing: tuple[str, ...]  # ids asked for that the queue does not have
+
+
+def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = None) -> Replayed:
+    """Publish dead letters (all, or those with the given `ids`) to the exchange and routing
+    key they were first published with, as new messages (attempt count reset). Each is
+    removed from `queue` only once the broker confirmed its copy."""
+    taken = _take(transport, queue, None)
+    chosen: list[tuple[Delivery, DeadLetter]] = []
+    keep: list[Delivery] = []
+    for delivery in taken:
+        letter = DeadLetter.from_delivery(delivery)
+        if ids is None or letter.id in ids:
+            chosen.append((delivery, letter))
+        else:
+            keep.append(delivery)
+    try:
+        publications = [
+            transport.publish(
+                letter.exchange, letter.routing_key, d.body, for_replay(d.properties), mandatory=True
+            )
+            for d, letter in chosen
+        ]
+        transport.flush()
+    except BaseException:
+        _put_back(transport, taken)
+        raise
+    done, failed = [], []
+    for (delivery, letter), publication in zip(chosen, publications, strict=True):
+        if publication.outcome is Outcome.CONFIRMED:
+            transport.ack(delivery)
+            done.append(letter)
+        else:
+            keep.append(delivery)
+            failed.append((letter, str(publication.error or publication.outcome)))
+            logger.bind(queue=queue, id=letter.id).error("replay not confirmed: {}", publication.error)
+    _put_back(transport, keep)
+    found = {letter.id for _, letter in chosen}
+    missing = tuple(i for i in ids or () if i not in found)
+    return Replayed(tuple(done), tuple(failed), missing)
+
+
+def _take(transport: Transport, queue: str, limit: int | None) -> list[Delivery]:
+    taken: list[Delivery] = []
+    while limit is None or len(taken) < limit:
+        delivery = transport.get(queue)
+        if delivery is None:
+            break
+        taken.append(delivery)
+    return taken
+
+
+def _put_back(transport: Transport, deliveries: list[Delivery]) -> None:
+    # Requeued messages keep their place in the queue (RabbitMQ, and the embedded broker).
+    for delivery in reversed(deliveries):
+        transport.nack(delivery, requeue=True)

@@ -1,0 +1,193 @@
+"""What a failed message carries: its attempt count and why it failed, in AMQP headers.
+
+Pure functions over `Properties` and `Delivery`, no I/O. A retry or a dead letter is a copy
+of the message with these headers added; RabbitMQ cannot add headers to a message it
+dead-letters itself, so the worker publishes the copy and then acks the original.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from routing._frozen import FrozenDict
+from routing.envelope import ERROR_HEADER, ERROR_PATH_HEADER, body_id
+from routing.properties import Properties
+from routing.transport.base import Delivery
+
+ATTEMPTS = "x-routing-attempts"  # failed attempts so far
+ERROR_TYPE = "x-routing-error-type"
+TRACEBACK = "x-routing-traceback"
+FIRST_FAILURE = "x-routing-first-failure"
+LAST_FAILURE = "x-routing-last-failure"
+ORIGINAL_EXCHANGE = "x-routing-original-exchange"
+ORIGINAL_ROUTING_KEY = "x-routing-original-routing-key"
+FAILED_QUEUE = "x-routing-queue"
+# What RabbitMQ adds when it dead-letters a message itself (reject, TTL, length limit).
+BROKER_DEATH = ("x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange")
+
+_MAX_TEXT = 1000
+_TRACEBACK_FRAMES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one attempt failed. `permanent` failures (an invalid message, no handler) go
+    straight to the dead-letter queue: trying again cannot help."""
+
+    error_type: str
+    reason: str
+    traceback: str = ""
+    path: str = ""
+    permanent: bool = False
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Failure:
+        """The handler raised `exc`: its type, message and the innermost frames."""
+        tb = exc.__traceback__
+        tb = tb.tb_next or tb if tb is not None else None  # the first frame is the worker's own call
+        frames = traceback.extract_tb(tb)[-_TRACEBACK_FRAMES:]
+        summary = "; ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in frames)
+        return cls(type(exc).__name__, _clip(f"{type(exc).__name__}: {exc}"), _clip(summary))
+
+
+def attempts(properties: Properties) -> int:
+    """How many attempts at this message have failed so far (0 for a fresh one)."""
+    value = (properties.headers or {}).get(ATTEMPTS)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def record_failure(delivery: Delivery, failure: Failure, *, now: datetime | None = None) -> Properties:
+    """The delivery's properties for its retry or dead-letter copy: one more failed
+    attempt, this failure as the latest, and where it was first published. Per-message
+    TTL is dropped: the retry queue's TTL is the delay."""
+    headers: dict[str, Any] = dict(delivery.properties.headers or {})
+    when = _timestamp(now)
+    headers.setdefault(FIRST_FAILURE, when)
+    headers.setdefault(ORIGINAL_EXCHANGE, delivery.exchange)
+    headers.setdefault(ORIGINAL_ROUTING_KEY, delivery.routing_key)
+    headers[FAILED_QUEUE] = delivery.queue
+    headers[ATTEMPTS] = attempts(delivery.properties) + 1
+    headers[LAST_FAILURE] = when
+    headers[ERROR_TYPE] = failure.error_type
+    headers[ERROR_HEADER] = failure.reason
+    headers[ERROR_PATH_HEADER] = failure.path
+    headers[TRACEBACK] = failure.traceback
+    return replace(delivery.properties, headers=FrozenDict(headers), expiration=None)
+
+
+def for_replay(properties: Properties) -> Properties:
+    """Properties to publish a dead letter again as new: no failure history, attempt 0."""
+    headers = {
+        k: v
+        for k, v in (properties.headers or {}).items()
+        if not k.startswith("x-routing-") and k not in BROKER_DEATH
+    }
+    return replace(properties, headers=FrozenDict(headers))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message in a dead-letter queue, read back: what it was and why it died.
+
+    Messages the worker dead-lettered carry its headers; messages RabbitMQ dead-lettered
+    (rejected, expired, over a length limit) are read from `x-death`."""
+
+    id: str
+    type: str | None
+    reason: str
+    error_type: str
+    attempts: int
+    first_failure: str | None
+    last_failure: str | None
+    exchange: str  # where it was first published: replay sends it there again
+    routing_key: str
+    queue: str  # the work queue it failed in
+    traceback: str
+    size: int
+
+    @classmethod
+    def from_delivery(cls, delivery: Delivery) -> DeadLetter:
+        p = delivery.properties
+        h = p.headers or {}
+        common: dict[str, Any] = {
+            "id": p.message_id or body_id(delivery.body),
+            "type": p.type,
+            "size": len(delivery.body),
+        }
+        if ATTEMPTS in h:
+            return cls(
+                **common,
+                reason=_text(h.get(ERROR_HEADER)),
+                error_type=_text(h.get(ERROR_TYPE)),
+                attempts=attempts(p),
+                first_failure=_text(h.get(FIRST_FAILURE)) or None,
+                last_failure=_text(h.get(LAST_FAILURE)) or None,
+                exchange=_text(h.get(ORIGINAL_EXCHANGE)),
+                routing_key=_text(h.get(ORIGINAL_ROUTING_KEY)),
+                queue=_text(h.get(FAILED_QUEUE)),
+                traceback=_text(h.get(TRACEBACK)),
+            )
+        death = _first_death(h)
+        if death is not None:
+            keys = death.get("routing-keys") or [""]
+            when = death.get("time")
+            stamp = _timestamp(when) if isinstance(when, datetime) else None
+            return cls(
+                **common,
+                reason=f"dead-lettered by RabbitMQ: {_text(h.get('x-first-death-reason'))}",
+                error_type=_text(h.get("x-first-death-reason")),
+                attempts=int(death.get("count") or 1),
+                first_failure=stamp,
+                last_failure=stamp,
+                exchange=_text(h.get("x-first-death-exchange", death.get("exchange"))),
+                routing_key=_text(keys[0]),
+                queue=_text(h.get("x-first-death-queue", death.get("queue"))),
+                traceback="",
+            )
+        # Published straight to the dead-letter queue by someone else: replay where it came from.
+        return cls(
+            **common,
+            reason="no failure recorded",
+            error_type="",
+            attempts=0,
+            first_failure=None,
+            last_failure=None,
+            exchange=delivery.exchange,
+            routing_key=delivery.routing_key,
+            queue=delivery.queue,
+            traceback="",
+        )
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `x-death` entry of the first dead-lettering (entries are newest first)."""
+    deaths = headers.get("x-death")
+    if not isinstance(deaths, list | tuple) or not deaths:
+        return None
+    queue, reason = headers.get("x-first-death-queue"), headers.get("x-first-death-reason")
+    for entry in deaths:
+        if isinstance(entry, Mapping) and entry.get("queue") == queue and entry.get("reason") == reason:
+            return entry
+    last = deaths[-1]
+    return last if isinstance(last, Mapping) else None
+
+
+def _timestamp(now: datetime | None) -> str:
+    when = now or datetime.now(UTC)
+    if when.tzinfo is None:  # pika decodes AMQP timestamps as naive UTC
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."

@@ -1,0 +1,58 @@
+"""The queues a work queue needs around it: one retry queue per delay, and a dead-letter queue.
+
+    producer -> exchange -> NAME --(handler fails)--> NAME.retry.<delay>ms --(TTL)--> NAME
+                             |                                      (via the default exchange)
+                             +--(last attempt, invalid, no handler)--> NAME.dead
+
+Retry queues have no consumer: each holds messages for its `x-message-ttl`, then RabbitMQ
+dead-letters them through the default exchange back to NAME. The work queue dead-letters
+to NAME.dead too, so a message the worker rejects outright (it could not publish the
+annotated copy) still ends there. All are durable: a wait survives a broker restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from routing.topology import DEFAULT_EXCHANGE, Queue, QueueType, Topology
+
+
+@dataclass(frozen=True, slots=True)
+class WorkQueues:
+    """The names and topology around work queue `name`. `quorum` makes every one of them a
+    quorum queue (replicated on a cluster)."""
+
+    name: str
+    delays_ms: tuple[int, ...] = ()
+    quorum: bool = False
+
+    @classmethod
+    def for_delays(cls, name: str, delays_ms: Iterable[int], *, quorum: bool = False) -> WorkQueues:
+        return cls(name, tuple(sorted(set(delays_ms))), quorum)
+
+    @property
+    def dead(self) -> str:
+        return f"{self.name}.dead"
+
+    def retry(self, delay_ms: int) -> str:
+        """The queue that holds a retry for `delay_ms` before it goes back to work."""
+        return f"{self.name}.retry.{delay_ms}ms"
+
+    @property
+    def topology(self) -> Topology:
+        kind = QueueType.QUORUM if self.quorum else QueueType.CLASSIC
+        work = Queue(
+            self.name, type=kind, dead_letter_exchange=DEFAULT_EXCHANGE, dead_letter_routing_key=self.dead
+        )
+        retries = (
+            Queue(
+                self.retry(delay),
+                type=kind,
+                message_ttl=delay,
+                dead_letter_exchange=DEFAULT_EXCHANGE,
+                dead_letter_routing_key=self.name,
+            )
+            for delay in self.delays_ms
+        )
+        return Topology.of(work, Queue(self.dead, type=kind), *retries)

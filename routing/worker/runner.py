@@ -1,0 +1,250 @@
+"""`Worker`: one process's consumer loop. Ack after the handler returns; on failure publish a
+copy to a retry queue or the dead-letter queue, and ack only once the broker confirmed it.
+
+At-least-once: a crash between the work and the ack (or between a confirmed copy and the
+ack) delivers the message again, so handlers should be idempotent (`routing.worker.idempotent`).
+Nothing is lost on the way: until the ack, RabbitMQ holds the message and requeues it when
+the connection goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+
+from loguru import logger
+
+from routing.envelope import Rejection, decode_or_reject
+from routing.errors import RoutingError
+from routing.transport import Delivery, Outcome, Transport, open_transport
+from routing.urls import resolve
+from routing.worker.app import App
+from routing.worker.failures import Failure, attempts, record_failure
+from routing.worker.queues import WorkQueues
+
+POLL = 0.25  # seconds between checks for a stop request while the queue is empty
+KEEPALIVE_AFTER = 1.0  # a handler running longer than this gets its connection serviced
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    processed: int = 0  # handler returned, acked
+    retried: int = 0  # handler raised; a copy waits in a retry queue
+    dead_lettered: int = 0  # invalid, no handler, or out of attempts
+    interrupted: bool = False  # stopped at once (second signal, shutdown timeout)
+
+
+class Shutdown(BaseException):
+    """Raised in the worker's thread to stop at once. A BaseException, so a handler's
+    `except Exception` cannot swallow it; the unacked message goes back to the queue."""
+
+
+class Worker:
+    """Runs `app` on `queue` over one transport, one message at a time. `prefetch` bounds
+    the messages the broker hands this worker before it acks (1: fair dispatch among
+    competing workers). `stop()` (or SIGTERM/SIGINT under `serve`) finishes the message in
+    progress, acks it and returns; `shutdown_timeout` bounds that wait."""
+
+    def __init__(
+        self,
+        app: App,
+        transport: Transport,
+        queue: str,
+        *,
+        prefetch: int = 1,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        self.app = app
+        self.transport = transport
+        self.queues: WorkQueues = app.queues(queue)
+        self.prefetch = prefetch
+        self.shutdown_timeout = shutdown_timeout
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._keeper = _Keeper(transport)
+        self._log = logger.bind(queue=queue)
+
+    @classmethod
+    def serve(
+        cls,
+        app: App,
+        url: str | None = None,
+        *,
+        queue: str,
+        prefetch: int = 1,
+        shutdown_timeout: float = 30.0,
+        declare: bool = True,
+    ) -> WorkerStats:
+        """Connect, declare the queues (`app.topology(queue)`), and run until a signal."""
+        with open_transport(resolve(url)) as transport:
+            if declare:
+                transport.declare(app.topology(queue))
+            worker = cls(app, transport, queue, prefetch=prefetch, shutdown_timeout=shutdown_timeout)
+            with worker.signals():
+                try:
+                    return worker.run()
+                except Shutdown:
+                    worker.stats.interrupted = True
+                    worker._log.warning("stopped at once; unacked messages go back to the queue")
+                    return worker.stats
+
+    def stop(self) -> None:
+        """Finish the message in progress, then return from `run` (any thread may call it)."""
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        """Consume until `stop()`."""
+        name = self.queues.name
+        consumer = self.transport.consume(name, prefetch=self.prefetch)
+        self._log.info("worker consuming {!r} (prefetch {})", name, self.prefetch)
+        self._keeper.start()
+        try:
+            while not self._stop.is_set():
+                delivery = consumer.get(timeout=POLL)
+                if delivery is not None:
+                    self.handle(delivery)
+        finally:
+            self._keeper.close()
+            consumer.cancel()  # prefetched, unstarted messages go back to the queue
+        self._log.info("worker stopped: {}", self.stats)
+        return self.stats
+
+    def handle(self, delivery: Delivery) -> None:
+        """One message: validate, dispatch, then ack, retry or dead-letter it."""
+        app = self.app
+        event = decode_or_reject(
+            delivery.body,
+            delivery.properties,
+            registry=app.registry,
+            event_type=app.event_type,
+            max_bytes=app.max_bytes,
+        )
+        if isinstance(event, Rejection):
+            self._dead_letter(
+                delivery, Failure("InvalidMessage", event.reason, path=event.path, permanent=True)
+            )
+            return
+        route = app.route_for(event.type)
+        if route is None:
+            known = ", ".join(sorted(app.routes)) or "none"
+            reason = f"no handler for event type {event.type!r} (handled: {known})"
+            self._dead_letter(delivery, Failure("NoHandler", reason, permanent=True))
+            return
+        try:
+            with self._keeper.busy():
+                route.function(event)
+        except Exception as exc:  # the handler's failure is the message's, not the worker's
+            failure = Failure.from_exception(exc)
+            delay = route.retry.delay_ms(attempts(delivery.properties) + 1)
+            self._log.bind(id=event.id, type=event.type).warning(
+                "handler failed ({}); {}",
+                failure.reason,
+                "giving up" if delay is None else f"retry in {delay} ms",
+            )
+            if delay is None:
+                self._dead_letter(delivery, failure)
+            else:
+                self._forward(delivery, failure, self.queues.retry(delay))
+                self.stats.retried += 1
+            return
+        self.transport.ack(delivery)
+        self.stats.processed += 1
+
+    def _dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        if failure.permanent:
+            self._log.warning("dead-lettering message: {}", failure.reason)
+        self._forward(delivery, failure, self.queues.dead)
+        self.stats.dead_lettered += 1
+
+    def _forward(self, delivery: Delivery, failure: Failure, queue: str) -> None:
+        """Publish the annotated copy to `queue`; ack the original once it is confirmed."""
+        t = self.transport
+        publication = t.publish("", queue, delivery.body, record_failure(delivery, failure), mandatory=True)
+        t.flush()
+        if publication.outcome is Outcome.CONFIRMED:
+            t.ack(delivery)
+            return
+        # Not lost either way: rejected, the work queue's dead-letter exchange takes it to
+        # NAME.dead (reason "rejected"); if the connection went, RabbitMQ requeued it.
+        self._log.error(
+            "could not publish to {!r} ({}); rejecting to the dead-letter queue", queue, publication.error
+        )
+        t.reject(delivery, requeue=False)
+
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT: stop taking messages and finish the one in progress within
+        `shutdown_timeout`; a second signal, or the timeout, stops at once (`Shutdown`).
+        Signals can only be handled in the main thread; elsewhere this does nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            if self._stop.is_set():
+                raise Shutdown(f"second signal ({signal.Signals(signum).name})")
+            self._log.warning(
+                "{}: finishing the message in progress (up to {:g} s); send again to stop at once",
+                signal.Signals(signum).name,
+                self.shutdown_timeout,
+            )
+            self._stop.set()
+            signal.setitimer(signal.ITIMER_REAL, self.shutdown_timeout)
+
+        def on_timeout(_signum: int, _frame: FrameType | None) -> None:
+            raise Shutdown(f"the message in progress did not finish within {self.shutdown_timeout:g} s")
+
+        handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGALRM: on_timeout}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class _Keeper:
+    """Services the connection while a long handler runs. pika's BlockingConnection does
+    I/O only when called, so without this a job longer than two heartbeat intervals would
+    lose its connection, and its ack with it (the message would run again)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._running = threading.Event()
+        self._finished = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="routing-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        self._finished.clear()
+        self._running.set()
+        try:
+            yield
+        finally:
+            self._running.clear()
+            self._finished.set()
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            if not self._running.wait(POLL) or self._finished.wait(KEEPALIVE_AFTER):
+                continue  # idle, or a short handler: the consumer loop does the I/O
+            while self._running.is_set() and not self._closed.is_set():
+                try:
+                    self._transport.wait(1.0)
+                except RoutingError as exc:  # the handler's ack will find out too
+                    logger.warning("connection trouble while a handler runs: {}", exc)
+                    self._closed.wait(1.0)
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
