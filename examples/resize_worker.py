@@ -1,0 +1,35 @@
+"""The seed tutorial's image-resize worker, with the work simulated (no image library needed).
+
+    routing declare examples.resize_worker:topology --url amqp://guest:guest@localhost/
+    routing worker examples.resize_worker:app --queue resize --concurrency 3 --url amqp://guest:guest@localhost/
+    routing publish --exchange jobs --routing-key resize --type task.resize_image \\
+        --data '{"input": "cat.jpg", "width": 320, "height": 200}' --url amqp://guest:guest@localhost/
+    routing dlq show resize.dead --url amqp://guest:guest@localhost/
+
+A job whose input ends in `.corrupt` always fails: it is retried after 1, 2, 4 and 8 seconds,
+then dead-lettered with the reason. Duplicates (a redelivery after a crash) are skipped by id.
+"""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+
+from routing import Envelope, Exchange, Topology
+from routing.worker import App, RetryPolicy, idempotent
+
+app = App(retry=RetryPolicy(initial=1.0, multiplier=2.0, max_delay=30.0, max_attempts=5))
+
+jobs = Exchange("jobs", "direct")
+topology = Topology.of(jobs, app.topology("resize"), jobs.bind("resize", "resize"))
+
+
+@app.handler("task.resize_image")
+@idempotent
+def resize(event: Envelope) -> None:
+    job = event.data
+    if str(job.get("input", "")).endswith(".corrupt"):
+        raise ValueError(f"cannot decode {job['input']}")
+    time.sleep(0.2)  # the "resize"
+    logger.info("resized {} to {}x{}", job.get("input"), job.get("width"), job.get("height"))
