@@ -2,6 +2,7 @@
 
 from loguru import logger
 
+from routing.definitions import dump_definitions, load_definitions
 from routing.envelope import (
     Envelope,
     Rejection,
@@ -30,8 +31,11 @@ from routing.errors import (
     Unroutable,
     ValidationError,
 )
+from routing.graph import mermaid
+from routing.loading import load_topology
 from routing.matching import Explanation, Step, explain, headers_match, route, topic_matches
 from routing.properties import Properties
+from routing.publisher import Publisher
 from routing.schemas import SchemaRegistry
 from routing.topology import (
     Binding,
@@ -73,6 +77,7 @@ __all__ = [
     "Properties",
     "Publication",
     "PublishUnconfirmed",
+    "Publisher",
     "Queue",
     "QueueType",
     "Rejection",
@@ -90,9 +95,13 @@ __all__ = [
     "build_envelope",
     "decode",
     "decode_or_reject",
+    "dump_definitions",
     "encode",
     "explain",
     "headers_match",
+    "load_definitions",
+    "load_topology",
+    "mermaid",
     "open_transport",
     "route",
     "to_properties",

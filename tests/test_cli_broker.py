@@ -183,7 +183,13 @@ def _publish_until_routed(url: str, exchange: str, key: str, headers: dict[str, 
     ],
 )  # fmt: skip
 def test_tail_sees_a_published_message(
-    amqp_url: str, unique: str, kind: str, rule: list[str], key: str, headers: dict[str, Any] | None
+    amqp_url: str,
+    management_url: str,  # tail reads the exchange's settings (auto-delete here) from it
+    unique: str,
+    kind: str,
+    rule: list[str],
+    key: str,
+    headers: dict[str, Any] | None,
 ) -> None:
     exchange = f"{unique}.tail"
     with open_transport(amqp_url) as t:

@@ -21,7 +21,10 @@ from routing.transport._amqp_url import parse_urls
 from routing.transport.base import DeclareReport, Delivery, Properties, Publication
 from routing.transport.rabbitmq._connect import CONNECTION_ERRORS, channel_error, connect
 from routing.transport.rabbitmq._consumer import Chan, FairLock, RabbitConsumer
+from routing.transport.rabbitmq._frames import FrameWriter
 from routing.transport.rabbitmq._wire import delivery, to_pika
+
+POLL_EVERY = 64  # publishes between reads of the socket when the confirm window is not full
 
 
 class RabbitTransport:
@@ -60,6 +63,8 @@ class RabbitTransport:
         self._bindings: dict[Binding, None] = {}
         self._consumers: list[RabbitConsumer] = []
         self._pub: Chan | None = None  # confirm mode, for publish
+        self._writer: FrameWriter | None = None  # writes to `_pub`
+        self._unpolled = 0  # publishes since the socket was last read
         self._ctl: Chan | None = None  # declare, purge, delete
         self._getter: Chan | None = None  # basic.get, and the acks of what it got
         self._closed = False
@@ -191,6 +196,11 @@ class RabbitTransport:
         finally:
             conn._impl.ioloop.remove_timeout(handle)
 
+    def _poll(self) -> None:
+        """Read what has arrived and write what is buffered, without waiting."""
+        self._unpolled = 0
+        self._pump(lambda: False, 0)
+
     def _wake(self) -> None:
         """From another thread: end the current `_pump` poll early (pika's one thread-safe call)."""
         conn = self._conn
@@ -236,6 +246,7 @@ class RabbitTransport:
             )
             self._tracker.lose_all(error)
         chan = self._pub = Chan(self._ensure().channel())
+        self._writer = FrameWriter(chan.channel)
         self._tracker.restart()
         impl = chan.channel._impl
         done: list[bool] = []
@@ -282,8 +293,18 @@ class RabbitTransport:
                 if tracker.full:
                     self._pump(lambda: not tracker.full or not chan.alive, None)
                     chan = self._publisher()
+                if not chan.channel._impl.is_open:
+                    raise px.ChannelWrongStateError("publishing channel closed")
                 publication = tracker.sent(exchange, routing_key, body, props, mandatory)
-                chan.channel.basic_publish(exchange, routing_key, body, props, mandatory)
+                writer = self._writer
+                assert writer is not None  # set with `_pub`
+                self._unpolled += 1
+                # Poll when the socket did not take it all (pika's loop writes the rest), and
+                # now and then to take in confirms, returns or a channel close.
+                if not writer.publish(exchange, routing_key, body, props, mandatory) or (
+                    self._unpolled >= POLL_EVERY
+                ):
+                    self._poll()
             except px.AMQPChannelError:
                 # The broker closed the channel (say 404 for an earlier publish to an unknown
                 # exchange): its publications settle with that error at the next call.
