@@ -40,8 +40,16 @@ class FrozenDict(Mapping[str, Any]):
 EMPTY = FrozenDict()
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None), bytes))
+
+
 def freeze(value: Any) -> Any:
     """Deeply freeze JSON-like data: dicts become FrozenDict, lists become tuples."""
+    kind = type(value)
+    if kind in _SCALARS:  # the common case, before the slower ABC checks
+        return value
+    if kind is dict:
+        return FrozenDict(value)
     if isinstance(value, FrozenDict):
         return value
     if isinstance(value, Mapping):
@@ -53,6 +61,11 @@ def freeze(value: Any) -> Any:
 
 def thaw(value: Any) -> Any:
     """The plain-dict, plain-list twin of `freeze`, for JSON and for pika."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is FrozenDict:
+        return {k: thaw(v) for k, v in value._data.items()}
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
