@@ -40,26 +40,32 @@ class FrameWriter:
         ]
         step = self._body_max
         frames += [frame.Body(number, body[i : i + step]).marshal() for i in range(0, len(body), step)]
-        return self._write(b"".join(frames))
+        return write(self._connection, b"".join(frames))
 
-    def _write(self, data: bytes) -> bool:
-        connection = self._connection
-        transport = connection._transport
-        if transport is None:  # closing: pika raises the right error at the next poll
-            return False
-        connection.bytes_sent += len(data)
-        sent = 0
-        if type(transport).__name__ == _PLAIN and transport.get_write_buffer_size() == 0:
-            try:
-                sent = transport._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # a broken socket: pika's own write and poll will report it
-        if sent == len(data):
-            return True
-        transport.write(data[sent:] if sent else data)
+
+def send_method(channel: Any, method: Any) -> bool:
+    """Send one content-less method (an ack, say) on `channel`, the same way."""
+    impl = channel._impl
+    return write(impl.connection, frame.Method(impl.channel_number, method).marshal())
+
+
+def write(connection: Any, data: bytes) -> bool:
+    """Put `data` on the wire after what pika has buffered; False when some of it waits in
+    pika's buffer for the I/O loop."""
+    transport = connection._transport
+    if transport is None:  # closing: pika raises the right error at the next poll
         return False
+    connection.bytes_sent += len(data)
+    sent = 0
+    if type(transport).__name__ == _PLAIN and transport.get_write_buffer_size() == 0:
+        try:
+            sent = transport._sock.send(data)
+        except OSError:  # would block, interrupted, or broken: pika's write and poll handle it
+            sent = 0
+    if sent == len(data):
+        return True
+    transport.write(data[sent:] if sent else data)
+    return False
 
 
 _NO_PROPERTIES = spec.BasicProperties()

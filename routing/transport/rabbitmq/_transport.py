@@ -21,7 +21,7 @@ from routing.transport._amqp_url import parse_urls
 from routing.transport.base import DeclareReport, Delivery, Properties, Publication
 from routing.transport.rabbitmq._connect import CONNECTION_ERRORS, channel_error, connect
 from routing.transport.rabbitmq._consumer import Chan, FairLock, RabbitConsumer
-from routing.transport.rabbitmq._frames import FrameWriter
+from routing.transport.rabbitmq._frames import FrameWriter, send_method
 from routing.transport.rabbitmq._wire import delivery, to_pika
 
 POLL_EVERY = 64  # publishes between reads of the socket when the confirm window is not full
@@ -245,7 +245,12 @@ class RabbitTransport:
                 else ChannelClosed(0, f"publishing channel closed: {reason!r}")
             )
             self._tracker.lose_all(error)
-        chan = self._pub = Chan(self._ensure().channel())
+        conn = self._ensure()
+        if self._pub is not None and self._pub.alive:
+            # `_ensure` reconnected and `_restore` opened it to re-send what was unconfirmed. A
+            # second one would number its publishes from 1 again, over those still in flight.
+            return self._pub
+        chan = self._pub = Chan(conn.channel())
         self._writer = FrameWriter(chan.channel)
         self._tracker.restart()
         impl = chan.channel._impl
@@ -354,30 +359,34 @@ class RabbitTransport:
         with self._lock:
             return self._guarded(f"get from {queue!r}", fetch)  # type: ignore[no-any-return]
 
-    def _settle(self, item: Delivery, what: str, action: Callable[[Any], None]) -> None:
+    def _settle(self, item: Delivery, what: str, method: Any) -> None:
+        """Send an ack, nack or reject for `item` on the channel it came from, without
+        waiting (a refusal, such as an unknown tag, closes the channel: the consumer
+        reports it at its next `get`)."""
         chan = item.consumer
         if not isinstance(chan, Chan):
             raise BrokerError(f"{what}: this delivery did not come from this transport")
         with self._lock:
-            if not chan.alive:
+            if not chan.alive or not chan.channel._impl.is_open:
                 # Its channel is gone, so the broker has already put the message back.
                 logger.bind(queue=item.queue).info("{} of a delivery from a closed channel: skipped", what)
                 return
             try:
-                action(chan.channel)
+                if not send_method(chan.channel, method):
+                    self._poll()
             except px.ChannelClosedByBroker as exc:
                 raise channel_error(exc, what, self._endpoint) from exc
             except (*CONNECTION_ERRORS, px.ChannelWrongStateError) as exc:
                 self._drop(ConnectionLost(f"{self._endpoint.url}: connection lost during {what}: {exc!r}"))
 
     def ack(self, delivery: Delivery, *, multiple: bool = False) -> None:
-        self._settle(delivery, "ack", lambda ch: ch.basic_ack(delivery.delivery_tag, multiple))
+        self._settle(delivery, "ack", pika.spec.Basic.Ack(delivery.delivery_tag, multiple))
 
     def nack(self, delivery: Delivery, *, requeue: bool = True, multiple: bool = False) -> None:
-        self._settle(delivery, "nack", lambda ch: ch.basic_nack(delivery.delivery_tag, multiple, requeue))
+        self._settle(delivery, "nack", pika.spec.Basic.Nack(delivery.delivery_tag, multiple, requeue))
 
     def reject(self, delivery: Delivery, *, requeue: bool = True) -> None:
-        self._settle(delivery, "reject", lambda ch: ch.basic_reject(delivery.delivery_tag, requeue))
+        self._settle(delivery, "reject", pika.spec.Basic.Reject(delivery.delivery_tag, requeue))
 
     def wait(self, timeout: float) -> None:
         with self._lock:
