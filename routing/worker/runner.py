@@ -57,12 +57,18 @@ class Worker:
         *,
         prefetch: int = 1,
         shutdown_timeout: float = 30.0,
+        ack_batch: int | None = None,
     ) -> None:
         self.app = app
         self.transport = transport
         self.queues: WorkQueues = app.queues(queue)
         self.prefetch = prefetch
         self.shutdown_timeout = shutdown_timeout
+        # Handled messages are acked together (one `multiple` ack) up to this many at a
+        # time, and always before the worker waits for more: with prefetch 1, one by one.
+        self.ack_batch = ack_batch if ack_batch is not None else max(1, prefetch // 4)
+        self._done: Delivery | None = None  # the latest handled delivery not yet acked
+        self._done_count = 0
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._keeper = _Keeper(transport)
@@ -104,10 +110,14 @@ class Worker:
         self._keeper.start()
         try:
             while not self._stop.is_set():
-                delivery = consumer.get(timeout=POLL)
-                if delivery is not None:
+                delivery = consumer.get(timeout=0 if self._done is not None else POLL)
+                if delivery is None:
+                    self._ack_done()  # nothing waiting: ack what is finished before blocking
+                else:
                     self.handle(delivery)
         finally:
+            with contextlib.suppress(RoutingError):  # the connection went: they are requeued
+                self._ack_done()
             self._keeper.close()
             consumer.cancel()  # prefetched, unstarted messages go back to the queue
         self._log.info("worker stopped: {}", self.stats)
@@ -151,8 +161,22 @@ class Worker:
                 self._forward(delivery, failure, self.queues.retry(delay))
                 self.stats.retried += 1
             return
-        self.transport.ack(delivery)
         self.stats.processed += 1
+        if self.ack_batch == 1:
+            self.transport.ack(delivery)
+            return
+        if self._done is not None and self._done.consumer is not delivery.consumer:
+            self._ack_done()  # another channel (after a reconnect): its tags are separate
+        self._done = delivery
+        self._done_count += 1
+        if self._done_count >= self.ack_batch:
+            self._ack_done()
+
+    def _ack_done(self) -> None:
+        """Ack every handled message up to the latest, in one `multiple` ack."""
+        done, self._done, self._done_count = self._done, None, 0
+        if done is not None:
+            self.transport.ack(done, multiple=True)
 
     def _dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         if failure.permanent:
@@ -163,6 +187,7 @@ class Worker:
     def _forward(self, delivery: Delivery, failure: Failure, queue: str) -> None:
         """Publish the annotated copy to `queue`; ack the original once it is confirmed."""
         t = self.transport
+        self._ack_done()  # settle the finished ones first: acks go out in delivery order
         publication = t.publish("", queue, delivery.body, record_failure(delivery, failure), mandatory=True)
         t.flush()
         if publication.outcome is Outcome.CONFIRMED:
