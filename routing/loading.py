@@ -13,7 +13,7 @@ import inspect
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
 from routing.definitions import load_definitions
 from routing.errors import DefinitionsError
@@ -27,7 +27,7 @@ def load_topology(ref: str, *, vhost: str = "/") -> Topology:
     """The topology `ref` names: a definitions JSON file (read for `vhost`) or `module:attribute`."""
     match = _MODULE_REF.fullmatch(ref)
     if match and not os.path.exists(ref):
-        return _from_module(match.group(1), match.group(2))
+        return _instance(match.group(1), match.group(2), Topology, "Topology")
     if not os.path.exists(ref) and not ref.endswith(".json"):
         raise DefinitionsError(
             f"{ref}: no such file; a Python topology is written module:attribute, e.g. shop.topology:topology"
@@ -35,12 +35,16 @@ def load_topology(ref: str, *, vhost: str = "/") -> Topology:
     return load_definitions(ref, vhost=vhost)
 
 
-def load_object(ref: str) -> Any:
-    """The object `package.module:attribute` names (a dotted attribute is followed)."""
+T = TypeVar("T")
+
+
+def load_instance(ref: str, kind: type[T], name: str | None = None) -> T:
+    """The `kind` instance `package.module:attribute` names, or that a zero-argument
+    function there returns (a dotted attribute is followed)."""
     match = _MODULE_REF.fullmatch(ref)
     if not match:
         raise DefinitionsError(f"{ref}: expected module:attribute, e.g. shop.jobs:app")
-    return _import(match.group(1), match.group(2))
+    return _instance(match.group(1), match.group(2), kind, name or kind.__name__)
 
 
 def _import(module_name: str, attribute: str) -> Any:
@@ -67,17 +71,17 @@ def _import(module_name: str, attribute: str) -> Any:
     return value
 
 
-def _from_module(module_name: str, attribute: str) -> Topology:
+def _instance(module_name: str, attribute: str, kind: type[T], name: str) -> T:
     ref = f"{module_name}:{attribute}"
     value = _import(module_name, attribute)
-    if isinstance(value, Topology):
+    if isinstance(value, kind):
         return value
     if callable(value) and not inspect.isclass(value):
         try:
             inspect.signature(value).bind()
         except TypeError:
             raise DefinitionsError(
-                f"{ref}: {attribute}() needs arguments; point at a zero-argument function"
+                f"{ref}: {attribute}() needs arguments; point at a {name} or a zero-argument function"
             ) from None
         except ValueError:
             pass  # no signature to inspect (some builtins): just call it
@@ -85,11 +89,11 @@ def _from_module(module_name: str, attribute: str) -> Topology:
             value = value()
         except Exception as exc:
             raise DefinitionsError(f"{ref}: calling {attribute}() failed: {_one_line(exc)}") from exc
-        if isinstance(value, Topology):
+        if isinstance(value, kind):
             return value
-        raise DefinitionsError(f"{ref}: {attribute}() returned type {type(value).__name__}, not a Topology")
+        raise DefinitionsError(f"{ref}: {attribute}() returned type {type(value).__name__}, not a {name}")
     raise DefinitionsError(
-        f"{ref}: is of type {type(value).__name__}, not a Topology or a function that returns one"
+        f"{ref}: is of type {type(value).__name__}, not a {name} or a function that returns one"
     )
 
 

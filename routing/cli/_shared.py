@@ -19,8 +19,8 @@ def rabbit_url(url: str | None, command: str) -> str:
     url = resolve(url)
     if is_memory(url):
         raise click.ClickException(
-            f"{command} needs RabbitMQ: the embedded broker lives inside one process, so there is "
-            f"nothing to {command} there; pass --url amqp://user:pass@host:5672/vhost or set {ENV_VAR}"
+            f"{command} needs RabbitMQ: the embedded broker lives inside one process, out of reach "
+            f"of any other; pass --url amqp://user:pass@host:5672/vhost or set {ENV_VAR}"
         )
     return url
 

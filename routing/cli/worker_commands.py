@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -11,8 +10,8 @@ from dataclasses import asdict
 import click
 
 from routing.cli._shared import URL_HELP, fail, print_report, rabbit_url
-from routing.errors import DeclareConflicts, DefinitionsError, RoutingError
-from routing.loading import load_object
+from routing.errors import DeclareConflicts, RoutingError
+from routing.loading import load_instance
 from routing.transport import open_transport
 from routing.urls import ENV_VAR, describe
 from routing.worker import App, Worker
@@ -23,12 +22,7 @@ from routing.worker.supervisor import supervise
 
 def load_app(ref: str) -> App:
     """The App `module:attribute` names, or that a zero-argument function there returns."""
-    value = load_object(ref)
-    if callable(value) and not isinstance(value, App) and not inspect.isclass(value):
-        value = value()
-    if not isinstance(value, App):
-        raise DefinitionsError(f"{ref}: is of type {type(value).__name__}, not a routing.worker.App")
-    return value
+    return load_instance(ref, App, "routing.worker.App")
 
 
 def _print_letter(number: int, letter: DeadLetter) -> None:

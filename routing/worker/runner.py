@@ -93,9 +93,9 @@ class Worker:
             with worker.signals():
                 try:
                     return worker.run()
-                except Shutdown:
+                except Shutdown as exc:
                     worker.stats.interrupted = True
-                    worker._log.warning("stopped at once; unacked messages go back to the queue")
+                    worker._log.warning("stopped at once ({}); unacked messages go back to the queue", exc)
                     return worker.stats
 
     def stop(self) -> None:

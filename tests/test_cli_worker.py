@@ -1,0 +1,236 @@
+"""`routing dlq show`, `routing dlq replay` and `routing worker`'s refusals, through CliRunner.
+
+The dead letters here are published straight to QUEUE.dead with the headers the worker writes
+(`record_failure`), so each test knows exactly what the queue holds; the worker's own path to
+the dead-letter queue is tested in test_worker.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from routing import Envelope, encode, to_properties
+from routing.cli import main
+from routing.transport import Delivery, Transport, open_transport
+from routing.worker import NO_RETRY, App, DeadLetter, Failure
+from routing.worker.failures import record_failure
+
+TESTS = Path(__file__).parent
+NOWHERE = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens: these commands must fail before connecting
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def one_line_error(result: Result) -> str:
+    """The single `Error: ...` line of a failed command (exit 1, no traceback)."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: ")
+    return line
+
+
+def resize(envelope: Envelope) -> None:
+    raise ValueError(f"cannot decode {envelope.data['input']}")
+
+
+class Dead:
+    """A work queue and its dead-letter queue on RabbitMQ, with two dead letters in it."""
+
+    def __init__(self, t: Transport, queue: str) -> None:
+        self.t = t
+        self.queue = queue
+        self.dead = f"{queue}.dead"
+        self.envelopes = [
+            Envelope.new("task.resize_image", {"input": "poison.jpg", "width": 1, "height": 1}),
+            Envelope.new("cache.invalidate", {"cache": "users", "reason": "r", "keys": ["u1"]}),
+        ]
+        self.ids = [e.id for e in self.envelopes]
+        try:
+            resize(self.envelopes[0])
+        except ValueError as exc:
+            failed = Failure.from_exception(exc)
+        no_handler = Failure("NoHandler", "no handler for event type 'cache.invalidate'", permanent=True)
+        self.publish(self.envelopes[0], failed, attempts=3)
+        self.publish(self.envelopes[1], no_handler, attempts=1)
+
+    def publish(self, envelope: Envelope, failure: Failure, attempts: int) -> None:
+        body = encode(envelope)
+        delivery = Delivery(body, to_properties(envelope), "", self.queue, self.queue, delivery_tag=0)
+        for _ in range(attempts):
+            delivery = replace(delivery, properties=record_failure(delivery, failure))
+        self.t.publish("", self.dead, body, delivery.properties, mandatory=True)
+        assert self.t.flush(timeout=10) == []
+
+    def ids_in(self, queue: str) -> list[str | None]:
+        """Message ids of what `queue` holds, in order; the queue keeps them."""
+        taken = []
+        while (delivery := self.t.get(queue)) is not None:
+            taken.append(delivery)
+        for delivery in reversed(taken):
+            self.t.nack(delivery, requeue=True)
+        return [d.properties.message_id for d in taken]
+
+
+@pytest.fixture
+def dead(amqp_url: str, unique: str) -> Iterator[Dead]:
+    topology = App(retry=NO_RETRY).topology(f"{unique}.resize")
+    with open_transport(amqp_url) as t:
+        t.declare(topology)
+        try:
+            yield Dead(t, f"{unique}.resize")
+        finally:
+            for queue in topology.queues:
+                t.delete_queue(queue.name)
+
+
+# ------------------------------------------------------------------ dlq show
+
+
+@pytest.mark.broker
+def test_dlq_show_lists_each_letter_and_why(amqp_url: str, dead: Dead) -> None:
+    result = run("dlq", "show", dead.dead, "--url", amqp_url)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"2 dead letter(s) in {dead.dead!r}"
+    first, second = dead.ids
+    assert (
+        lines[1] == f"1. id {first}  type task.resize_image  attempts 3  from exchange '' key {dead.queue!r}"
+    )
+    assert lines[2] == "   ValueError: cannot decode poison.jpg"
+    assert lines[3].startswith("   failed first 20") and lines[3].endswith(f"; queue {dead.queue!r}")
+    assert lines[4].startswith("   at ") and lines[4].endswith("in resize")
+    assert (
+        lines[5] == f"2. id {second}  type cache.invalidate  attempts 1  from exchange '' key {dead.queue!r}"
+    )
+    assert lines[6] == "   no handler for event type 'cache.invalidate'"
+    assert len(lines) == 8  # the failure times; no traceback for a message no handler saw
+    assert dead.ids_in(dead.dead) == dead.ids  # show takes nothing away
+
+    limited = run("dlq", "show", dead.dead, "--limit", "1", "--url", amqp_url)
+    assert limited.exit_code == 0, limited.output
+    assert limited.output.splitlines()[0] == f"1 dead letter(s) in {dead.dead!r} (first 1)"
+    assert f"id {second}" not in limited.output
+    assert dead.ids_in(dead.dead) == dead.ids
+
+
+@pytest.mark.broker
+def test_dlq_show_json(amqp_url: str, dead: Dead) -> None:
+    result = run("dlq", "show", dead.dead, "--json", "--url", amqp_url)
+    assert result.exit_code == 0, result.output
+    letters = [json.loads(line) for line in result.output.splitlines()]
+    assert [letter["id"] for letter in letters] == dead.ids
+    assert all(set(letter) == {f.name for f in fields(DeadLetter)} for letter in letters)
+    first = letters[0]
+    assert (first["type"], first["attempts"], first["error_type"]) == ("task.resize_image", 3, "ValueError")
+    assert first["reason"] == "ValueError: cannot decode poison.jpg"
+    assert (first["exchange"], first["routing_key"], first["queue"]) == ("", dead.queue, dead.queue)
+    assert first["size"] == len(encode(dead.envelopes[0]))
+    assert letters[1]["error_type"] == "NoHandler" and letters[1]["traceback"] == ""
+
+
+@pytest.mark.broker
+def test_dlq_show_of_an_empty_and_of_a_missing_queue(amqp_url: str, dead: Dead, unique: str) -> None:
+    empty = run("dlq", "show", dead.queue, "--url", amqp_url)
+    assert (empty.exit_code, empty.output) == (0, f"0 dead letter(s) in {dead.queue!r}\n")
+    missing = one_line_error(run("dlq", "show", f"{unique}.none", "--url", amqp_url))
+    assert f"{unique}.none" in missing
+
+
+def test_dlq_needs_rabbitmq() -> None:
+    line = one_line_error(run("dlq", "show", "jobs.dead", "--url", "memory://"))
+    assert line.startswith("Error: dlq show needs RabbitMQ")
+
+
+# ------------------------------------------------------------------ dlq replay
+
+
+@pytest.mark.broker
+def test_dlq_replay_by_id(amqp_url: str, dead: Dead) -> None:
+    first, second = dead.ids
+    result = run("dlq", "replay", dead.dead, "--id", second, "--url", amqp_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"replayed {second} to exchange '' key {dead.queue!r}",
+        "1 replayed, 0 failed, 0 not found",
+    ]
+    assert dead.ids_in(dead.dead) == [first]
+    replayed = dead.t.get(dead.queue)
+    assert replayed is not None
+    dead.t.ack(replayed)
+    assert replayed.body == encode(dead.envelopes[1])
+    assert not [h for h in replayed.headers if h.startswith("x-routing-")]  # a new message again
+    assert replayed.properties.type == "cache.invalidate"
+
+
+@pytest.mark.broker
+def test_dlq_replay_all(amqp_url: str, dead: Dead) -> None:
+    result = run("dlq", "replay", dead.dead, "--all", "--url", amqp_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "2 replayed, 0 failed, 0 not found"
+    assert dead.ids_in(dead.dead) == []
+    assert dead.ids_in(dead.queue) == dead.ids
+
+
+@pytest.mark.broker
+def test_dlq_replay_of_an_unknown_id_exits_1(amqp_url: str, dead: Dead) -> None:
+    result = run("dlq", "replay", dead.dead, "--id", "no-such-id", "--id", dead.ids[0], "--url", amqp_url)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "not found: no-such-id" in result.stderr
+    assert result.stdout.splitlines()[-1] == "1 replayed, 0 failed, 1 not found"
+    assert dead.ids_in(dead.dead) == dead.ids[1:]
+
+
+@pytest.mark.parametrize("choice", [(), ("--all", "--id", "x")], ids=["neither", "both"])
+def test_dlq_replay_needs_id_or_all(choice: tuple[str, ...]) -> None:
+    result = run("dlq", "replay", "jobs.dead", *choice, "--url", NOWHERE)
+    assert result.exit_code == 2, result.output
+    assert "give --id ID (one or more) or --all" in result.output
+    assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ routing worker
+
+
+@pytest.fixture
+def apps_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def test_worker_refuses_the_embedded_broker(apps_on_path: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    line = one_line_error(run("worker", "worker_apps:app", "--queue", "jobs", "--url", "memory://"))
+    assert line.startswith("Error: worker needs RabbitMQ: the embedded broker lives inside one process")
+    assert "--url amqp://" in line
+    monkeypatch.delenv("ROUTING_URL", raising=False)  # no URL at all means the embedded broker
+    assert one_line_error(run("worker", "worker_apps:app", "--queue", "jobs")) == line
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("no_such_module_here:app", "Error: no_such_module_here:app: no module named 'no_such_module_here'"),
+        ("worker_apps:nope", "Error: worker_apps:nope: 'worker_apps' has no attribute 'nope'"),
+        ("worker_apps", "Error: worker_apps: expected module:attribute, e.g. shop.jobs:app"),
+        ("worker_apps:_SECONDS", "Error: worker_apps:_SECONDS: is of type float, not a routing.worker.App"),
+        ("worker_apps:App", "Error: worker_apps:App: is of type type, not a routing.worker.App"),
+    ],
+)
+def test_worker_refuses_a_bad_app_reference(apps_on_path: None, ref: str, message: str) -> None:
+    # Checked before connecting: NOWHERE would fail with a connection error instead.
+    line = one_line_error(run("worker", ref, "--queue", "jobs", "--url", NOWHERE))
+    assert line.startswith(message), line
+
+
+def test_worker_refuses_a_handler_given_for_the_app(apps_on_path: None) -> None:
+    line = one_line_error(run("worker", "worker_apps:resize", "--queue", "jobs", "--url", NOWHERE))
+    assert line.startswith("Error: worker_apps:resize: ")
