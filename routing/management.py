@@ -34,18 +34,20 @@ class Management:
     def for_broker(cls, amqp_url: str, management_url: str | None = None, timeout: float = 5.0) -> Management:
         """The management API of the broker `amqp_url` names (its first node)."""
         ep = parse_urls(amqp_url)[0]
-        username, password, base = ep.username, ep.password, ep.management_url
-        if management_url:
-            parts = urlsplit(management_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConnectionFailed(
-                    f"{redact(management_url)}: the management URL must be http(s)://host:15672"
-                )
-            if parts.username is not None:
-                username = unquote(parts.username)
-                password = unquote(parts.password or "")
-            netloc = parts.netloc.rsplit("@", 1)[-1]
-            base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        username, password = ep.username, ep.password
+        # Given here, as the URL's management= option, or the AMQP host on port 15672; its
+        # credentials, if any, are used and never kept in `base`.
+        management_url = management_url or ep.management_url
+        parts = urlsplit(management_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConnectionFailed(
+                f"{redact(management_url)}: the management URL must be http(s)://host:15672"
+            )
+        if parts.username is not None:
+            username = unquote(parts.username)
+            password = unquote(parts.password or "")
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         return cls(base=base, vhost=ep.vhost, username=username, password=password, timeout=timeout)
 
     def get(self, path: str) -> Any:

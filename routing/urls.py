@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 
 ENV_VAR = "ROUTING_URL"
 MEMORY_URL = "memory://"
@@ -16,7 +15,7 @@ def resolve(url: str | None = None) -> str:
 
 
 def is_memory(url: str) -> bool:
-    return urlsplit(url).scheme == "memory"
+    return url.partition(":")[0].strip().lower() == "memory"  # urlsplit() raises on some typos
 
 
 # Where a new URL starts in a comma-separated list (a whole cluster in one ROUTING_URL).

@@ -98,8 +98,12 @@ def parse_url(url: str) -> Endpoint:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise ConnectionFailed(f"{shown}: not a valid URL ({exc})") from None
+    except ValueError:
+        # Not the ValueError: urlsplit's message quotes the "port", which can be half a password.
+        raise ConnectionFailed(
+            f"{shown}: not a valid URL: check the port, and percent-encode / ? # @ : in the user"
+            " name and password (%2F %3F %23 %40 %3A)"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise ConnectionFailed(f"{shown}: use amqp:// or amqps:// for RabbitMQ, not {scheme or 'no'} scheme")
