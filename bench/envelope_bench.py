@@ -1,7 +1,9 @@
 """What an envelope costs per message: encode + validate + decode, next to bare json.dumps/loads.
 
 The validators are compiled once by `SchemaRegistry`; `jsonschema.validate()` per call is
-shown for contrast, because it re-checks the schema every time. Run:
+shown for contrast, because it re-checks the schema every time. "validate (compiled)" is the
+default registry: jsonschema-rs first when it is installed (`routing[fast]`); the two rows after
+it force one path each. Run:
 `python -m bench.envelope_bench [--n N] [--quick] [--json]`.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from routing.envelope import Envelope, decode, encode, to_properties
+from routing.errors import SchemaError
 from routing.schemas import SchemaRegistry
 
 DEFAULT_N = 5_000
@@ -68,11 +71,22 @@ def steps(registry: SchemaRegistry | None = None) -> dict[str, Callable[[], obje
         jsonschema.validate(document, envelope_schema, format_checker=checker)
         jsonschema.validate(document["data"], data_schema, format_checker=checker)
 
+    only_jsonschema = SchemaRegistry.bundled(fast=False)
+    try:
+        fast: SchemaRegistry | None = SchemaRegistry.bundled(fast=True)
+    except SchemaError:  # jsonschema-rs is not installed: no row for it
+        fast = None
+    validators: dict[str, Callable[[], object]] = {
+        "validate (compiled)": lambda: registry.validate(document),
+        "validate (jsonschema alone)": lambda: only_jsonschema.validate(document),
+    }
+    if fast is not None:
+        validators["validate (jsonschema-rs first)"] = lambda: fast.validate(document)
     return {
         "json.dumps + json.loads": lambda: json.loads(json.dumps(document)),
         "encode": lambda: encode(envelope),
         "decode (no schema)": lambda: decode(body, props, registry=None),
-        "validate (compiled)": lambda: registry.validate(document),
+        **validators,
         "encode + validate + decode": lambda: decode(
             encode(envelope, registry=registry), props, registry=None
         ),
