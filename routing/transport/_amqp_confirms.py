@@ -96,11 +96,15 @@ class ConfirmTracker:
         lost = list(self._pending.values())
         self._pending.clear()
         self._returns.clear()
+        self.lose(lost, error)
+        return lost
+
+    def lose(self, lost: list[Pending], error: BrokerError | None = None) -> None:
+        """Settle publications that will never be sent again (nor confirmed) as UNCONFIRMED."""
         for pending in lost:
             pending.publication.outcome = Outcome.UNCONFIRMED
             pending.publication.error = error or ConnectionLost("connection lost before the confirm")
             self._failures.append(pending.publication)
-        return lost
 
     def take_pending(self) -> list[Pending]:
         """Remove and return every unanswered publication, unsettled, to be sent again."""

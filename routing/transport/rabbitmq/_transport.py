@@ -131,9 +131,11 @@ class RabbitTransport:
                 logger.bind(queue=consumer.queue).error("cannot resume consumer: {}", exc)
                 consumer.lost_queue = True
         if self._to_resend:
-            pending, self._to_resend = self._to_resend, []
+            # Each leaves `_to_resend` only when tracked again: if the connection drops
+            # here too, `_drop` finds every one of them, in order, for the next attempt.
             chan = self._publisher()
-            for p in pending:
+            while self._to_resend:
+                p = self._to_resend.pop(0)
                 self._tracker.resent(p)
                 pub = p.publication
                 chan.channel.basic_publish(pub.exchange, pub.routing_key, p.body, p.properties, p.mandatory)
@@ -148,7 +150,7 @@ class RabbitTransport:
             consumer.buffer.clear()  # the broker requeues them; they come again
             consumer.chan = None
         if self._resend:
-            self._to_resend += self._tracker.take_pending()
+            self._to_resend[:0] = self._tracker.take_pending()  # before any a restore did not reach
         else:
             self._tracker.lose_all(error)
         if self._conn is not None:
@@ -427,7 +429,11 @@ class RabbitTransport:
             if self._closed:
                 return
             self._resend = False
-            self._drop(ConnectionLost(f"{self.url}: transport closed before the confirm"))
+            error = ConnectionLost(f"{self.url}: transport closed before the confirm")
+            self._drop(error)
+            # Waiting to be sent again after a drop: they never will be now.
+            self._tracker.lose(self._to_resend, error)
+            self._to_resend = []
             self._closed = True
 
     def __enter__(self) -> Self:
