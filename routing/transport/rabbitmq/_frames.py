@@ -3,17 +3,19 @@
 pika's `basic_publish` hands the method, header and body frames to its transport one by
 one, and `BlockingChannel` then polls until they are written: three `send` calls, two
 `epoll_ctl` and an `epoll_wait` per message. That was most of the client's time in a
-confirmed-publishing profile. Here the frames are marshalled (by pika's own code) into one
-buffer and, when nothing else is waiting to be written, sent straight on the socket; what
-the socket does not take goes to pika's buffer, so the byte order on the wire is kept and
-pika's I/O loop finishes the write. TLS connections go through pika's buffer as before.
+confirmed-publishing profile. Here the frames are encoded into one buffer (`_encode`) and,
+when nothing else is waiting to be written, sent straight on the socket; what the socket
+does not take goes to pika's buffer, so the byte order on the wire is kept and pika's I/O
+loop finishes the write. TLS connections go through pika's buffer as before.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pika import frame, spec
+from pika import frame
+
+from routing.transport.rabbitmq._encode import publish_frames
 
 _PLAIN = "_AsyncPlaintextTransport"
 
@@ -29,18 +31,15 @@ class FrameWriter:
         self._number = impl.channel_number
         self._body_max = self._connection._body_max_length  # frame_max less the frame overhead
 
-    def publish(self, exchange: str, routing_key: str, body: bytes, properties: Any, mandatory: bool) -> bool:
-        """Send one message; False when part of it waits in pika's buffer (poll to write it)."""
-        number = self._number
-        frames = [
-            frame.Method(
-                number, spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory)
-            ).marshal(),
-            frame.Header(number, len(body), properties or _NO_PROPERTIES).marshal(),
-        ]
-        step = self._body_max
-        frames += [frame.Body(number, body[i : i + step]).marshal() for i in range(0, len(body), step)]
-        return write(self._connection, b"".join(frames))
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: bytes, mandatory: bool
+    ) -> bool:
+        """Send one message (`properties` from `encode_properties`); False when part of it
+        waits in pika's buffer (poll to write it)."""
+        frames = publish_frames(
+            self._number, exchange, routing_key, mandatory, properties, body, self._body_max
+        )
+        return write(self._connection, frames)
 
 
 def send_method(channel: Any, method: Any) -> bool:
@@ -66,6 +65,3 @@ def write(connection: Any, data: bytes) -> bool:
         return True
     transport.write(data[sent:] if sent else data)
     return False
-
-
-_NO_PROPERTIES = spec.BasicProperties()

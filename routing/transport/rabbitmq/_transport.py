@@ -21,8 +21,9 @@ from routing.transport._amqp_url import parse_urls
 from routing.transport.base import DeclareReport, Delivery, Properties, Publication
 from routing.transport.rabbitmq._connect import CONNECTION_ERRORS, channel_error, connect
 from routing.transport.rabbitmq._consumer import Chan, FairLock, RabbitConsumer
+from routing.transport.rabbitmq._encode import encode_properties
 from routing.transport.rabbitmq._frames import FrameWriter, send_method
-from routing.transport.rabbitmq._wire import delivery, to_pika
+from routing.transport.rabbitmq._wire import delivery
 
 POLL_EVERY = 64  # publishes between reads of the socket when the confirm window is not full
 
@@ -69,7 +70,7 @@ class RabbitTransport:
         self._getter: Chan | None = None  # basic.get, and the acks of what it got
         self._closed = False
         self._last_properties: Properties | None = None
-        self._last_pika: Any = None
+        self._last_encoded = b""
         self._conn = self._connect()
 
     # ------------------------------------------------------------ connection
@@ -133,12 +134,15 @@ class RabbitTransport:
         if self._to_resend:
             # Each leaves `_to_resend` only when tracked again: if the connection drops
             # here too, `_drop` finds every one of them, in order, for the next attempt.
-            chan = self._publisher()
+            self._publisher()
+            writer = self._writer
+            assert writer is not None  # set with `_pub`
             while self._to_resend:
                 p = self._to_resend.pop(0)
                 self._tracker.resent(p)
                 pub = p.publication
-                chan.channel.basic_publish(pub.exchange, pub.routing_key, p.body, p.properties, p.mandatory)
+                writer.publish(pub.exchange, pub.routing_key, p.body, p.properties, p.mandatory)
+            self._poll()
 
     def _drop(self, error: BrokerError) -> None:
         """Forget a dead connection: its channels, and the confirms it will never send."""
@@ -285,12 +289,10 @@ class RabbitTransport:
     ) -> Publication:
         """Send with a confirm to come; returns at once unless `window` publications are
         already in flight, then waits for room."""
-        if properties is None:
-            props = None
-        elif properties is self._last_properties:  # the common case: one value reused
-            props = self._last_pika
+        if properties is not None and properties is self._last_properties:  # one value reused
+            props = self._last_encoded
         else:
-            props = self._last_pika = to_pika(properties)
+            props = self._last_encoded = encode_properties(properties)
             self._last_properties = properties
         with self._lock:
             tracker = self._tracker
