@@ -1,0 +1,66 @@
+"""The toolkit as a contender, through its public API only: `Publisher.emit` + `flush` to
+publish, `transport.consume` + `routing.decode` + `transport.ack` to consume.
+
+Same shape as the peers in `bench.peers`: connecting is not timed; each function returns
+the seconds its timed part took.
+"""
+
+from __future__ import annotations
+
+import time
+
+import routing
+from bench.message import DATA, EVENT_TYPE, EXTENSIONS, SOURCE, SUBJECT
+from routing import Properties, Publisher, SchemaRegistry
+
+_registry: SchemaRegistry | None = None
+
+
+def registry() -> SchemaRegistry:
+    """The bundled schemas, loaded once for the whole run (as an application would)."""
+    global _registry
+    if _registry is None:
+        _registry = SchemaRegistry.bundled()
+    return _registry
+
+
+def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> float:
+    """`n` x `Publisher.emit` (build, validate, encode, publish), then `flush`: all confirmed.
+    The pre-built body is not used: the toolkit builds every envelope itself."""
+    with routing.open_transport(url) as transport:
+        publisher = Publisher(transport, registry=registry(), source=SOURCE)
+        emit = publisher.emit
+        # The channel opens (and enters confirm mode) on the first publish; the peers open
+        # theirs before their clocks start, so this one is sent, confirmed and purged first.
+        emit("", queue, EVENT_TYPE, DATA, subject=SUBJECT, extensions=EXTENSIONS)
+        publisher.flush()
+        transport.purge(queue)
+        start = time.perf_counter()
+        for _ in range(n):
+            emit("", queue, EVENT_TYPE, DATA, subject=SUBJECT, extensions=EXTENSIONS)
+        failed = publisher.flush()
+        elapsed = time.perf_counter() - start
+    if failed:
+        raise RuntimeError(f"toolkit publish: {len(failed)} of {n} not confirmed: {failed[0]!r}")
+    return elapsed
+
+
+def consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) -> float:
+    """Consume `n`, decode and validate each (`routing.decode` with the registry), ack each;
+    with `ack_every` > 1, one `ack(multiple=True)` per that many deliveries."""
+    reg = registry()
+    with routing.open_transport(url) as transport:
+        consumer = transport.consume(queue, prefetch=prefetch)
+        ack, decode = transport.ack, routing.decode
+        start = time.perf_counter()
+        for seen, delivery in enumerate(consumer, 1):
+            decode(delivery.body, delivery.properties, registry=reg)
+            if ack_every == 1:
+                ack(delivery)
+            elif seen % ack_every == 0 or seen == n:
+                ack(delivery, multiple=True)
+            if seen == n:
+                break
+        elapsed = time.perf_counter() - start
+        consumer.cancel()
+    return elapsed
