@@ -80,10 +80,10 @@ class Envelope:
     ) -> Envelope:
         """A fresh event: a random UUID for `id`, the current UTC time, JSON data."""
         return cls(
-            id=str(uuid.uuid4()),
+            id=_new_id(),
             source=source,
             type=type,
-            time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            time=_now(),
             subject=subject,
             datacontenttype=JSON_TYPE if data is not None else None,
             dataschema=dataschema,
@@ -132,6 +132,52 @@ class Envelope:
         return _parse_time(self.time) if self.time is not None else None
 
 
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_document(
+    event_type: str,
+    data: Any = None,
+    *,
+    source: str = DEFAULT_SOURCE,
+    subject: str | None = None,
+    dataschema: str | None = None,
+    extensions: Mapping[str, str | int | bool] | None = None,
+) -> dict[str, Any]:
+    """The JSON object of a fresh event, as `Envelope.new(...).to_dict()` gives it, built
+    directly: no frozen copy of `data` made and thawed again. The publisher's fast path; it
+    is checked only by a registry (whose envelope schema holds the attribute rules)."""
+    document: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": _new_id(),
+        "source": source,
+        "type": event_type,
+        "time": _now(),
+    }
+    if subject is not None:
+        document["subject"] = subject
+    if data is not None:
+        document["datacontenttype"] = JSON_TYPE
+    if dataschema is not None:
+        document["dataschema"] = dataschema
+    if extensions:
+        taken = sorted(RESERVED.intersection(extensions))
+        if taken:
+            problems = [
+                f"{name}: not an allowed extension name; it is a CloudEvents attribute" for name in taken
+            ]
+            raise ValidationError(problems, path=taken[0])
+        document.update(extensions)
+    if data is not None:
+        document["data"] = data
+    return document
+
+
 def _attribute_problems(envelope: Envelope) -> list[str]:
     """What CloudEvents forbids outright, checked without a schema."""
     problems = []
@@ -169,7 +215,13 @@ def encode(
 ) -> bytes:
     """Compact UTF-8 JSON. With a registry, an invalid envelope is refused before it is written;
     a body over `max_bytes` is refused too, since consumers would dead-letter it."""
-    document = envelope.to_dict()
+    return encode_document(envelope.to_dict(), registry=registry, max_bytes=max_bytes)
+
+
+def encode_document(
+    document: Mapping[str, Any], *, registry: SchemaRegistry | None, max_bytes: int | None = MAX_BYTES
+) -> bytes:
+    """`encode` for an envelope's JSON object (`Envelope.to_dict()`, `new_document()`)."""
     if registry is not None:
         registry.validate(document)
     try:
@@ -184,20 +236,36 @@ def encode(
 def to_properties(envelope: Envelope, *, persistent: bool = True, ce_headers: bool = False) -> Properties:
     """AMQP properties for publishing `envelope`. `ce_headers` also copies every attribute
     into `ce-` headers, so a headers exchange can route on `ce-type`."""
-    when = envelope.parsed_time
+    if ce_headers:
+        attributes = envelope.to_dict()
+    else:  # only what the properties need: no copy of the data
+        attributes = {
+            "id": envelope.id,
+            "source": envelope.source,
+            "type": envelope.type,
+            "time": envelope.time,
+        }
+    return document_properties(attributes, persistent=persistent, ce_headers=ce_headers)
+
+
+def document_properties(
+    document: Mapping[str, Any], *, persistent: bool = True, ce_headers: bool = False
+) -> Properties:
+    """`to_properties` for an envelope's JSON object."""
+    time = document.get("time")
+    when = _parse_time(time) if time is not None else None
     timestamp = int(when.timestamp()) if when is not None else None
     headers: Mapping[str, Any] = EMPTY
     if ce_headers:
-        attributes = envelope.to_dict()
-        attributes.pop("data", None)
-        attributes.pop("datacontenttype", None)  # it is the body's content type, not ours
-        headers = FrozenDict({HEADER_PREFIX + name: value for name, value in attributes.items()})
+        # datacontenttype is the body's content type, not ours
+        skip = ("data", "datacontenttype")
+        headers = FrozenDict({HEADER_PREFIX + k: v for k, v in document.items() if k not in skip})
     return Properties(
         content_type=CONTENT_TYPE,
         delivery_mode=2 if persistent else 1,
-        message_id=_shortstr(envelope.id),
-        type=_shortstr(envelope.type),
-        app_id=_shortstr(envelope.source),
+        message_id=_shortstr(document["id"]),
+        type=_shortstr(document["type"]),
+        app_id=_shortstr(document["source"]),
         timestamp=timestamp if timestamp is not None and timestamp >= 0 else None,  # AMQP's is unsigned
         headers=headers,
     )

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from routing.envelope import DEFAULT_SOURCE, MAX_BYTES, Envelope, encode, to_properties
+from routing.envelope import (
+    DEFAULT_SOURCE,
+    MAX_BYTES,
+    Envelope,
+    document_properties,
+    encode,
+    encode_document,
+    new_document,
+    to_properties,
+)
 from routing.schemas import SchemaRegistry
 from routing.transport.base import Publication, Transport
 
@@ -67,9 +76,18 @@ class Publisher:
         extensions: Mapping[str, str | int | bool] | None = None,
         mandatory: bool | None = None,
     ) -> Publication:
-        """Build a new event (fresh id, current time, this publisher's source) and publish it."""
-        event = Envelope.new(event_type, data, source=self.source, subject=subject, extensions=extensions)
-        return self.publish(exchange, routing_key, event, mandatory=mandatory)
+        """Build a new event (fresh id, current time, this publisher's source) and publish it.
+        The same as `publish(Envelope.new(...))`, without the frozen copy of `data`."""
+        document = new_document(event_type, data, source=self.source, subject=subject, extensions=extensions)
+        body = encode_document(document, registry=self.registry, max_bytes=self.max_bytes)
+        properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
+        return self.transport.publish(
+            exchange,
+            routing_key,
+            body,
+            properties,
+            mandatory=self.mandatory if mandatory is None else mandatory,
+        )
 
     def flush(self, timeout: float | None = None) -> list[Publication]:
         """Wait for the broker's answer to everything published; returns the publications
