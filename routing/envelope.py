@@ -327,7 +327,7 @@ def _parse(body: bytes, max_bytes: int) -> dict[str, Any]:
     if not text.strip():
         raise DecodeError("empty body; expected a JSON object")
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
+        document = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise DecodeError(f"not JSON: truncated at character {exc.pos} ({exc.msg})") from None
@@ -343,6 +343,9 @@ def _parse(body: bytes, max_bytes: int) -> dict[str, Any]:
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # json.loads would build one per call
 
 
 def _kind(value: Any) -> str:

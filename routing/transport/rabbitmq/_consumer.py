@@ -48,12 +48,13 @@ class Chan:
     """A channel of one connection. Deliveries remember theirs: once it is gone the broker
     has requeued them, and their tags mean nothing on any other channel."""
 
-    __slots__ = ("alive", "channel", "reason")
+    __slots__ = ("alive", "backlog", "channel", "reason")
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self.alive = True
         self.reason: BaseException | None = None
+        self.backlog: deque[Delivery] | None = None  # a consumer's deliveries not yet taken
         channel._impl.add_on_close_callback(self._closed)
 
     def _closed(self, _channel: Any, reason: BaseException) -> None:
@@ -89,6 +90,7 @@ class RabbitConsumer:
         when the queue is missing."""
         t = self._t
         chan = self.chan = Chan(t._conn.channel())
+        chan.backlog = self.buffer
         chan.channel.basic_qos(prefetch_count=self.prefetch)
         impl = chan.channel._impl
         queue, buffer = self.queue, self.buffer

@@ -376,7 +376,9 @@ class RabbitTransport:
                 logger.bind(queue=item.queue).info("{} of a delivery from a closed channel: skipped", what)
                 return
             try:
-                if not send_method(chan.channel, method):
+                # More deliveries waiting means another ack comes soon: let the kernel send
+                # both together. The last one goes at once (the consumer then waits).
+                if not send_method(chan.channel, method, more=bool(chan.backlog)):
                     self._poll()
             except px.ChannelClosedByBroker as exc:
                 raise channel_error(exc, what, self._endpoint) from exc
