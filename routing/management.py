@@ -1,4 +1,4 @@
-"""A small reader for RabbitMQ's management HTTP API: definitions and single exchanges.
+"""A small reader for RabbitMQ's management HTTP API: definitions, single exchanges, nodes.
 
 Read-only, stdlib `urllib` only. The API's address defaults to the AMQP URL's host on port
 15672 (15671 with TLS, or the URL's `management=` option), with the AMQP URL's credentials
@@ -87,3 +87,10 @@ class Management:
         """One exchange of the vhost as the API shows it, or None when it does not exist."""
         data = self.get(f"exchanges/{quote(self.vhost, safe='')}/{quote(name, safe='')}")
         return data if isinstance(data, dict) else None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """`GET /api/nodes`: every node of the cluster, running or not (`name`, `running`...)."""
+        data = self.get("nodes")
+        if not isinstance(data, list):
+            raise BrokerError(f"management API at {self.base}: nodes are not a JSON list")
+        return [node for node in data if isinstance(node, dict)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import KW_ONLY, dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -210,6 +210,8 @@ _QUEUE_ARGUMENTS: dict[str, tuple[str, Any, str, tuple[QueueType, ...]]] = {
     ),
 }
 _FIELD_ARGUMENT = {spec[0]: name for name, spec in _QUEUE_ARGUMENTS.items()}
+# Raw arguments a 3.10 quorum queue refuses with 406 "invalid arg" (checked on the broker).
+_CLASSIC_ONLY_ARGUMENTS = ("x-queue-mode", "x-queue-version", "x-queue-master-locator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,32 @@ class Queue:
             if value is not None:
                 args[arg] = str(value) if attr == "overflow" else value
         return args
+
+    @property
+    def replicable(self) -> bool:
+        """A durable, non-exclusive, non-auto-delete classic queue: work meant to outlive a
+        connection, yet kept on one node of a cluster. `Topology.replicated()` makes it quorum."""
+        return self.type is QueueType.CLASSIC and self.durable and not self.exclusive and not self.auto_delete
+
+
+def _as_quorum(queue: Queue) -> Queue:
+    """`queue` as a quorum queue with the same settings; `TopologyError` naming the queue
+    and the argument when it has one only classic queues take."""
+    where = f"queue {queue.name!r} cannot be a quorum queue"
+    keep = "remove it, or add this queue to the topology after replicated() so it stays classic"
+    if not queue.replicable:
+        raise TopologyError(f"{where}: only durable, non-exclusive, non-auto-delete queues can")
+    if queue.max_priority is not None:
+        raise TopologyError(f"{where}: max_priority (x-max-priority) is for classic queues only; {keep}")
+    if queue.overflow is Overflow.REJECT_PUBLISH_DLX:
+        raise TopologyError(
+            f"{where}: overflow reject-publish-dlx (x-overflow) is for classic queues only; "
+            "use reject-publish or drop-head, or add this queue after replicated()"
+        )
+    for arg in _CLASSIC_ONLY_ARGUMENTS:
+        if arg in queue.arguments:
+            raise TopologyError(f"{where}: argument {arg!r} is for classic queues only; {keep}")
+    return replace(queue, type=QueueType.QUORUM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +511,17 @@ class Topology:
 
     def __add__(self, other: Topology) -> Topology:
         return Topology.of(self, other)
+
+    def replicated(self) -> Topology:
+        """The same topology with every durable classic queue a quorum queue, so it is
+        replicated on the nodes of a cluster and survives losing one (its retry and
+        dead-letter queues too). Exclusive, auto-delete and non-durable queues stay classic:
+        they do not outlive their connection or a restart anyway. A queue with an argument
+        only classic queues take (`max_priority`, `x-queue-mode`...) is refused by name.
+        RabbitMQ 3.10 dead-letters from quorum queues at-most-once unless a queue sets
+        `x-dead-letter-strategy: at-least-once` (with overflow reject-publish)."""
+        queues = tuple(_as_quorum(q) if q.replicable else q for q in self.queues)
+        return Topology(exchanges=self.exchanges, queues=queues, bindings=self.bindings)
 
 
 def _unique(kind: str, items: Iterable[Any], cls: type[Exchange] | type[Queue]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from routing._frozen import FrozenDict, thaw
 from routing.cli._shared import URL_HELP, announce, fail, print_report, rabbit_url
 from routing.cli.envelope_commands import load_registry
 from routing.cli.topology_commands import parse_header
+from routing.cluster import cluster_warnings
 from routing.definitions import load_definitions
 from routing.diff import diff_topology
 from routing.envelope import Envelope, Rejection, build_envelope, decode_or_reject, encode, to_properties
@@ -179,7 +180,9 @@ def register(group: click.Group) -> None:
 
         TOPOLOGY is a definitions JSON file or `package.module:attribute`. A second run
         changes nothing and says so. Entities the broker already has with other settings
-        are listed, one line each, and the command exits 1.
+        are listed, one line each, and the command exits 1. On a cluster of several nodes
+        (as the management API tells), each durable classic queue gets a warning: it lives
+        on one node; Topology.replicated() makes such queues quorum queues.
 
         \b
         Example:
@@ -192,6 +195,7 @@ def register(group: click.Group) -> None:
             loaded = load_topology(topology, vhost=management.vhost)
             with open_transport(broker_url) as transport:
                 report = transport.declare(loaded)
+            warnings = cluster_warnings(loaded, management)
         except DeclareConflicts as exc:
             if isinstance(exc.report, DeclareReport):
                 print_report(exc.report)
@@ -204,6 +208,8 @@ def register(group: click.Group) -> None:
         except RoutingError as exc:
             raise fail(exc) from exc
         print_report(report)
+        for line in warnings:
+            click.echo(line, err=True)
 
     @group.command()
     @click.argument("topology", metavar="TOPOLOGY")

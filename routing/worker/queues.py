@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from routing.topology import DEFAULT_EXCHANGE, Queue, QueueType, Topology
+from routing.topology import DEFAULT_EXCHANGE, Overflow, Queue, QueueType, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,20 @@ class WorkQueues:
     @property
     def topology(self) -> Topology:
         kind = QueueType.QUORUM if self.quorum else QueueType.CLASSIC
+        # A retry comes back by dead-lettering, which quorum queues do at most once unless
+        # asked: a retried job vanished while a cluster node rejoined. At-least-once
+        # dead-lettering needs overflow reject-publish (RabbitMQ 3.10+).
+        safe: dict[str, Any] = (
+            {"overflow": Overflow.REJECT_PUBLISH, "arguments": {"x-dead-letter-strategy": "at-least-once"}}
+            if self.quorum
+            else {}
+        )
         work = Queue(
-            self.name, type=kind, dead_letter_exchange=DEFAULT_EXCHANGE, dead_letter_routing_key=self.dead
+            self.name,
+            type=kind,
+            dead_letter_exchange=DEFAULT_EXCHANGE,
+            dead_letter_routing_key=self.dead,
+            **safe,
         )
         retries = (
             Queue(
@@ -52,6 +65,7 @@ class WorkQueues:
                 message_ttl=delay,
                 dead_letter_exchange=DEFAULT_EXCHANGE,
                 dead_letter_routing_key=self.name,
+                **safe,
             )
             for delay in self.delays_ms
         )

@@ -196,7 +196,11 @@ class Worker:
         # Not lost either way: rejected, the work queue's dead-letter exchange takes it to
         # NAME.dead (reason "rejected"); if the connection went, RabbitMQ requeued it.
         self._log.error(
-            "could not publish to {!r} ({}); rejecting to the dead-letter queue", queue, publication.error
+            "could not publish to {!r} ({}); rejecting it: the work queue dead-letters it to {!r}"
+            " (if the connection is gone, RabbitMQ has requeued it instead)",
+            queue,
+            publication.error,
+            self.queues.dead,
         )
         t.reject(delivery, requeue=False)
 
