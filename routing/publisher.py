@@ -13,16 +13,15 @@ An invalid event is refused before it is sent, with the failing field named
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from routing.envelope import (
     DEFAULT_SOURCE,
     MAX_BYTES,
     Envelope,
     document_properties,
-    encode,
     encode_document,
     new_document,
-    to_properties,
 )
 from routing.schemas import SchemaRegistry
 from routing.transport.base import Publication, Transport
@@ -55,15 +54,7 @@ class Publisher:
         self, exchange: str, routing_key: str, event: Envelope, *, mandatory: bool | None = None
     ) -> Publication:
         """Validate, encode and send `event`; returns at once (see `flush`)."""
-        body = encode(event, registry=self.registry, max_bytes=self.max_bytes)
-        properties = to_properties(event, persistent=self.persistent, ce_headers=self.ce_headers)
-        return self.transport.publish(
-            exchange,
-            routing_key,
-            body,
-            properties,
-            mandatory=self.mandatory if mandatory is None else mandatory,
-        )
+        return self._send(exchange, routing_key, event.to_dict(), mandatory)
 
     def emit(
         self,
@@ -79,6 +70,11 @@ class Publisher:
         """Build a new event (fresh id, current time, this publisher's source) and publish it.
         The same as `publish(Envelope.new(...))`, without the frozen copy of `data`."""
         document = new_document(event_type, data, source=self.source, subject=subject, extensions=extensions)
+        return self._send(exchange, routing_key, document, mandatory)
+
+    def _send(
+        self, exchange: str, routing_key: str, document: dict[str, Any], mandatory: bool | None
+    ) -> Publication:
         body = encode_document(document, registry=self.registry, max_bytes=self.max_bytes)
         properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
         return self.transport.publish(
