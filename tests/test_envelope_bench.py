@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import sys
 from pathlib import Path
 
 from routing.schemas import SchemaRegistry
 
-# `bench/` is not on pytest's path (only `python -m bench...` puts it there): load it by file.
-_spec = importlib.util.spec_from_file_location(
-    "envelope_bench", Path(__file__).resolve().parent.parent / "bench" / "envelope_bench.py"
-)
-assert _spec is not None and _spec.loader is not None
-envelope_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(envelope_bench)
+# `bench/` is a package of the checkout, not of the installed project: put the checkout first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+envelope_bench = importlib.import_module("bench.envelope_bench")
 
 
 def test_quick_run_reports_every_operation() -> None:
