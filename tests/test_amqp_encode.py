@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pika import frame, spec
+from pika import BasicProperties, frame, spec
 
+from routing._frozen import thaw
 from routing.errors import RoutingError
 from routing.transport.base import Properties
 from routing.transport.rabbitmq._encode import encode_properties, publish_frames
-from routing.transport.rabbitmq._wire import to_pika
 
 shortstr = st.text(max_size=40)
 header_values = st.recursive(
@@ -34,6 +34,13 @@ properties = st.builds(
     user_id=st.none() | shortstr,
     app_id=st.none() | shortstr,
 )
+
+
+def to_pika(p: Properties) -> BasicProperties:
+    """The reference: pika's own properties object for `p` (what the transport once sent)."""
+    values = {name: getattr(p, name) for name in Properties.__dataclass_fields__}
+    values["headers"] = thaw(p.headers) if p.headers else None
+    return BasicProperties(**values)
 
 
 def _pika_frames(channel: int, exchange: str, key: str, mandatory: bool, p: Properties, body: bytes) -> bytes:

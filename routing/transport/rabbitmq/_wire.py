@@ -14,10 +14,8 @@ from typing import Any
 import pika
 import pika.data
 
-from routing._frozen import EMPTY, FrozenDict, thaw
+from routing._frozen import EMPTY, FrozenDict
 from routing.transport.base import Delivery, Properties
-
-_PROPERTY_NAMES = tuple(Properties.__dataclass_fields__)
 
 
 def _encode_value(pieces: list[Any], value: Any) -> int:
@@ -42,12 +40,6 @@ if _pika_encode_value.__name__ != "_encode_value":  # once, even if this module 
     # encode_table, decode_table and arrays look these up by name in pika.data.
     pika.data.encode_value = _encode_value
     pika.data.decode_value = _decode_value
-
-
-def to_pika(p: Properties) -> pika.BasicProperties:
-    values = {name: getattr(p, name) for name in _PROPERTY_NAMES}
-    values["headers"] = thaw(p.headers) if p.headers else None
-    return pika.BasicProperties(**values)
 
 
 def from_pika(p: Any) -> Properties:
