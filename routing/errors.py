@@ -2,7 +2,8 @@
 
     RoutingError
     ├── TopologyError              an invalid topology, found before any I/O
-    │   └── DefinitionsError       a definitions file or topology reference that cannot be read
+    │   ├── DefinitionsError       a definitions file or topology reference that cannot be read
+    │   └── ProfileError           a RabbitMQ version no profile covers (routing.profiles)
     ├── UnknownExchange            routing or publishing to an exchange that does not exist
     ├── EnvelopeError              a message that is not a valid envelope
     │   ├── DecodeError            not UTF-8, not JSON, too large, or the wrong shape

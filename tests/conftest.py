@@ -50,6 +50,27 @@ def management_url() -> str:
     return MANAGEMENT_URL
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_version(amqp_url: str) -> str:
+    """The version the broker under test announces in `connection.start` ("3.10.8", "4.0.5")."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url.split("?", 1)[0]))
+    try:
+        version = connection._impl.server_properties.get("version", b"")
+    finally:
+        connection.close()
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_profile(rabbitmq_version: str) -> str:
+    """The profile name ("3.10", "4.0") of the broker under test."""
+    from routing.profiles import profile
+
+    return profile(rabbitmq_version).name
+
+
 @pytest.fixture
 def unique() -> str:
     """A prefix unique to this test, so runs never collide on the shared broker."""
@@ -61,6 +82,14 @@ def _broker_marker(request: pytest.FixtureRequest) -> None:
     """A `broker` test needs RabbitMQ even if it never asks for `amqp_url` itself."""
     if request.node.get_closest_marker("broker"):
         request.getfixturevalue("amqp_url")
+    only = request.node.get_closest_marker("rabbitmq")
+    if only is not None:
+        wanted = only.args[0]
+        live = request.getfixturevalue("rabbitmq_version")
+        from routing.profiles import profile
+
+        if profile(live).name != profile(wanted).name:
+            pytest.skip(f"true only for RabbitMQ {wanted}; the broker under test is RabbitMQ {live}")
 
 
 # Figures that fault and failover tests measure (messages sent, lost, duplicates, seconds

@@ -1,0 +1,85 @@
+"""RabbitMQ release profiles: where releases differ, the difference is a field here, not an `if`.
+
+A profile names a family of releases that behave alike in everything this toolkit models.
+`profile("4.0.5")`, `profile("4.0")` and `profile(None)` (the newest verified) give one; an
+unknown version is a `ProfileError` naming the supported ones. Each field says what it models
+and on which live broker it was checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from routing.errors import TopologyError
+
+__all__ = ["DEFAULT_PROFILE", "PROFILES", "Profile", "ProfileError", "profile"]
+
+
+class ProfileError(TopologyError, ValueError):
+    """A RabbitMQ version no profile covers."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """What one family of RabbitMQ releases does, where families differ."""
+
+    name: str
+    """The family, as users write it: "3.10", "4.0"."""
+    releases: str
+    """The releases it covers, for messages: "3.10-3.12"."""
+    verified_on: str
+    """The live broker it was checked against."""
+    # Headers exchange (rabbit_exchange_type_headers): 3.10-3.12 compare values with Erlang
+    # `==` (1 == 1.0, 0.0 == -0.0); 4.0 with `=:=` on the decoded message.
+    headers_numeric_coercion: bool
+    # 4.0 decodes a timestamp header to milliseconds before comparing; 3.10 compares its seconds.
+    headers_timestamp_in_ms: bool
+    # 4.0 gives quorum queues a delivery limit of 20 when none is set (-1 disables it).
+    quorum_default_delivery_limit: int | None
+    # 3.10 reads (and extends) an `x-death` header a client published; 4.0 ignores it.
+    reads_client_x_death: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "3.10": Profile(
+        name="3.10",
+        releases="3.10-3.12",
+        verified_on="RabbitMQ 3.10.8 (Erlang 25)",
+        headers_numeric_coercion=True,
+        headers_timestamp_in_ms=False,
+        quorum_default_delivery_limit=None,
+        reads_client_x_death=True,
+    ),
+    "4.0": Profile(
+        name="4.0",
+        releases="4.0 and later",
+        verified_on="RabbitMQ 4.0.5 (Erlang 27)",
+        headers_numeric_coercion=False,
+        headers_timestamp_in_ms=True,
+        quorum_default_delivery_limit=20,
+        reads_client_x_death=False,
+    ),
+}
+
+DEFAULT_PROFILE = PROFILES["4.0"]
+"""The newest verified profile: what every function uses when not told otherwise."""
+
+_VERSION = re.compile(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.\d+)*(?:[-+~].*)?\s*$")
+
+
+def profile(version: str | Profile | None = None) -> Profile:
+    """The profile for a RabbitMQ version ("3.10", "3.10.8", "4.0.5", "4.1"), a profile, or None."""
+    if version is None:
+        return DEFAULT_PROFILE
+    if isinstance(version, Profile):
+        return version
+    match = _VERSION.match(str(version))
+    if match:
+        major, minor = int(match[1]), int(match[2] or 0)
+        if major == 3 and 10 <= minor <= 12:
+            return PROFILES["3.10"]
+        if major >= 4:
+            return PROFILES["4.0"]
+    supported = ", ".join(f"{p.name} ({p.releases})" for p in PROFILES.values())
+    raise ProfileError(f"no profile for RabbitMQ {version!r}; supported: {supported}")
