@@ -1,7 +1,9 @@
 """Shared fixtures. Tests marked `broker` talk to a real RabbitMQ.
 
-The broker is `ROUTING_TEST_URL` (default amqp://guest:guest@127.0.0.1:5672/). When it does
-not answer, broker tests are skipped on a developer's machine and fail under `CI=true`.
+The broker is `ROUTING_TEST_URL` (default amqp://guest:guest@127.0.0.1:5672/), its management
+API `ROUTING_TEST_MANAGEMENT_URL` (`tests/broker_under_test.py`). When it does not answer,
+broker tests are skipped on a developer's machine and fail under `CI=true`. Tests assume no
+port: what they expect to see of the broker's address comes from these fixtures.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+from broker_under_test import AMQP_URL, MANAGEMENT_URL, naming_management, release
 
-AMQP_URL = os.environ.get("ROUTING_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-MANAGEMENT_URL = os.environ.get("ROUTING_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -38,9 +39,10 @@ def _require(url: str, port: int, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
-    """The RabbitMQ URL for broker tests; skips (or fails in CI) when it is down."""
+    """The RabbitMQ URL for broker tests, naming its management API (`?management=`) when the
+    library would not find it by itself; skips (or fails in CI) when the broker is down."""
     _require(AMQP_URL, 5672, "RabbitMQ")
-    return AMQP_URL
+    return naming_management(AMQP_URL, MANAGEMENT_URL)
 
 
 @pytest.fixture(scope="session")
@@ -53,14 +55,7 @@ def management_url() -> str:
 @pytest.fixture(scope="session")
 def rabbitmq_version(amqp_url: str) -> str:
     """The version the broker under test announces in `connection.start` ("3.10.8", "4.0.5")."""
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url.split("?", 1)[0]))
-    try:
-        version = connection._impl.server_properties.get("version", b"")
-    finally:
-        connection.close()
-    return version.decode() if isinstance(version, bytes) else str(version)
+    return release(AMQP_URL)
 
 
 @pytest.fixture(scope="session")

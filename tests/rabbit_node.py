@@ -8,7 +8,14 @@ log directories, config file, cookie (its own HOME) and an empty plugin list. Us
         node.close_all_connections()
         node.restart_app()
 
-Later tests (TLS, clusters) can pass `config=` lines (e.g. `listeners.ssl.default = ...`).
+Later tests (TLS, clusters) can pass `config=` lines (e.g. `listeners.ssl.default = ...`);
+files they name go in a `node_dir()`, written in the config as `seen_by_node(path)`.
+
+The node runs the release of the broker under test: the host's binaries (3.10.8 here), or,
+when the broker under test is RabbitMQ 4.x, the ones in the chroot `scripts/rabbitmq4.sh`
+makes (`ROUTING_RABBITMQ4_ROOT`, default /var/lib/routing/trixie; needs root to chroot). A
+chroot node keeps everything of its own (name, ports, data, config, cookie) under the
+chroot's /tmp and shares the host's network and epmd, as the shared 4.0 node does.
 """
 
 from __future__ import annotations
@@ -24,6 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from broker_under_test import AMQP_URL, release
+
+from routing.profiles import profile
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+RABBITMQ4_ROOT = Path(os.environ.get("ROUTING_RABBITMQ4_ROOT", "/var/lib/routing/trixie"))
+CHROOT_BIN = "/usr/lib/rabbitmq/bin"  # inside the chroot: the scripts, not the wrappers
+CHROOT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Call the real scripts, not the /usr/sbin wrappers that switch to the `rabbitmq` user
 # (which would read the shared node's cookie and config).
@@ -44,11 +59,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class RabbitNode:
-    """One private node: `url`, `nodename`, and the `rabbitmqctl` operations tests need."""
+def _unavailable(reason: str) -> None:
+    """No private node can be started: skip, or fail under CI (CI must run these tests)."""
+    if IN_CI:
+        pytest.fail(f"{reason}; CI must run the private-node tests", pytrace=False)
+    pytest.skip(reason)
 
-    def __init__(self, base: Path, port: int, dist_port: int, config: list[str]) -> None:
+
+def release_root() -> Path | None:
+    """The chroot whose RabbitMQ private nodes run: None for the host's binaries (the broker
+    under test is 3.x), the 4.0 chroot when the broker under test is 4.x."""
+    try:
+        live = release(AMQP_URL)
+    except Exception:  # the broker under test is down: its tests skip or fail on their own
+        return None
+    if profile(live).name == "3.10":
+        return None
+    return RABBITMQ4_ROOT
+
+
+def node_dir(prefix: str = "routing-node-") -> Path:
+    """A new directory a private node of the release under test can read (in its chroot's /tmp
+    when it runs in one); the caller removes it."""
+    root = release_root()
+    if root is None:
+        return Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "tmp").mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root / "tmp"))
+
+
+def seen_by_node(path: Path) -> Path:
+    """`path`, made by `node_dir()`, as a private node sees it (the chroot's root is its /)."""
+    root = release_root()
+    return Path("/") / path.relative_to(root) if root is not None else path
+
+
+class RabbitNode:
+    """One private node: `url`, `nodename`, and the `rabbitmqctl` operations tests need.
+
+    `base` is the node's directory on this machine; `root` the chroot it runs in, or None."""
+
+    def __init__(
+        self, base: Path, port: int, dist_port: int, config: list[str], root: Path | None = None
+    ) -> None:
         self.base = base
+        self.root = root
         self.port = port
         self.dist_port = dist_port
         self.nodename = f"routing-test-{uuid.uuid4().hex[:8]}@localhost"
@@ -58,39 +113,68 @@ class RabbitNode:
         (base / "rabbitmq-env.conf").write_text("")
         lines = [f"listeners.tcp.default = 127.0.0.1:{port}", "loopback_users = none", *config]
         (base / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
+        inside = Path("/") / base.relative_to(root) if root is not None else base
         self.env = {
-            **os.environ,
-            "HOME": str(base / "home"),  # its own Erlang cookie
+            "HOME": str(inside / "home"),  # its own Erlang cookie
             "RABBITMQ_NODENAME": self.nodename,
             "RABBITMQ_NODE_PORT": str(port),
             "RABBITMQ_DIST_PORT": str(dist_port),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(base / "pid"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_PLUGINS_EXPAND_DIR": str(base / "plugins-expand"),
-            "RABBITMQ_FEATURE_FLAGS_FILE": str(base / "feature_flags"),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
-            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_MNESIA_BASE": str(inside / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(inside / "log"),
+            "RABBITMQ_PID_FILE": str(inside / "pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(inside / "enabled_plugins"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(inside / "plugins-expand"),
+            "RABBITMQ_FEATURE_FLAGS_FILE": str(inside / "feature_flags"),
+            "RABBITMQ_CONFIG_FILE": str(inside / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(inside / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(inside / "rabbitmq-env.conf"),
         }
 
     @classmethod
     def start(cls, config: list[str] | None = None, timeout: float = 60.0) -> RabbitNode:
-        server = _script("rabbitmq-server")
-        if server is None or _script("rabbitmqctl") is None:
-            pytest.skip("rabbitmq-server is not installed: cannot start a private node")
-        node = cls(Path(tempfile.mkdtemp(prefix="routing-node-")), free_port(), free_port(), config or [])
-        subprocess.run([server, "-detached"], env=node.env, check=True, capture_output=True, timeout=30)
+        """A node of the broker under test's release (see the module's docstring)."""
+        root = release_root()
+        if root is None:
+            if _script("rabbitmq-server") is None or _script("rabbitmqctl") is None:
+                _unavailable("rabbitmq-server is not installed: cannot start a private node")
+            base = Path(tempfile.mkdtemp(prefix="routing-node-"))
+        else:
+            if not (root / CHROOT_BIN.lstrip("/") / "rabbitmq-server").exists():
+                _unavailable(f"no RabbitMQ 4 chroot at {root}: run `sudo scripts/rabbitmq4.sh up`")
+            if os.geteuid() != 0:
+                _unavailable(f"a private RabbitMQ 4 node runs in the chroot {root}, which needs root")
+            if not os.path.ismount(root / "proc"):
+                _unavailable(f"{root}/proc is not mounted: run `sudo scripts/rabbitmq4.sh up`")
+            base = node_dir()
+        node = cls(base, free_port(), free_port(), config or [], root=root)
+        node._run("rabbitmq-server", "-detached", timeout=30, check=True)
         node.await_startup(timeout)
         return node
 
+    def _run(
+        self, script: str, *args: str, timeout: float, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """One of RabbitMQ's scripts with this node's environment (in its chroot, if any)."""
+        if self.root is None:
+            path = _script(script)
+            assert path is not None
+            command, env = [path, *args], {**os.environ, **self.env}
+        else:
+            variables = [f"{k}={v}" for k, v in {"PATH": CHROOT_PATH, "LANG": "C.UTF-8", **self.env}.items()]
+            command = [
+                "chroot",
+                str(self.root),
+                "/usr/bin/env",
+                "-i",
+                *variables,
+                f"{CHROOT_BIN}/{script}",
+                *args,
+            ]
+            env = None
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=check)
+
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
-        ctl = _script("rabbitmqctl")
-        assert ctl is not None
-        done = subprocess.run(
-            [ctl, "-n", self.nodename, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+        done = self._run("rabbitmqctl", "-n", self.nodename, *args, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout}")
         return done.stdout

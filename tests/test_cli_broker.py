@@ -19,6 +19,7 @@ from routing.cli import main
 from routing.definitions import dump_definitions
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import Outcome, open_transport
+from routing.urls import redact
 
 LOG = {"level": "error", "service": "billing", "message": "card declined", "time": "2026-01-01T00:00:00Z"}
 
@@ -62,7 +63,7 @@ def test_publish_then_consume_round_trip(amqp_url: str, shop: dict[str, str]) ->
     )  # fmt: skip
     assert sent.exit_code == 0, sent.output
     lines = sent.stdout.splitlines()
-    assert lines[0] == "broker: amqp://guest:***@127.0.0.1:5672/%2F"
+    assert lines[0] == f"broker: {redact(amqp_url)}"
     assert "guest:guest" not in sent.output
     assert "1 confirmed, 0 returned, 0 nacked" in sent.stdout
     sent_id = next(line.split(": ", 1)[1] for line in lines if line.startswith("id: "))
@@ -241,8 +242,7 @@ def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
     _admin(
         management_url, "PUT", f"permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
     )
-    parts = urlsplit(amqp_url)
-    yield f"{parts.scheme}://{parts.netloc}/{vhost}"
+    yield urlsplit(amqp_url)._replace(path=f"/{vhost}").geturl()  # its query names the management API
     _admin(management_url, "DELETE", f"vhosts/{vhost}")
 
 
@@ -304,12 +304,14 @@ def test_diff_against_the_broker(vhost_url: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.broker
-def test_diff_errors_are_one_line(vhost_url: str, tmp_path: Path) -> None:
+def test_diff_errors_are_one_line(vhost_url: str, management_url: str, tmp_path: Path) -> None:
     path = _write(tmp_path, DIFF_TOPOLOGY)
     down = run("diff", path, "--url", vhost_url, "--management-url", "http://127.0.0.1:1")
     assert down.exit_code == 1
     assert down.stderr.startswith("Error: management API not reachable at http://127.0.0.1:1")
-    wrong = run("diff", path, "--url", vhost_url, "--management-url", "http://guest:nope@127.0.0.1:15672")
+    parts = urlsplit(management_url)
+    nope = parts._replace(netloc=f"{parts.username}:nope@{parts.netloc.rsplit('@', 1)[-1]}").geturl()
+    wrong = run("diff", path, "--url", vhost_url, "--management-url", nope)
     assert wrong.exit_code == 1 and "refused the credentials of user 'guest'" in wrong.stderr
     assert "nope" not in wrong.output
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pytest
 from loguru import logger
-from rabbit_node import RabbitNode, rabbit_node  # noqa: F401  (the fixture)
+from rabbit_node import RabbitNode, free_port, rabbit_node  # noqa: F401  (the fixture)
 
 from routing.definitions import dump_definitions
 from routing.errors import ConnectionFailed, ConnectionLost, RoutingError
@@ -211,10 +211,11 @@ def test_cli_commands_at_debug(
     path = tmp_path / "topology.json"
     path.write_text(json.dumps(dump_definitions(topology)))
 
-    def run(*args: str) -> str:
-        done = routing_cli(*logs, *args, "--url", url)
+    def run(*args: str, management: str = "") -> str:
+        option = f"?management={management}" if management else ""
+        done = routing_cli(*logs, *args, "--url", url + option)
         out = _ran(done, secret)
-        assert out.splitlines()[0] == shown
+        assert out.splitlines()[0] == shown + option
         assert "connected" in done.stderr  # the DEBUG log was on, and captured
         if log_json:
             assert f'"url": "amqp://{secret.user}:***@' in done.stderr  # bound context, serialized
@@ -222,10 +223,11 @@ def test_cli_commands_at_debug(
 
     assert "created queue" in run("declare", str(path))
     # Again: now that both ends exist, declare asks the management API (with the URL's
-    # credentials) whether the binding does. The private node has no management plugin, and
-    # 127.0.0.1:15672, if anything, is the shared broker's, which does not know this user:
+    # credentials) whether the binding does. The private node has no management plugin; the
+    # URL names a port where nothing answers (the conventional one may be another broker's):
     # the fallback runs, and logs why.
-    assert "management API not usable for bindings" in run("declare", str(path))
+    closed = f"http://127.0.0.1:{free_port()}"
+    assert "management API not usable for bindings" in run("declare", str(path), management=closed)
     sent = run("publish", "--exchange", exchange, "--routing-key", "k", "--type", "log.record",
                "--data", json.dumps(LOG))  # fmt: skip
     assert "1 confirmed" in sent

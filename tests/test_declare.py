@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from broker_under_test import naming_management, plain_amqp_url
 from click.testing import CliRunner
 
 from routing.cli import main
@@ -16,6 +17,7 @@ from routing.errors import DeclareConflicts
 from routing.topology import Exchange, Queue, Topology
 from routing.transport.base import DeclareReport
 from routing.transport.rabbitmq import RabbitTransport
+from routing.urls import redact
 
 pytestmark = pytest.mark.broker
 
@@ -90,7 +92,7 @@ def test_a_missing_binding_is_created_again(rabbit: RabbitTransport, unique: str
 
 def test_without_the_management_api_bindings_are_unverified_not_created(amqp_url: str, unique: str) -> None:
     topology = shop(unique)
-    with RabbitTransport(f"{amqp_url}?management=http://127.0.0.1:1") as rabbit:
+    with RabbitTransport(naming_management(plain_amqp_url(amqp_url), "http://127.0.0.1:1")) as rabbit:
         try:
             first = rabbit.declare(topology)
             assert len(first.created) == 11 and not first.unverified  # new ends: surely created
@@ -104,7 +106,7 @@ def test_without_the_management_api_bindings_are_unverified_not_created(amqp_url
 
 def _preexisting(amqp_url: str, unique: str) -> None:
     """Entities with other settings than `shop()` gives them, made with plain pika."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     ch = conn.channel()
     ch.exchange_declare(f"{unique}-orders", "direct", auto_delete=True)  # type differs
     ch.exchange_declare(f"{unique}-audit", "headers", durable=False, auto_delete=True)
@@ -157,7 +159,7 @@ def test_cli_declare_twice(amqp_url: str, unique: str, tmp_path: Path) -> None:
         first = runner.invoke(main, ["declare", ref, "--url", amqp_url])
         assert first.exit_code == 0, first.output
         lines = first.output.splitlines()
-        assert lines[0] == "broker: amqp://guest:***@127.0.0.1:5672/%2F"
+        assert lines[0] == f"broker: {redact(amqp_url)}"
         assert f"created exchange '{unique}-orders'" in lines
         assert lines[-1] == "11 created, 0 unchanged"
         second = runner.invoke(main, ["declare", ref], env={"ROUTING_URL": amqp_url})

@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pika
 import pytest
 import strategies
+from broker_under_test import RABBITMQCTL, plain_amqp_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import topologies
@@ -327,7 +328,7 @@ def _ours(data: dict[str, Any], prefix: str) -> dict[str, Any]:
 @contextmanager
 def _declared(amqp_url: str, topology: Topology) -> Iterator[None]:
     """`topology` declared over AMQP with pika (not through our transport), deleted afterwards."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     try:
         channel = connection.channel()
         for e in topology.exchanges:
@@ -469,17 +470,25 @@ def test_void_values_are_named_and_read_back_from_null_or_undefined() -> None:
     assert literal.bindings[0].arguments["region"] == "undefined"
 
 
-def _rabbitmqctl_export(rabbitmqctl: str) -> dict[str, Any]:
+def _rabbitmqctl_export(rabbitmqctl: list[str], version: str) -> dict[str, Any]:
+    """`rabbitmqctl export_definitions -` of the broker under test (RabbitMQ `version`)."""
     for _ in range(3):  # an entity deleted mid-export by a concurrent test can spoil one run
         done = subprocess.run(
-            [rabbitmqctl, "export_definitions", "-"], capture_output=True, timeout=60, check=False
+            [*rabbitmqctl, "export_definitions", "-"], capture_output=True, timeout=60, check=False
         )
         if done.returncode != 0:
             pytest.skip(f"rabbitmqctl cannot reach the node here: {done.stderr.decode()[:200]}")
         try:
-            return json.loads(done.stdout)  # type: ignore[no-any-return]
+            exported: dict[str, Any] = json.loads(done.stdout)
         except json.JSONDecodeError:
             text = done.stdout.decode(errors="replace")[:200]
+            continue
+        # Another node's export would pass or fail for the wrong reason.
+        assert exported.get("rabbitmq_version") == version, (
+            f"{' '.join(rabbitmqctl)} exports RabbitMQ {exported.get('rabbitmq_version')}, not the broker "
+            f"under test ({version}): set ROUTING_TEST_RABBITMQCTL"
+        )
+        return exported
     pytest.fail(f"rabbitmqctl export_definitions printed no JSON three times: {text}")
 
 
@@ -487,11 +496,10 @@ def _rabbitmqctl_export(rabbitmqctl: str) -> dict[str, Any]:
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_broker_rabbitmqctl_export_loads_back_into_an_equal_topology(
-    amqp_url: str, unique: str, data: st.DataObject
+    amqp_url: str, rabbitmq_version: str, unique: str, data: st.DataObject
 ) -> None:
-    rabbitmqctl = shutil.which("rabbitmqctl")
-    if rabbitmqctl is None:
-        pytest.skip("rabbitmqctl is not installed here")
+    if shutil.which(RABBITMQCTL[0]) is None:
+        pytest.skip(f"{RABBITMQCTL[0]} is not installed here")
     # rabbitmqctl 3.10.8 writes control characters with a byte-swapped escape (U+0001 as
     # "\\u1000"), so argument strings here are printable.
     topology = data.draw(
@@ -501,7 +509,7 @@ def test_broker_rabbitmqctl_export_loads_back_into_an_equal_topology(
         .filter(lambda t: not any(e.internal for e in t.exchanges))
     )
     with _declared(amqp_url, topology):
-        exported = _rabbitmqctl_export(rabbitmqctl)
+        exported = _rabbitmqctl_export(RABBITMQCTL, rabbitmq_version)
         exported = {
             k: [i for i in v if i.get("vhost") == "/"] for k, v in exported.items() if isinstance(v, list)
         }

@@ -11,6 +11,7 @@ from typing import Any
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 
 from routing import Exchange, Queue, Topology
 from routing.embedded import forget
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.broker
 
 @pytest.fixture
 def channel(amqp_url: str) -> Iterator[Any]:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     try:
         yield connection.channel()
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from rabbit_node import RabbitNode, free_port
+from rabbit_node import RabbitNode, free_port, node_dir, seen_by_node
 
 from routing.errors import ConnectionFailed
 from routing.topology import Queue, Topology
@@ -82,29 +82,32 @@ def make_certificates(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNode]:
+def tls() -> Iterator[TlsNode]:
     if shutil.which("openssl") is None:
         message = "the openssl command is not installed: cannot make the test certificates"
         if IN_CI:
             pytest.fail(f"{message}; CI must run the TLS tests", pytrace=False)
         pytest.skip(message)
-    folder = tmp_path_factory.mktemp("tls")
-    make_certificates(folder)
-    port = free_port()
-    node = RabbitNode.start(
-        config=[
-            f"listeners.ssl.default = 127.0.0.1:{port}",
-            f"ssl_options.cacertfile = {folder / 'ca.pem'}",
-            f"ssl_options.certfile = {folder / 'server.pem'}",
-            f"ssl_options.keyfile = {folder / 'server.key'}",
-            "ssl_options.verify = verify_none",
-            "ssl_options.fail_if_no_peer_cert = false",
-        ]
-    )
+    folder = node_dir("routing-tls-")  # where the node can read it (in its chroot, if any)
     try:
-        yield TlsNode(node, port, folder / "ca.pem", folder / "other-ca.pem")
+        make_certificates(folder)
+        port = free_port()
+        node = RabbitNode.start(
+            config=[
+                f"listeners.ssl.default = 127.0.0.1:{port}",
+                f"ssl_options.cacertfile = {seen_by_node(folder / 'ca.pem')}",
+                f"ssl_options.certfile = {seen_by_node(folder / 'server.pem')}",
+                f"ssl_options.keyfile = {seen_by_node(folder / 'server.key')}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ]
+        )
+        try:
+            yield TlsNode(node, port, folder / "ca.pem", folder / "other-ca.pem")
+        finally:
+            node.stop()
     finally:
-        node.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _refused(url: str) -> str:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 
 from routing._frozen import thaw
 from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, PreconditionFailed, Unroutable
 from routing.topology import Exchange, Queue, Topology
 from routing.transport import open_transport
+from routing.transport._amqp_url import parse_url
 from routing.transport.base import Consumer, Outcome, Properties, Transport
 from routing.transport.rabbitmq import RabbitTransport
 
@@ -217,7 +220,7 @@ def test_acking_a_foreign_delivery_is_refused(rabbit: RabbitTransport, unique: s
 
 def test_interoperates_with_a_plain_pika_client(rabbit: RabbitTransport, amqp_url: str, unique: str) -> None:
     """The seed tutorial's producer and consumer (durable queue, JSON, prefetch 1, manual ack)."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     try:
         ch = conn.channel()
         ch.queue_declare(unique, durable=True, arguments={"x-expires": 60_000})
@@ -264,21 +267,29 @@ def _refused(url: str) -> str:
     return message
 
 
-def test_wrong_password() -> None:
-    message = _refused("amqp://guest:secret-pw@127.0.0.1:5672/%2F")
-    assert "127.0.0.1:5672" in message and "wrong username or password" in message
+@pytest.fixture
+def where(amqp_url: str) -> str:
+    """`host:port` of the broker under test, as errors name it."""
+    endpoint = parse_url(amqp_url)
+    return f"{endpoint.host}:{endpoint.port}"
 
 
-def test_missing_vhost() -> None:
-    message = _refused("amqp://guest:secret-pw@127.0.0.1:5672/no-such-vhost")
+def test_wrong_password(where: str) -> None:
+    message = _refused(f"amqp://guest:secret-pw@{where}/%2F")
+    assert where in message and "wrong username or password" in message
+
+
+def test_missing_vhost(where: str) -> None:
+    message = _refused(f"amqp://guest:secret-pw@{where}/no-such-vhost")
     # RabbitMQ checks the password before the vhost; a wrong one says so instead.
-    assert "127.0.0.1:5672" in message
+    assert where in message
 
 
-def test_missing_vhost_with_good_credentials(amqp_url: str) -> None:
-    base = amqp_url.rsplit("/", 1)[0]
-    with pytest.raises(ConnectionFailed, match=r"127.0.0.1:5672.*vhost 'no-such-vhost' does not exist"):
-        RabbitTransport(f"{base}/no-such-vhost")
+def test_missing_vhost_with_good_credentials(amqp_url: str, where: str) -> None:
+    endpoint = parse_url(amqp_url)
+    url = f"amqp://{endpoint.username}:{endpoint.password}@{where}/no-such-vhost"
+    with pytest.raises(ConnectionFailed, match=rf"{re.escape(where)}.*vhost 'no-such-vhost' does not exist"):
+        RabbitTransport(url)
 
 
 def test_closed_port() -> None:
@@ -286,9 +297,9 @@ def test_closed_port() -> None:
     assert "127.0.0.1:1" in message and "connection refused" in message
 
 
-def test_tls_to_a_plain_port_fails_clearly() -> None:
-    message = _refused("amqps://guest:secret-pw@127.0.0.1:5672/%2F")
-    assert "TLS" in message and "127.0.0.1:5672" in message
+def test_tls_to_a_plain_port_fails_clearly(where: str) -> None:
+    message = _refused(f"amqps://guest:secret-pw@{where}/%2F")
+    assert "TLS" in message and where in message
 
 
 def test_failover_to_the_next_url(amqp_url: str) -> None:

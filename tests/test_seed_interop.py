@@ -14,6 +14,7 @@ from typing import Any
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 
 from routing.envelope import Envelope, Rejection, decode_or_reject, encode, to_properties
 from routing.schemas import SchemaRegistry
@@ -30,7 +31,7 @@ SEED_JOBS = [{"id": 1, "action": "resize_image"}, {"id": 2, "action": "resize_im
 @pytest.fixture
 def seed_channel(amqp_url: str, unique: str) -> Iterator[Any]:
     """A plain pika channel with the tutorial's durable queue declared (deleted at the end)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     try:
         channel = connection.channel()
         channel.queue_declare(queue=unique, durable=True)

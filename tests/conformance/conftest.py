@@ -9,6 +9,7 @@ queues with short polls, because on RabbitMQ dead-lettering and requeues are asy
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from routing.embedded import forget
-from routing.errors import BrokerError
+from routing.errors import BrokerError, RoutingError
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import Delivery, Transport, open_transport
 
@@ -110,10 +111,48 @@ class Harness:
             self.t.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
+@functools.cache
+def _embedded_takes_a_profile() -> bool:
+    """Whether `memory://NAME?rabbitmq=VERSION` picks a profile: an unknown version is then
+    refused. (Before it did, the query was part of the broker's name.)"""
+    url = "memory://routing-conformance-probe?rabbitmq=0.0"
+    try:
+        open_transport(url).close()
+    except (RoutingError, ValueError):
+        return True
+    forget(url)
+    return False
+
+
+def embedded_url(name: str, rabbitmq_profile: str | None) -> str:
+    """The embedded broker `name`, behaving as the live broker's release does when one answers
+    (`?rabbitmq=3.10` / `4.0`), else with its default profile."""
+    if rabbitmq_profile is None or not _embedded_takes_a_profile():
+        return f"memory://{name}"
+    return f"memory://{name}?rabbitmq={rabbitmq_profile}"
+
+
+def _live_profile(request: pytest.FixtureRequest) -> str | None:
+    """The live broker's profile ("3.10", "4.0"); None when no broker answers (a developer's
+    machine without RabbitMQ still runs the embedded scenarios)."""
+    try:
+        return str(request.getfixturevalue("rabbitmq_profile"))
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory", marks=pytest.mark.conformance),
+        pytest.param("rabbitmq", marks=[pytest.mark.broker, pytest.mark.conformance]),
+    ]
+)
 def broker(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
-    """The broker under test: the embedded one, then RabbitMQ."""
-    url = f"memory://{unique}" if request.param == "memory" else request.getfixturevalue("amqp_url")
+    """The broker under test: the embedded one (with the live broker's profile), then RabbitMQ."""
+    if request.param == "memory":
+        url = embedded_url(unique, _live_profile(request))
+    else:
+        url = request.getfixturevalue("amqp_url")
     harness = Harness(request.param, url, unique)
     try:
         yield harness
