@@ -10,14 +10,16 @@
 # Needs root (debootstrap, chroot, mount). A chroot left by an earlier run is reused: only the missing steps run,
 # and each step says how long it took. Settings, from the environment:
 #   ROUTING_RABBITMQ4_ROOT   where the chroot lives (default /var/lib/routing/trixie)
-#   ROUTING_RABBITMQ4_PORT   AMQP port (default 5674); management on 10000 + it, distribution on 20000 + it
+#   ROUTING_RABBITMQ4_PORT   AMQP port (default 5674); management on 10000 + it, distribution on 20000 + it;
+#                            the node is rabbit4@localhost on 5674, rabbit4-PORT@localhost on another port
+#                            (two of them share the host's epmd, so their names must differ)
 set -euo pipefail
 
 ROOT=${ROUTING_RABBITMQ4_ROOT:-/var/lib/routing/trixie}
 PORT=${ROUTING_RABBITMQ4_PORT:-5674}
 MGMT_PORT=$((PORT + 10000))
 DIST_PORT=$((PORT + 20000))
-NODE=rabbit4@localhost
+if [ "$PORT" = 5674 ]; then NODE=rabbit4@localhost; else NODE=rabbit4-$PORT@localhost; fi
 READY=$ROOT/.routing-rabbitmq4-ready
 
 say() { echo "rabbitmq4: $*" >&2; }
