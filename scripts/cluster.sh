@@ -14,9 +14,25 @@
 #   node N:  rabbit-cluster-N@localhost, AMQP 127.0.0.1:568N, management API
 #            http://127.0.0.1:1568N (guest/guest), Erlang distribution 2568N
 #   Ports stay clear of a local broker's 5672/15672/25672.
+#
+# RabbitMQ 4.0 instead of the machine's own release: ROUTING_CLUSTER_ROOT=/var/lib/routing/trixie
+# (the chroot of scripts/rabbitmq4.sh, as root) runs the nodes from the chroot, with their data
+# under its /tmp/routing-cluster4, named rabbit4-cluster-N@localhost on ports 569N, 1569N, 2569N,
+# so both clusters can run at once (they share the host's epmd). ROUTING_CLUSTER_NAME and
+# ROUTING_CLUSTER_PORT set the name and the port base (5680) for either.
 set -euo pipefail
 
-BASE="${ROUTING_CLUSTER_DIR:-${TMPDIR:-/tmp}/routing-cluster}"
+ROOT="${ROUTING_CLUSTER_ROOT:-}"
+if [[ -n $ROOT ]]; then
+    NAME="${ROUTING_CLUSTER_NAME:-rabbit4-cluster}"
+    PORT_BASE="${ROUTING_CLUSTER_PORT:-5690}"
+    BASE="${ROUTING_CLUSTER_DIR:-/tmp/routing-cluster4}"  # as the nodes see it, inside the chroot
+else
+    NAME="${ROUTING_CLUSTER_NAME:-rabbit-cluster}"
+    PORT_BASE="${ROUTING_CLUSTER_PORT:-5680}"
+    BASE="${ROUTING_CLUSTER_DIR:-${TMPDIR:-/tmp}/routing-cluster}"
+fi
+HOST_BASE="$ROOT$BASE"  # the same directory, as this script sees it
 NODES=(1 2 3)
 START_TIMEOUT="${ROUTING_CLUSTER_START_TIMEOUT:-120}"
 MARKER=.routing-cluster  # `down` removes only a directory that has it
@@ -25,7 +41,7 @@ MARKER=.routing-cluster  # `down` removes only a directory that has it
 # read the system node's cookie and config.
 SBIN=""
 for dir in /usr/lib/rabbitmq/bin /usr/local/sbin /usr/sbin /opt/rabbitmq/sbin; do
-    if [[ -x "$dir/rabbitmq-server" && -x "$dir/rabbitmqctl" ]]; then
+    if [[ -x "$ROOT$dir/rabbitmq-server" && -x "$ROOT$dir/rabbitmqctl" ]]; then
         SBIN="$dir"
         break
     fi
@@ -36,10 +52,10 @@ die() {
     exit 1
 }
 
-node_name() { echo "rabbit-cluster-$1@localhost"; }
-amqp_port() { echo $((5680 + $1)); }
-management_port() { echo $((15680 + $1)); }
-dist_port() { echo $((25680 + $1)); }
+node_name() { echo "$NAME-$1@localhost"; }
+amqp_port() { echo $((PORT_BASE + $1)); }
+management_port() { echo $((PORT_BASE + 10000 + $1)); }
+dist_port() { echo $((PORT_BASE + 20000 + $1)); }
 
 urls() {
     local out="" n url
@@ -77,7 +93,11 @@ run_as_node() {
     shift
     local -a vars
     mapfile -t vars < <(node_env "$n")
-    env "${vars[@]}" "$@"
+    if [[ -n $ROOT ]]; then
+        chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "${vars[@]}" "$@"
+    else
+        env "${vars[@]}" "$@"
+    fi
 }
 
 ctl() {
@@ -93,21 +113,24 @@ vm_running() { answers "$(dist_port "$1")"; }
 app_running() { answers "$(amqp_port "$1")"; }
 
 prepare() {
-    if [[ -d $BASE && ! -f "$BASE/$MARKER" && -n "$(ls -A "$BASE")" ]]; then
-        die "$BASE is not empty and was not made by this script; set ROUTING_CLUSTER_DIR"
+    if [[ -n $ROOT ]] && ! mountpoint -q "$ROOT/proc"; then
+        die "$ROOT/proc is not mounted: run scripts/rabbitmq4.sh up first"
     fi
-    mkdir -p "$BASE/home"
-    : >"$BASE/$MARKER"
-    if [[ ! -f "$BASE/home/.erlang.cookie" ]]; then
+    if [[ -d $HOST_BASE && ! -f "$HOST_BASE/$MARKER" && -n "$(ls -A "$HOST_BASE")" ]]; then
+        die "$HOST_BASE is not empty and was not made by this script; set ROUTING_CLUSTER_DIR"
+    fi
+    mkdir -p "$HOST_BASE/home"
+    : >"$HOST_BASE/$MARKER"
+    if [[ ! -f "$HOST_BASE/home/.erlang.cookie" ]]; then
         (
             umask 077
-            od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$BASE/home/.erlang.cookie"
+            od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$HOST_BASE/home/.erlang.cookie"
         )
-        chmod 400 "$BASE/home/.erlang.cookie"
+        chmod 400 "$HOST_BASE/home/.erlang.cookie"
     fi
     local n dir
     for n in "${NODES[@]}"; do
-        dir="$BASE/node$n"
+        dir="$HOST_BASE/node$n"
         mkdir -p "$dir/log"
         : >"$dir/rabbitmq-env.conf"
         echo "[rabbitmq_management]." >"$dir/enabled_plugins"
@@ -124,7 +147,7 @@ await_node() {
     local n=$1 deadline=$((SECONDS + START_TIMEOUT))
     # `-detached` returns before the node registers with epmd: retry until it answers.
     until ctl "$n" await_startup --timeout 30 >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "node $n does not answer after ${START_TIMEOUT}s; logs in $BASE/node$n/log" \
+        ((SECONDS < deadline)) || die "node $n does not answer after ${START_TIMEOUT}s; logs in $HOST_BASE/node$n/log" \
             "(a node left running from a removed $BASE has another cookie: stop it by hand)"
         sleep 0.5
     done
@@ -133,14 +156,14 @@ await_node() {
 start_vm() {
     local n=$1
     echo "cluster: starting node $n ($(node_name "$n"), port $(amqp_port "$n"))"
-    run_as_node "$n" "$SBIN/rabbitmq-server" -detached >"$BASE/node$n/log/start.out" 2>&1 ||
-        die "node $n did not launch; see $BASE/node$n/log"
+    run_as_node "$n" "$SBIN/rabbitmq-server" -detached >"$HOST_BASE/node$n/log/start.out" 2>&1 ||
+        die "node $n did not launch; see $HOST_BASE/node$n/log"
 }
 
 member_list() {
     # `disk_nodes` or `running_nodes` of the cluster as node $1 sees it, one name a line.
     ctl "$1" cluster_status --formatter json 2>/dev/null | tr -d ' \n' |
-        grep -o "\"$2\":\[[^]]*\]" | grep -o 'rabbit-cluster-[0-9]@[a-z]*' || true
+        grep -o "\"$2\":\[[^]]*\]" | grep -o "$NAME-[0-9]@[a-z]*" || true
 }
 
 running_nodes() {
@@ -155,7 +178,7 @@ running_nodes() {
 
 join() {
     # join_cluster resets the node itself (rabbit_mnesia:join_cluster/2): its own data goes.
-    local n=$1 log="$BASE/node$1/log/join.out"
+    local n=$1 log="$HOST_BASE/node$1/log/join.out"
     echo "cluster: node $n joins $(node_name 1)"
     {
         ctl "$n" stop_app
@@ -195,7 +218,7 @@ cmd_up() {
     for n in "${booting[@]}"; do await_node "$n"; done
     count=$(member_list 1 running_nodes | wc -l)
     ((count == ${#NODES[@]})) || die "only $count of ${#NODES[@]} nodes are running in the cluster"
-    echo "cluster: ${#NODES[@]} nodes running ($((SECONDS - started)) s); management API http://127.0.0.1:15681 (and 15682, 15683)"
+    echo "cluster: ${#NODES[@]} nodes running ($((SECONDS - started)) s); management API http://127.0.0.1:$(management_port 1) (and $(management_port 2), $(management_port 3))"
     echo "export ROUTING_URL=$(urls)"
 }
 
@@ -224,7 +247,7 @@ stop_vm() {
     local n=$1 pid="" tries=0
     vm_running "$n" || return 0
     echo "cluster: stopping node $n"
-    [[ -f "$BASE/node$n/pid" ]] && pid=$(cat "$BASE/node$n/pid")
+    [[ -f "$HOST_BASE/node$n/pid" ]] && pid=$(cat "$HOST_BASE/node$n/pid")
     ctl "$n" stop >/dev/null 2>&1 || true
     # `stop` returns before the VM has exited; wait for its port, then end it by its pid
     # (only ever the node this script started).
@@ -236,16 +259,16 @@ stop_vm() {
 
 cmd_down() {
     local n
-    [[ -d $BASE ]] || {
+    [[ -d $HOST_BASE ]] || {
         echo "cluster: down"
         return 0
     }
-    [[ -f "$BASE/$MARKER" ]] || die "$BASE was not made by this script: not removing it"
+    [[ -f "$HOST_BASE/$MARKER" ]] || die "$HOST_BASE was not made by this script: not removing it"
     if [[ -n $SBIN ]]; then
         for n in "${NODES[@]}"; do stop_vm "$n" & done
         wait
     fi
-    rm -rf "$BASE"
+    rm -rf "$HOST_BASE"
     echo "cluster: down"
 }
 

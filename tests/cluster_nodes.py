@@ -4,10 +4,16 @@ the operations tests need (stop and start a node, ask who leads a quorum queue).
 The fixture runs `scripts/cluster.sh up` (~45 s on 2 cores; nothing when the cluster is
 already up) and, at the end of the session, `down` only if it was not fully up before: a
 cluster a developer started stays up. Every test module that imports it shares one cluster.
+
+The cluster runs the broker under test's release: the host's binaries for 3.x
+(`rabbit-cluster-N@localhost`, ports 568N), the 4.0 chroot for 4.x
+(`ROUTING_CLUSTER_ROOT`: `rabbit4-cluster-N@localhost`, ports 569N), as `cluster.sh` names them.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import subprocess
 import time
@@ -16,34 +22,65 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from rabbit_node import _script
+from rabbit_node import CHROOT_BIN, _script, _unavailable, release_root
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cluster.sh"
 NODES = (1, 2, 3)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How `cluster.sh` names the nodes of one release's cluster, and the environment it needs."""
+
+    name: str  # node N is NAME-N@localhost
+    port_base: int  # AMQP PORT_BASE + N, management + 10000, distribution + 20000
+    root: Path | None = None  # the chroot its nodes run in
+
+    @property
+    def env(self) -> dict[str, str]:
+        if self.root is None:
+            return {}
+        return {"ROUTING_CLUSTER_ROOT": str(self.root)}
+
+
+@functools.cache
+def layout() -> Layout:
+    root = release_root()
+    return Layout("rabbit-cluster", 5680) if root is None else Layout("rabbit4-cluster", 5690, root)
+
+
 def node_url(node: int, management: str | None = None) -> str:
     """Node `node`'s AMQP URL, naming its management API as `cluster.sh urls` does."""
-    return f"amqp://guest:guest@127.0.0.1:{5680 + node}/%2F?management={management or management_url(node)}"
+    port = layout().port_base + node
+    return f"amqp://guest:guest@127.0.0.1:{port}/%2F?management={management or management_url(node)}"
 
 
 def management_url(node: int) -> str:
-    return f"http://127.0.0.1:{15680 + node}"
+    return f"http://127.0.0.1:{layout().port_base + 10000 + node}"
 
 
 def node_of(name_or_port: str | int) -> int:
     """1-3 from a node name (`rabbit-cluster-2@localhost`) or an AMQP port (5682)."""
     if isinstance(name_or_port, int):
-        return name_or_port - 5680
-    found = re.search(r"rabbit-cluster-(\d)@", name_or_port)
+        return name_or_port - layout().port_base
+    found = re.search(rf"{layout().name}-(\d)@", name_or_port)
     if found is None:
         raise ValueError(f"not a cluster node: {name_or_port!r}")
     return int(found.group(1))
 
 
+def _node_names(text: str) -> list[str]:
+    return re.findall(rf"{layout().name}-\d@\w+", text)
+
+
 def cluster_script(*args: str, timeout: float = 300) -> str:
     done = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **layout().env},
     )
     if done.returncode != 0:
         raise RuntimeError(
@@ -88,11 +125,7 @@ class Cluster:
     def running_nodes(self, ask: int = 1) -> set[int]:
         out = self.ctl(ask, "cluster_status", "--formatter", "json")
         match = re.search(r'"running_nodes":\[([^\]]*)\]', out.replace(" ", "").replace("\n", ""))
-        return (
-            {node_of(name) for name in re.findall(r"rabbit-cluster-\d@\w+", match.group(1))}
-            if match
-            else set()
-        )
+        return {node_of(name) for name in _node_names(match.group(1))} if match else set()
 
     def queue_info(self, queue: str, ask: int = 1) -> tuple[int, set[int]]:
         """(leader, online members) of a quorum queue."""
@@ -100,7 +133,7 @@ class Cluster:
         for line in out.splitlines():
             name, leader, online = line.split("\t")
             if name == queue:
-                return node_of(leader), {node_of(n) for n in re.findall(r"rabbit-cluster-\d@\w+", online)}
+                return node_of(leader), {node_of(n) for n in _node_names(online)}
         raise AssertionError(f"queue {queue!r} not on the cluster: {out}")
 
     def wait_running(self, nodes: set[int], ask: int, timeout: float = 60) -> None:
@@ -120,9 +153,18 @@ def cluster() -> Iterator[Cluster]:
     if _SHARED:  # another module imported this fixture: one cluster per session
         yield _SHARED[0]
         return
-    if _script("rabbitmq-server") is None or _script("rabbitmqctl") is None:
-        pytest.skip("rabbitmq-server is not installed: cannot start a local cluster")
-    status = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=120)
+    root = layout().root
+    if root is None and (_script("rabbitmq-server") is None or _script("rabbitmqctl") is None):
+        _unavailable("rabbitmq-server is not installed: cannot start a local cluster")
+    if root is not None and not (root / CHROOT_BIN.lstrip("/") / "rabbitmq-server").exists():
+        _unavailable(f"no RabbitMQ 4 chroot at {root}: run `sudo scripts/rabbitmq4.sh up`")
+    status = subprocess.run(
+        ["bash", str(SCRIPT), "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **layout().env},
+    )
     started = time.monotonic()
     try:
         cluster_script("up")
