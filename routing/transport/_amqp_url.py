@@ -69,7 +69,12 @@ class Endpoint:
     @property
     def management_url(self) -> str:
         """The management HTTP API's base URL (no credentials): the `management=` option,
-        else port 15672 (15671 with TLS) on the same host."""
+        else port 15672 (15671 with TLS) on the same host.
+
+        Nothing in between: RabbitMQ does not tell an AMQP client where its management API
+        listens (`connection.start` carries product, version, platform, cluster_name,
+        copyright, information and capabilities only; checked on 3.10.8 and 4.0.5), so a
+        node whose API is elsewhere must be named in its URL."""
         if self.management:
             return self.management.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
