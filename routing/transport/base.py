@@ -118,6 +118,12 @@ class Transport(Protocol):
 
     url: str  # redacted: never holds a password
 
+    @property
+    def server_version(self) -> str:
+        """The RabbitMQ version the broker announced ("3.10.8", "4.0.5"); the embedded broker
+        gives its profile's. `routing.profiles.profile(transport.server_version)` picks the rules."""
+        ...
+
     def declare(self, topology: Topology) -> DeclareReport: ...
     def publish(
         self,
