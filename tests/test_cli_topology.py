@@ -298,3 +298,30 @@ def test_help_has_an_example(command: str) -> None:
     assert result.exit_code == 0
     assert "Example" in result.output
     assert f"routing {command} " in result.output
+
+
+def test_explain_takes_the_release(module_dir: Path) -> None:
+    name = write_module(module_dir, HEADERS_MODULE)
+    on_310 = run("explain", f"{name}:topology", "-e", "h", "-H", "n=1.0", "--json", "--rabbitmq", "3.10.8")
+    on_40 = run("explain", f"{name}:topology", "-e", "h", "-H", "n=1.0", "--json", "--rabbitmq", "4.0")
+    assert json.loads(on_310.output)["queues"] == ["ints"]
+    assert json.loads(on_40.output)["queues"] == []  # 4.0 compares 1 and 1.0 with =:=
+    text = run("explain", f"{name}:topology", "-e", "h", "-H", "n=1", "--rabbitmq", "3.10")
+    assert "by the rules of RabbitMQ 3.10 (3.10-3.12)" in text.output
+    fails_cleanly(run("explain", f"{name}:topology", "-e", "h", "--rabbitmq", "3.8"), "no profile", "3.10")
+
+
+def test_explain_reads_the_release_from_the_embedded_broker_url(module_dir: Path, unique: str) -> None:
+    name = write_module(module_dir, HEADERS_MODULE)
+    url = f"memory://{unique}?rabbitmq=3.10"
+    result = run("explain", f"{name}:topology", "-e", "h", "-H", "n=1.0", "--json", "--url", url)
+    assert json.loads(result.output)["queues"] == ["ints"]
+    clash = run("explain", f"{name}:topology", "-e", "h", "--url", url, "--rabbitmq", "4.0")
+    fails_cleanly(clash, "--rabbitmq 4.0 but the broker at --url is RabbitMQ 3.10")
+    from routing.embedded import forget
+
+    forget(url)
+
+
+def test_explain_refuses_a_publish_to_an_internal_exchange(in_repo: None) -> None:
+    fails_cleanly(run("explain", SHOP_REF, "-e", "shop.audit"), "'shop.audit' is internal", "403")
