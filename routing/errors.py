@@ -5,6 +5,7 @@
     │   ├── DefinitionsError       a definitions file or topology reference that cannot be read
     │   └── ProfileError           a RabbitMQ version no profile covers (routing.profiles)
     ├── UnknownExchange            routing or publishing to an exchange that does not exist
+    ├── InternalExchange           publishing to an internal exchange: RabbitMQ refuses it (403)
     ├── EnvelopeError              a message that is not a valid envelope
     │   ├── DecodeError            not UTF-8, not JSON, too large, or the wrong shape
     │   ├── SchemaError            a schema file that cannot be loaded or is itself invalid
@@ -44,6 +45,17 @@ class UnknownExchange(RoutingError, LookupError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown exchange {name!r}")
+        self.name = name
+
+
+class InternalExchange(RoutingError):
+    """A publish to an internal exchange: RabbitMQ refuses it with 403 ACCESS_REFUSED."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"exchange {name!r} is internal: RabbitMQ refuses a publish to it (403 ACCESS_REFUSED); "
+            "publish to an exchange bound to it"
+        )
         self.name = name
 
 

@@ -1,8 +1,10 @@
 """RabbitMQ's routing rules as pure functions: topic and headers matching, and `route()`.
 
-Sources, RabbitMQ 3.10: `rabbit_exchange:route/2` (the pipeline), `rabbit_exchange_type_topic`
-(the trie walk), `rabbit_exchange_type_headers` (header comparison), `rabbit_basic:header_routes`
-(`CC`/`BCC`). The embedded broker, `routing explain` and the tests all route through here.
+Sources, RabbitMQ 3.10 and 4.0: `rabbit_exchange:route/2` (the pipeline), `rabbit_exchange_type_topic`
+(the trie walk, in `routing._topic`), `rabbit_exchange_type_headers` (header comparison, in
+`routing._headers`), `rabbit_basic:header_routes` (`CC`/`BCC`). The embedded broker, `routing
+explain` and the tests all route through here. Where releases differ, the keyword `rabbitmq`
+("3.10", "4.0", or a full version) picks the profile (`routing.profiles`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from routing._frozen import thaw
-from routing.errors import RoutingError, UnknownExchange
+from routing._headers import values_equal
+from routing._topic import TopicTrie, split_key, topic_matches
+from routing.errors import InternalExchange, RoutingError, UnknownExchange
+from routing.profiles import DEFAULT_PROFILE, Profile, profile
 from routing.topology import (
     DEFAULT_EXCHANGE,
     Binding,
@@ -22,176 +27,43 @@ from routing.topology import (
     Topology,
 )
 
-# ---------------------------------------------------------------- topic
-
-
-def split_key(key: str) -> list[str]:
-    """Words of a topic key: `""` is zero words, `"a..b"` is three (the middle one empty)."""
-    return key.split(".") if key else []
-
-
-def topic_matches(binding_key: str, routing_key: str) -> bool:
-    """Whether a topic binding key matches a routing key, word by word.
-
-    `*` is exactly one word, `#` zero or more. Runs the binding key as a small automaton
-    over the routing key's words, so `#`-heavy keys cost polynomial time, not exponential.
-    """
-    pattern = split_key(binding_key)
-    end = len(pattern)
-
-    def closure(states: set[int]) -> set[int]:
-        # `#` may match zero words: a state sitting on `#` is also the state after it.
-        out = set(states)
-        for i in states:
-            while i < end and pattern[i] == "#":
-                i += 1
-                out.add(i)
-        return out
-
-    states = closure({0})
-    for word in split_key(routing_key):
-        step = set()
-        for i in states:
-            if i < end:
-                p = pattern[i]
-                if p == "#":
-                    step.add(i)
-                elif p == "*" or p == word:
-                    step.add(i + 1)
-        if not step:
-            return False
-        states = closure(step)
-    return end in states
-
-
-class _Node:
-    __slots__ = ("bindings", "children")
-
-    def __init__(self) -> None:
-        self.children: dict[str, _Node] = {}
-        self.bindings: list[Binding] = []
-
-
-class TopicTrie:
-    """Topic bindings in a trie of words: matching costs grow with the key, not the bindings."""
-
-    __slots__ = ("_root", "_size")
-
-    def __init__(self, bindings: Iterable[Binding] = ()) -> None:
-        self._root = _Node()
-        self._size = 0
-        for b in bindings:
-            self.add(b)
-
-    def __len__(self) -> int:
-        return self._size
-
-    def add(self, binding: Binding) -> None:
-        node = self._root
-        for word in split_key(binding.routing_key):
-            child = node.children.get(word)
-            if child is None:
-                child = node.children[word] = _Node()
-            node = child
-        if binding not in node.bindings:
-            node.bindings.append(binding)
-            self._size += 1
-
-    def remove(self, binding: Binding) -> None:
-        path = [self._root]
-        for word in split_key(binding.routing_key):
-            nxt = path[-1].children.get(word)
-            if nxt is None:
-                return
-            path.append(nxt)
-        if binding not in path[-1].bindings:
-            return
-        path[-1].bindings.remove(binding)
-        self._size -= 1
-        words = split_key(binding.routing_key)
-        # Prune empty branches so removed bindings leave nothing to walk.
-        for depth in range(len(words), 0, -1):
-            node = path[depth]
-            if node.bindings or node.children:
-                break
-            del path[depth - 1].children[words[depth - 1]]
-
-    def match(self, routing_key: str) -> list[Binding]:
-        words = split_key(routing_key)
-        n = len(words)
-        found: list[Binding] = []
-        seen: set[tuple[int, int]] = set()
-        stack: list[tuple[_Node, int]] = [(self._root, 0)]
-        while stack:
-            node, i = stack.pop()
-            mark = (id(node), i)
-            if mark in seen:
-                continue
-            seen.add(mark)
-            if i == n:
-                found.extend(node.bindings)
-            children = node.children
-            if not children:
-                continue
-            hash_node = children.get("#")
-            if hash_node is not None:
-                # `#` swallows zero or more of the remaining words.
-                stack.extend((hash_node, j) for j in range(i, n + 1))
-            if i < n:
-                exact = children.get(words[i])
-                if exact is not None:
-                    stack.append((exact, i + 1))
-                star = children.get("*")
-                if star is not None and star is not exact:
-                    stack.append((star, i + 1))
-        # A binding is reached once per path; report it once (by identity: hashing is slower).
-        return list({id(b): b for b in found}.values())
-
+__all__ = [
+    "BindingTable",
+    "Broker",
+    "Explanation",
+    "Step",
+    "TopicTrie",
+    "explain",
+    "header_outcomes",
+    "header_values_equal",
+    "headers_match",
+    "route",
+    "routing_keys",
+    "split_key",
+    "topic_matches",
+    "walk",
+]
 
 # -------------------------------------------------------------- headers
 
 
-def _is_void(value: Any) -> bool:
-    return value is None
-
-
-def _same_type(a: Any, b: Any) -> bool:
-    kind = (bool, int, float, str, bytes, type(None), Mapping, list | tuple)
-    for k in kind:
-        if isinstance(a, k):
-            return isinstance(b, k)
-    return type(a) is type(b)
-
-
-def _strict_equal(a: Any, b: Any) -> bool:
-    """Equality of values inside AMQP arrays and tables, which carry their type tags."""
-    if not _same_type(a, b):
-        return False
-    if isinstance(a, Mapping):
-        return len(a) == len(b) and all(
-            ka == kb and _strict_equal(va, vb)
-            for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
-        )
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def header_values_equal(binding_value: Any, header_value: Any) -> bool:
-    """RabbitMQ 3.10 compares header values with Erlang `==`: 1 equals 1.0 at the top level,
-    but `true` is not 1, and arrays and tables compare their elements' types too."""
-    if isinstance(binding_value, bool) or isinstance(header_value, bool):
-        return type(binding_value) is type(header_value) and binding_value == header_value
-    numbers = (int, float)
-    if isinstance(binding_value, numbers) and isinstance(header_value, numbers):
-        return binding_value == header_value
-    return _strict_equal(binding_value, header_value)
+def header_values_equal(
+    binding_value: Any, header_value: Any, *, rabbitmq: str | Profile | None = None
+) -> bool:
+    """Whether a binding value equals a header value as the release decides (see `routing._headers`):
+    3.10 has 1 == 1.0 and a timestamp equal to its seconds; 4.0 compares strictly, a timestamp
+    header in milliseconds. Inside arrays and tables element types count on both."""
+    return values_equal(binding_value, header_value, profile(rabbitmq))
 
 
 def header_outcomes(
-    binding_arguments: Mapping[str, Any], headers: Mapping[str, Any] | None
+    binding_arguments: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    *,
+    rabbitmq: str | Profile | None = None,
 ) -> tuple[str, list[tuple[str, str]]]:
     """The x-match mode and, per compared binding key, `equal`, `present`, `missing` or `differs`."""
+    release = profile(rabbitmq)
     mode = binding_arguments.get("x-match", "all")
     with_x = mode in ("all-with-x", "any-with-x")
     headers = headers or {}
@@ -201,23 +73,30 @@ def header_outcomes(
             continue
         if key not in headers:
             outcomes.append((key, "missing"))
-        elif _is_void(expected):
+        elif expected is None:
             outcomes.append((key, "present"))
-        elif header_values_equal(expected, headers[key]):
+        elif values_equal(expected, headers[key], release):
             outcomes.append((key, "equal"))
         else:
             outcomes.append((key, "differs"))
     return mode, outcomes
 
 
-def headers_match(binding_arguments: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bool:
-    """Whether a headers-exchange binding matches a message's headers, as RabbitMQ 3.10 decides.
+def headers_match(
+    binding_arguments: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    *,
+    rabbitmq: str | Profile | None = None,
+) -> bool:
+    """Whether a headers-exchange binding matches a message's headers, as RabbitMQ decides.
 
     `all` (the default) needs every compared key to match; `any` needs one. Keys starting with
     `x-` are compared only under `all-with-x`/`any-with-x`. A `None` binding value means the
     header only has to be present. With no compared keys `all` matches and `any` does not.
+    How values compare depends on the release: `rabbitmq="3.10"` or `"4.0"` (a full version
+    such as "4.0.5" picks its family; the default is the newest verified profile).
     """
-    mode, outcomes = header_outcomes(binding_arguments, headers)
+    mode, outcomes = header_outcomes(binding_arguments, headers, rabbitmq=rabbitmq)
     hits = [o in ("equal", "present") for _, o in outcomes]
     return any(hits) if mode.startswith("any") else all(hits)
 
@@ -258,11 +137,16 @@ class BindingTable:
         elif self.type is ExchangeType.DIRECT:
             self._by_key.get(binding.routing_key, {}).pop(binding, None)
 
-    def match(self, routing_keys: Sequence[str], headers: Mapping[str, Any] | None) -> list[Binding]:
+    def match(
+        self,
+        routing_keys: Sequence[str],
+        headers: Mapping[str, Any] | None,
+        rabbitmq: Profile = DEFAULT_PROFILE,
+    ) -> list[Binding]:
         if self.type is ExchangeType.FANOUT:
             return list(self._list)
         if self.type is ExchangeType.HEADERS:
-            return [b for b in self._list if headers_match(b.arguments, headers)]
+            return [b for b in self._list if headers_match(b.arguments, headers, rabbitmq=rabbitmq)]
         found: list[Binding] = []
         for key in routing_keys:
             if self._trie is not None:
@@ -275,6 +159,8 @@ class BindingTable:
 class Broker(Protocol):
     """What the pipeline needs to know of a broker's state, static or live."""
 
+    @property
+    def profile(self) -> Profile: ...  # the release whose rules it routes by
     def exchange(self, name: str) -> Exchange | None: ...
     def has_queue(self, name: str) -> bool: ...
     def table(self, exchange: str) -> BindingTable: ...
@@ -337,13 +223,16 @@ def walk(
     *,
     trace: list[Step] | None = None,
     keys: Sequence[str] | None = None,
+    rabbitmq: str | Profile | None = None,
 ) -> set[str]:
     """RabbitMQ's routing pipeline over any broker state: the queues a message reaches.
 
     With `trace`, appends a `Step` for every binding tried and every pipeline event.
     `keys` replaces the routing keys taken from `routing_key` and `CC`/`BCC`: a dead-lettered
-    message routes with the keys it was first published with, BCC included.
+    message routes with the keys it was first published with, BCC included. The rules are
+    those of `rabbitmq`'s release, else of the broker's own profile.
     """
+    release = broker.profile if rabbitmq is None else profile(rabbitmq)
     start = broker.exchange(exchange)
     if start is None:
         raise UnknownExchange(exchange)
@@ -362,9 +251,9 @@ def walk(
     while work:
         current = work.pop()
         table = broker.table(current.name)
-        matched = table.match(words, headers)
+        matched = table.match(words, headers, release)
         if trace is not None:
-            _trace_exchange(trace, current, table, matched, words, headers)
+            _trace_exchange(trace, current, table, matched, words, headers, release)
         for b in matched:
             if b.destination_type is DestinationType.QUEUE:
                 queues.add(b.destination)
@@ -405,6 +294,7 @@ def _trace_exchange(
     matched: list[Binding],
     keys: list[str],
     headers: Mapping[str, Any] | None,
+    release: Profile,
 ) -> None:
     hits = set(matched)
     if not len(table):
@@ -412,10 +302,16 @@ def _trace_exchange(
             Step(exchange.name, False, f"{exchange.type} exchange {exchange.name!r} has no bindings")
         )
     for b in table:
-        trace.append(Step(exchange.name, b in hits, _why(exchange.type, b, keys, headers), b))
+        trace.append(Step(exchange.name, b in hits, _why(exchange.type, b, keys, headers, release), b))
 
 
-def _why(kind: ExchangeType, b: Binding, keys: list[str], headers: Mapping[str, Any] | None) -> str:
+def _why(
+    kind: ExchangeType,
+    b: Binding,
+    keys: list[str],
+    headers: Mapping[str, Any] | None,
+    release: Profile,
+) -> str:
     shown = " or ".join(repr(k) for k in keys)
     if kind is ExchangeType.FANOUT:
         return "fanout: every binding matches"
@@ -425,7 +321,7 @@ def _why(kind: ExchangeType, b: Binding, keys: list[str], headers: Mapping[str, 
     if kind is ExchangeType.TOPIC:
         hit = any(topic_matches(b.routing_key, k) for k in keys)
         return f"{b.routing_key!r} {'matches' if hit else 'does not match'} {shown}"
-    mode, outcomes = header_outcomes(b.arguments, headers)
+    mode, outcomes = header_outcomes(b.arguments, headers, rabbitmq=release)
     if not outcomes:
         return f"x-match {mode} with no headers to compare: " + (
             "matches everything" if mode.startswith("all") else "matches nothing"
@@ -435,6 +331,8 @@ def _why(kind: ExchangeType, b: Binding, keys: list[str], headers: Mapping[str, 
 
 class _TopologyBroker:
     """A static topology seen as broker state, with one binding table per exchange."""
+
+    profile = DEFAULT_PROFILE  # route() and explain() pass the release they are asked for
 
     def __init__(self, topology: Topology) -> None:
         self._topology = topology
@@ -468,19 +366,32 @@ def _broker(topology: Topology) -> _TopologyBroker:
     return cached
 
 
+def _publishable(topology: Topology, exchange: str) -> None:
+    """RabbitMQ refuses a publish to an internal exchange (403 ACCESS_REFUSED): nothing routes."""
+    found = topology.exchange(exchange)
+    if found is not None and found.internal:
+        raise InternalExchange(exchange)
+
+
 def route(
     topology: Topology,
     exchange: str,
     routing_key: str = "",
     headers: Mapping[str, Any] | None = None,
+    *,
+    rabbitmq: str | Profile | None = None,
 ) -> frozenset[str]:
     """The names of the queues a message published to `exchange` reaches.
 
     Follows RabbitMQ: the exchange's type, exchange-to-exchange bindings (cycle-safe),
     the alternate exchange of any exchange on the path that matched nothing, the default
-    exchange, `CC`/`BCC` headers, one copy per queue.
+    exchange, `CC`/`BCC` headers, one copy per queue. A publish to an internal exchange is
+    refused (`InternalExchange`), as RabbitMQ refuses it. `rabbitmq` picks the release's
+    rules ("3.10", "4.0", "4.0.5"...; default the newest verified profile).
     """
-    return frozenset(walk(_broker(topology), exchange, routing_key, headers))
+    release = profile(rabbitmq)
+    _publishable(topology, exchange)
+    return frozenset(walk(_broker(topology), exchange, routing_key, headers, rabbitmq=release))
 
 
 def explain(
@@ -488,8 +399,12 @@ def explain(
     exchange: str,
     routing_key: str = "",
     headers: Mapping[str, Any] | None = None,
+    *,
+    rabbitmq: str | Profile | None = None,
 ) -> Explanation:
     """`route()` with a trace: which binding on which exchange matched, and why the others did not."""
+    release = profile(rabbitmq)
+    _publishable(topology, exchange)
     steps: list[Step] = []
-    queues = walk(_broker(topology), exchange, routing_key, headers, trace=steps)
+    queues = walk(_broker(topology), exchange, routing_key, headers, trace=steps, rabbitmq=release)
     return Explanation(frozenset(queues), tuple(steps))

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from routing.errors import TopologyError
 
-__all__ = ["DEFAULT_PROFILE", "PROFILES", "Profile", "ProfileError", "profile"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "DEPRECATIONS",
+    "PROFILES",
+    "Deprecation",
+    "Profile",
+    "ProfileError",
+    "profile",
+    "release_of",
+]
 
 
 class ProfileError(TopologyError, ValueError):
@@ -39,6 +48,47 @@ class Profile:
     quorum_default_delivery_limit: int | None
     # 3.10 reads (and extends) an `x-death` header a client published; 4.0 ignores it.
     reads_client_x_death: bool
+    # What this family deprecates (warns about) or, from a later release on, refuses: names of
+    # DEPRECATIONS. 3.10 warns of none of them (checked live: it takes them all silently).
+    deprecations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deprecation:
+    """Something a release still takes but has deprecated, and the release that refuses it."""
+
+    feature: str
+    """RabbitMQ's deprecated-feature name (`rabbitmqctl list_deprecated_features`), or ours."""
+    refused_in: str | None
+    """The first release that refuses it by default, or None while none does."""
+    instead: str
+    """What to use instead."""
+
+
+# Sources: rabbitmq.com "List of Deprecated Features"; the 4.0.0 and 4.3.0 release notes
+# ("Deprecated Features are Now Disabled by Default", "CQv1 storage is removed").
+DEPRECATIONS: dict[str, Deprecation] = {
+    "transient_nonexcl_queues": Deprecation(
+        feature="transient_nonexcl_queues",
+        refused_in="4.3",
+        instead="a durable queue (with a queue TTL, `expires`, to clean it up) or an exclusive one",
+    ),
+    "queue_mode": Deprecation(
+        feature="x-queue-mode",
+        refused_in="4.3",
+        instead="nothing: classic queues keep messages on disk since 3.12; drop the argument",
+    ),
+    "queue_version_1": Deprecation(
+        feature="x-queue-version=1",
+        refused_in="4.3",
+        instead="x-queue-version 2 (the default), or leave the argument out",
+    ),
+    "queue_master_locator": Deprecation(
+        feature="queue_master_locator",
+        refused_in="4.3",
+        instead="x-queue-leader-locator",
+    ),
+}
 
 
 PROFILES: dict[str, Profile] = {
@@ -59,6 +109,7 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=True,
         quorum_default_delivery_limit=20,
         reads_client_x_death=False,
+        deprecations=tuple(DEPRECATIONS),
     ),
 }
 
@@ -83,3 +134,14 @@ def profile(version: str | Profile | None = None) -> Profile:
             return PROFILES["4.0"]
     supported = ", ".join(f"{p.name} ({p.releases})" for p in PROFILES.values())
     raise ProfileError(f"no profile for RabbitMQ {version!r}; supported: {supported}")
+
+
+def release_of(version: str | Profile | None) -> tuple[int, int]:
+    """(major, minor) of a version ("4.0.5" -> (4, 0)); a profile or None gives its family's."""
+    if version is None or isinstance(version, Profile):
+        version = profile(version).name
+    match = _VERSION.match(str(version))
+    if not match:
+        profile(version)  # raises the clear error
+        raise AssertionError  # pragma: no cover
+    return int(match[1]), int(match[2] or 0)

@@ -512,6 +512,13 @@ class Topology:
     def __add__(self, other: Topology) -> Topology:
         return Topology.of(self, other)
 
+    def check(self, *, rabbitmq: Any = None) -> tuple[Any, ...]:
+        """What the release `rabbitmq` ("3.10", "4.0.5"...; default the newest verified) will
+        not take: `routing.targets.TargetWarning`s, `refused` where it refuses. See `routing.targets`."""
+        from routing.targets import check_topology  # it builds on this module
+
+        return check_topology(self, rabbitmq=rabbitmq)
+
     def replicated(self) -> Topology:
         """The same topology with every durable classic queue a quorum queue, so it is
         replicated on the nodes of a cluster and survives losing one (its retry and

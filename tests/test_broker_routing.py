@@ -113,7 +113,9 @@ def rabbit(amqp_url: str) -> Iterator[RabbitTransport]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_route_predicts_what_rabbitmq_delivers(rabbit: RabbitTransport, unique: str, seed: int) -> None:
+def test_route_predicts_what_rabbitmq_delivers(
+    rabbit: RabbitTransport, unique: str, seed: int, rabbitmq_profile: str
+) -> None:
     rng = random.Random(seed)
     topology = generate(rng, unique)
     rabbit.declare(topology)
@@ -121,7 +123,7 @@ def test_route_predicts_what_rabbitmq_delivers(rabbit: RabbitTransport, unique: 
         all_cases = list(cases(rng, topology))
         expected = {}
         for n, (exchange, key, headers) in enumerate(all_cases):
-            expected[n] = route(topology, exchange, key, headers)
+            expected[n] = route(topology, exchange, key, headers, rabbitmq=rabbitmq_profile)
             rabbit.publish(exchange, key, b"", Properties(message_id=str(n), headers=headers))
         assert rabbit.flush(timeout=30) == []
 

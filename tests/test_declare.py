@@ -123,21 +123,29 @@ def test_every_conflict_is_reported_and_the_rest_declared(
         with pytest.raises(DeclareConflicts) as info:
             rabbit.declare(topology)
         conflicts = info.value.conflicts
-        assert len(conflicts) == 3, conflicts
-        assert conflicts[0] == (
-            f"exchange '{unique}-audit': argument 'durable' differs: received 'true' but current is 'false'"
-        )
-        assert conflicts[1] == (
-            f"exchange '{unique}-orders': argument 'type' differs: received 'topic' but current is 'direct'"
-        )
-        assert conflicts[2].startswith(f"queue '{unique}-billing': argument ")
-        assert "x-message-ttl" in conflicts[2] or "x-dead-letter-exchange" in conflicts[2]
+        # Issue 12 item 32: the 6 settings diff finds, not one 406 per entity (once 3 lines here:
+        # orders' durable and missing alternate exchange, billing's second argument were lost).
+        assert conflicts == (
+            f"exchange '{unique}-audit': durable: topology true, broker false",
+            f'exchange \'{unique}-orders\': type: topology "topic", broker "direct"',
+            f"exchange '{unique}-orders': durable: topology true, broker false",
+            f"exchange '{unique}-orders': argument 'alternate-exchange': topology \"{unique}-ae\", "
+            "broker (not set)",
+            f"queue '{unique}-billing': argument 'x-dead-letter-exchange': topology \"{unique}-ae\", "
+            "broker (not set)",
+            f"queue '{unique}-billing': argument 'x-message-ttl': topology 30000, broker 5",
+        ), conflicts
         report = info.value.report
         assert isinstance(report, DeclareReport)
         assert f"queue '{unique}-jobs'" in report.created and f"exchange '{unique}-ae'" in report.created
         # Bindings touching a conflicting entity wait until it is fixed; the others are made.
         assert f"binding {unique}-ae -> {unique}-lost" in report.created
         assert not any("-orders ->" in line or "-audit ->" in line for line in report.created)
+        # ...and each one left out is named, with the end that blocks it.
+        assert f"binding {unique}-orders -> {unique}-billing [order.*.paid]: not declared, " in "\n".join(
+            report.skipped
+        )
+        assert len(report.skipped) == 4, report.skipped  # orders -> billing, jobs, audit; audit -> billing
     finally:
         _cleanup(rabbit, topology)
 
@@ -179,8 +187,11 @@ def test_cli_lists_conflicts_and_exits_1(amqp_url: str, unique: str, tmp_path: P
         result = CliRunner().invoke(main, ["declare", ref, "--url", amqp_url])
         assert result.exit_code == 1
         conflicts = [line for line in result.output.splitlines() if line.startswith("conflict: ")]
-        assert len(conflicts) == 3
+        assert len(conflicts) == 6  # one per differing setting (issue 12 item 32: it said 3)
         assert "Error: 3 entities differ from what the broker has" in result.output
+        # The count names the conflicts and the skipped bindings, not "0 created, 0 unchanged".
+        assert "3 conflicting, 4 skipped" in result.output
+        assert sum(line.startswith("skipped binding ") for line in result.output.splitlines()) == 4
         assert "Traceback" not in result.output
     finally:
         with RabbitTransport(amqp_url) as rabbit:
@@ -210,3 +221,65 @@ def test_cli_bad_topology_reference(amqp_url: str) -> None:
     result = CliRunner().invoke(main, ["declare", "no_such_module_xyz:topology", "--url", amqp_url])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "no_such_module_xyz" in result.output
+
+
+def test_declare_reports_what_diff_finds(amqp_url: str, management_url: str, unique: str) -> None:
+    """Differences RabbitMQ's redeclare lets pass (an alternate exchange, x-delivery-limit) are
+    conflicts too, exactly the ones `diff` lists (issue 12 item 32)."""
+    from routing.diff import diff_topology
+    from routing.management import Management
+
+    url = f"{amqp_url}{'&' if '?' in amqp_url else '?'}management={management_url}"
+    x = Exchange(f"{unique}-x", "topic", auto_delete=True, alternate_exchange=f"{unique}-ae")
+    q = Queue(f"{unique}-q", type="quorum", expires=60_000, delivery_limit=3)
+    topology = Topology.of(x, Exchange(f"{unique}-ae", "fanout", auto_delete=True), q, x.bind(q, "#"))
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = conn.channel()
+    ch.exchange_declare(x.name, "topic", durable=True, auto_delete=True)  # no alternate exchange
+    ch.queue_declare(q.name, durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000})
+    conn.close()
+    try:
+        with RabbitTransport(url) as rabbit, pytest.raises(DeclareConflicts) as info:
+            rabbit.declare(topology)
+        management = Management.for_broker(url)
+        differ = diff_topology(topology, management.definitions(), vhost=management.vhost).differ
+        assert len(differ) == 2
+        assert info.value.conflicts == tuple(d.describe() for d in differ)
+        assert info.value.report.skipped == (
+            f"binding {unique}-x -> {unique}-q [#]: not declared, exchange '{unique}-x', "
+            f"queue '{unique}-q' differs from the broker's",
+        )
+    finally:
+        with RabbitTransport(amqp_url) as rabbit:
+            _cleanup(rabbit, topology)
+
+
+def _declare_transient(amqp_url: str, management_url: str, unique: str, tmp_path: Path) -> str:
+    url = f"{amqp_url}{'&' if '?' in amqp_url else '?'}management={management_url}"
+    topology = Topology.of(Queue(f"{unique}-tmp", durable=False, expires=60_000))
+    result = CliRunner().invoke(main, ["declare", _definitions(tmp_path, topology), "--url", url])
+    with RabbitTransport(amqp_url) as rabbit:
+        _cleanup(rabbit, topology)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.rabbitmq("4.0")
+def test_cli_declare_warns_of_a_transient_queue_on_40(
+    amqp_url: str, management_url: str, unique: str, tmp_path: Path
+) -> None:
+    output = _declare_transient(amqp_url, management_url, unique, tmp_path)
+    warnings = [line for line in output.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: queue '{unique}-tmp': RabbitMQ 4.0.5 deprecates a non-durable, non-exclusive queue "
+        "(refused from 4.3 on); use a durable queue (with a queue TTL, `expires`, to clean it up) "
+        "or an exclusive one"
+    ]
+
+
+@pytest.mark.rabbitmq("3.10")
+def test_cli_declare_does_not_warn_of_a_transient_queue_on_310(
+    amqp_url: str, management_url: str, unique: str, tmp_path: Path
+) -> None:
+    output = _declare_transient(amqp_url, management_url, unique, tmp_path)
+    assert "warning" not in output and f"created queue '{unique}-tmp'" in output

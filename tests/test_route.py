@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from routing import Binding, Exchange, Queue, Topology, UnknownExchange, explain, route
-from routing.errors import RoutingError
+from routing.errors import InternalExchange, RoutingError
+from routing.profiles import ProfileError
 
 logs = Exchange("logs", "topic")
 pager, billing, archive, security = (Queue(n) for n in ("pager", "billing", "archive", "security"))
@@ -146,3 +147,29 @@ def test_route_is_fast_path_and_cached() -> None:
     first = LOGS._cache["broker"]
     route(LOGS, "logs", "b.error")
     assert LOGS._cache["broker"] is first
+
+
+def test_a_publish_to_an_internal_exchange_is_refused_as_rabbitmq_refuses_it() -> None:
+    # Issue 12 item 33: RabbitMQ answers 403 ACCESS_REFUSED; route() and explain() once
+    # reported deliveries. Reached through another exchange, it routes as before.
+    front, inner = Exchange("front", "fanout"), Exchange("inner", "fanout", internal=True)
+    q = Queue("q")
+    t = Topology.of(front, inner, q, front.bind(inner), inner.bind(q))
+    with pytest.raises(InternalExchange, match=r"'inner' is internal.*403 ACCESS_REFUSED"):
+        route(t, "inner", "k")
+    with pytest.raises(InternalExchange):
+        explain(t, "inner", "k")
+    assert route(t, "front", "k") == {"q"}
+
+
+def test_route_and_explain_take_the_release() -> None:
+    h = Exchange("h", "headers")
+    q = Queue("q")
+    t = Topology.of(h, q, h.bind(q, headers={"n": 1}))
+    assert route(t, "h", headers={"n": 1.0}, rabbitmq="3.10") == {"q"}  # Erlang ==
+    assert route(t, "h", headers={"n": 1.0}, rabbitmq="4.0.5") == frozenset()  # =:=
+    assert route(t, "h", headers={"n": 1.0}) == frozenset()  # the default: the newest verified
+    assert explain(t, "h", headers={"n": 1.0}, rabbitmq="3.10.8").queues == {"q"}
+    assert "n differs" in explain(t, "h", headers={"n": 1.0}, rabbitmq="4.0").trace[0].reason
+    with pytest.raises(ProfileError, match=r"supported: 3\.10"):
+        route(t, "h", rabbitmq="2.8")

@@ -123,3 +123,44 @@ def test_trie_remove_prunes_and_forgets() -> None:
     assert trie.match("a.b.c") == [] and len(trie) == 0
     trie.remove(b)  # removing what is not there is a no-op, as unbind is in RabbitMQ
     assert len(trie) == 0
+
+
+@pytest.mark.parametrize("release", ["3.10", "4.0", "3.12.1", "4.0.5"])
+def test_topic_rules_are_the_same_on_every_supported_release(release: str) -> None:
+    for binding_key, routing_key, expected in SUITES:
+        assert topic_matches(binding_key, routing_key, rabbitmq=release) is expected
+
+
+def test_an_unknown_release_is_refused() -> None:
+    from routing.profiles import ProfileError
+
+    with pytest.raises(ProfileError, match="supported"):
+        topic_matches("a.*", "a.b", rabbitmq="3.9")
+
+
+@pytest.mark.broker
+def test_the_tables_on_the_live_broker(amqp_url: str, unique: str, rabbitmq_profile: str) -> None:
+    """RabbitMQ's own tables through a live topic exchange, one queue per binding key."""
+    from routing import Exchange, Queue, Topology
+    from routing.transport.base import Properties
+    from routing.transport.rabbitmq import RabbitTransport
+
+    keys = sorted({b for b, _, _ in SUITES})
+    routing_keys = sorted({r for _, r, _ in SUITES})
+    x = Exchange(f"{unique}-t", "topic", durable=False, auto_delete=True)
+    queues = [Queue(f"{unique}-{i}", durable=False, exclusive=True) for i in range(len(keys))]
+    with RabbitTransport(amqp_url) as rabbit:
+        rabbit.declare(Topology.of(x, *queues, *(x.bind(q, k) for q, k in zip(queues, keys, strict=True))))
+        for n, key in enumerate(routing_keys):
+            rabbit.publish(x.name, key, b"", Properties(message_id=str(n)))
+        assert rabbit.flush(timeout=30) == []
+        wrong = []
+        for q, binding_key in zip(queues, keys, strict=True):
+            arrived = set()
+            while (d := rabbit.get(q.name)) is not None:
+                arrived.add(routing_keys[int(d.properties.message_id or 0)])
+                rabbit.ack(d)
+            for key in routing_keys:
+                if topic_matches(binding_key, key, rabbitmq=rabbitmq_profile) is not (key in arrived):
+                    wrong.append(f"{binding_key!r} ~ {key!r}: live {key in arrived}")
+    assert not wrong, "\n".join(wrong)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from routing.errors import RoutingError
+from routing.profiles import ProfileError
+from routing.topology import Topology
 from routing.transport.base import DeclareReport
 from routing.urls import ENV_VAR, describe, is_memory, resolve
 
@@ -39,13 +41,41 @@ def print_report(report: DeclareReport) -> None:
         click.echo(f"created {line}")
     for line in report.unverified:
         click.echo(f"declared {line} (could not check whether it existed: management API not reachable)")
+    for line in report.skipped:
+        click.echo(f"skipped {line}")
     counts = f"{len(report.created)} created, {len(report.unchanged)} unchanged"
     if report.unverified:
         counts += f", {len(report.unverified)} re-declared unverified"
+    if report.conflicts:
+        counts += f", {conflicting_entities(report.conflicts)} conflicting"
+    if report.skipped:
+        counts += f", {len(report.skipped)} skipped"
     if not report.changed and not report.conflicts:
         click.echo(f"nothing to change ({counts})")
     else:
         click.echo(counts)
+
+
+def conflicting_entities(conflicts: tuple[str, ...]) -> int:
+    """How many entities the conflict lines (one per differing setting) name."""
+    return len({line.split(": ", 1)[0] for line in conflicts})
+
+
+def target_check(topology: Topology, version: str) -> None:
+    """Warn (on stderr) of what the broker's release deprecates; refuse what it refuses."""
+    if not version:
+        return
+    try:
+        findings = topology.check(rabbitmq=version)
+    except ProfileError as exc:
+        click.echo(f"warning: {exc}; the topology was not checked for this release", err=True)
+        return
+    refused = [str(f) for f in findings if f.refused]
+    for finding in findings:
+        if not finding.refused:
+            click.echo(f"warning: {finding}", err=True)
+    if refused:
+        raise click.ClickException(f"{len(refused)} refused, nothing declared: " + "; ".join(refused))
 
 
 def fail(exc: RoutingError) -> click.ClickException:

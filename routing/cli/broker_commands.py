@@ -14,7 +14,15 @@ from typing import Any
 import click
 
 from routing._frozen import FrozenDict, thaw
-from routing.cli._shared import URL_HELP, announce, fail, print_report, rabbit_url
+from routing.cli._shared import (
+    URL_HELP,
+    announce,
+    conflicting_entities,
+    fail,
+    print_report,
+    rabbit_url,
+    target_check,
+)
 from routing.cli.envelope_commands import load_registry
 from routing.cli.topology_commands import parse_header
 from routing.cluster import cluster_warnings
@@ -194,6 +202,8 @@ def register(group: click.Group) -> None:
             management = Management.for_broker(broker_url)
             loaded = load_topology(topology, vhost=management.vhost)
             with open_transport(broker_url) as transport:
+                release = transport.server_version
+                target_check(loaded, release)
                 report = transport.declare(loaded)
             warnings = cluster_warnings(loaded, management)
         except DeclareConflicts as exc:
@@ -202,7 +212,8 @@ def register(group: click.Group) -> None:
             for line in exc.conflicts:
                 click.echo(f"conflict: {line}", err=True)
             raise click.ClickException(
-                f"{len(exc.conflicts)} entities differ from what the broker has; the rest was declared. "
+                f"{conflicting_entities(exc.conflicts)} entities differ from what the broker has; "
+                "the rest was declared. "
                 "Delete them on the broker or change the topology to match."
             ) from exc
         except RoutingError as exc:

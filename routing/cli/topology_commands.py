@@ -18,6 +18,7 @@ from routing.errors import RoutingError, UnknownExchange
 from routing.graph import markdown, mermaid
 from routing.loading import load_topology
 from routing.matching import Step, explain
+from routing.profiles import Profile, profile
 from routing.topology import Topology
 
 _TOPOLOGY = click.argument("topology", metavar="TOPOLOGY")
@@ -27,6 +28,37 @@ _VHOST = click.option(
     show_default=True,
     help="The vhost to read from a definitions file (and, for export, to write).",
 )
+
+
+_RABBITMQ = click.option(
+    "--rabbitmq",
+    "release",
+    metavar="VERSION",
+    help='The RabbitMQ release whose rules apply: "3.10", "4.0" or a full version such as 4.0.5 '
+    "(default: the newest verified profile, or the release of the broker --url names).",
+)
+_BROKER_URL = click.option(
+    "--url",
+    help="Read the RabbitMQ release from this broker (it announces its version); nothing is declared.",
+)
+
+
+def target_profile(release: str | None, url: str | None) -> Profile:
+    """The profile a command answers for: `--rabbitmq`, else the version the `--url` broker
+    announces, else the newest verified. Both given and disagreeing is an error."""
+    chosen = None if release is None else profile(release)
+    if url is None:
+        return profile(chosen)
+    from routing.transport import open_transport  # only when asked: the offline path needs no broker
+
+    with open_transport(url) as transport:
+        announced = transport.server_version
+    live = profile(announced)
+    if chosen is not None and chosen is not live:
+        raise click.ClickException(
+            f"--rabbitmq {release} but the broker at --url is RabbitMQ {announced}; give one of them"
+        )
+    return live
 
 
 @contextmanager
@@ -76,6 +108,8 @@ def _headers(ctx: click.Context, param: click.Parameter, given: Sequence[str]) -
     help="A message header; repeat for more. VALUE is JSON when it parses, else a string.",
 )
 @_VHOST
+@_RABBITMQ
+@_BROKER_URL
 @click.option("--json", "as_json", is_flag=True, help="Print {queues, trace} as JSON.")
 def explain_command(
     topology: str,
@@ -83,6 +117,8 @@ def explain_command(
     routing_key: str,
     headers: dict[str, Any] | None,
     vhost: str,
+    release: str | None,
+    url: str | None,
     as_json: bool,
 ) -> None:
     """Which queues a message reaches, and why: every binding tried on the way.
@@ -90,19 +126,20 @@ def explain_command(
     \b
     Examples:
       routing explain definitions.json --exchange shop.events --routing-key order.created
-      routing explain examples.shop_topology:topology -e shop.audit -H region=eu -H big=true --json
+      routing explain examples.shop_topology:topology -e shop.events -k order.created -H region=eu --json
+      routing explain definitions.json -e shop.events -k order.paid -H n=1.0 --rabbitmq 3.10
     """
     with _one_line():
+        rules = target_profile(release, url)
         topo = load_topology(topology, vhost=vhost)
         try:
-            result = explain(topo, exchange, routing_key, headers)
+            result = explain(topo, exchange, routing_key, headers, rabbitmq=rules)
         except UnknownExchange as exc:
             raise click.ClickException(f"{exc} in {topology}; it has {_exchange_names(topo)}") from exc
     if as_json:
         trace = [step.as_dict() for step in result.trace]
-        click.echo(
-            json.dumps({"queues": sorted(result.queues), "trace": trace}, indent=2, ensure_ascii=False)
-        )
+        out = {"queues": sorted(result.queues), "trace": trace}
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     shown = "the default exchange" if exchange == "" else repr(exchange)
     pairs = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (headers or {}).items())
@@ -114,7 +151,7 @@ def explain_command(
             click.echo(f"  {name}")
     else:
         click.echo(f"{intro} reaches no queue: it is dropped, or returned if published mandatory.")
-    click.echo("\nTrace (+ matched):")
+    click.echo(f"\nTrace (+ matched), by the rules of RabbitMQ {rules.name} ({rules.releases}):")
     for step in result.trace:
         line = _trace_line(step)
         click.echo(click.style(line, fg="green") if step.matched else line)

@@ -24,6 +24,7 @@ from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
 from routing.errors import ChannelClosed, PreconditionFailed
 from routing.matching import BindingTable, routing_keys, walk
+from routing.profiles import Profile, profile
 from routing.properties import Properties
 from routing.topology import (
     DEFAULT_EXCHANGE,
@@ -63,8 +64,10 @@ def _expiration(properties: Properties) -> int | None:
 class EmbeddedBroker:
     """One in-process broker: what several connections to one RabbitMQ vhost would share."""
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", *, rabbitmq: str | Profile | None = None) -> None:
         self.name = name
+        # The release it behaves as (routing.profiles): headers routing reads it through walk().
+        self.profile: Profile = profile(rabbitmq)
         self.lock = threading.Lock()
         self._exchanges: dict[str, Exchange] = dict(IMPLICIT_EXCHANGES)
         self._tables: dict[str, BindingTable] = {}

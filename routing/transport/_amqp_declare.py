@@ -16,11 +16,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from loguru import logger
 
 from routing._frozen import thaw
+from routing.diff import diff_topology
 from routing.errors import ChannelClosed
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport._amqp_url import Endpoint
@@ -94,20 +95,39 @@ class ManagementBindings:
             self._cache[source] = self._fetch(source)
         return self._cache[source]
 
-    def _fetch(self, source: str) -> set[tuple[str, ...]] | None:
+    @property
+    def vhost(self) -> str:
+        return self._endpoint.vhost
+
+    def definitions(self) -> Any:
+        """The vhost's definitions (`GET /api/definitions/{vhost}`), or None when not answered."""
+        if self._down:
+            return None
+        return self._get(f"/api/definitions/{quote(self._endpoint.vhost, safe='')}")
+
+    def _get(self, path: str) -> Any:
         ep = self._endpoint
-        url = (
-            f"{ep.management_url}/api/exchanges/{quote(ep.vhost, safe='')}/"
-            f"{quote(source, safe='')}/bindings/source"
-        )
-        token = base64.b64encode(f"{ep.username}:{ep.password}".encode()).decode()
-        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        # `?management=http://user:pass@host:15672`: urllib takes no credentials in the URL.
+        parts = urlsplit(ep.management_url)
+        user = unquote(parts.username) if parts.username else ep.username
+        password = unquote(parts.password or "") if parts.username else ep.password
+        base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")).rstrip("/")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(base + path, headers={"Authorization": f"Basic {token}"})
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                rows = json.load(response)
+                return json.load(response)
         except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
-            logger.bind(url=ep.management_url).info("management API not usable for bindings: {}", exc)
+            logger.bind(url=ep.management_url).info("management API not usable for declare: {}", exc)
             self._down = True
+            return None
+
+    def _fetch(self, source: str) -> set[tuple[str, ...]] | None:
+        ep = self._endpoint
+        rows = self._get(
+            f"/api/exchanges/{quote(ep.vhost, safe='')}/{quote(source, safe='')}/bindings/source"
+        )
+        if rows is None:
             return None
         return {
             _binding_key(r["destination_type"], r["destination"], r["routing_key"], r.get("arguments"))
@@ -115,19 +135,44 @@ class ManagementBindings:
         }
 
 
+def _known_differences(topology: Topology, bindings: ManagementBindings | None) -> dict[str, list[str]]:
+    """Every setting the broker has otherwise, by entity label, as `routing diff` finds them.
+
+    RabbitMQ's redeclare refuses only some differences (and names one per refusal); an
+    alternate exchange, a missing `x-queue-type` or `x-delivery-limit` pass silently. Where
+    the management API answers, the comparison is diff's, so declare and diff agree.
+    """
+    definitions = bindings.definitions() if bindings is not None else None
+    if not isinstance(definitions, dict):
+        return {}
+    found: dict[str, list[str]] = {}
+    for d in diff_topology(topology, definitions, vhost=bindings.vhost if bindings else "/").differ:
+        found.setdefault(d.entity, []).append(d.describe())
+    return found
+
+
 def declare_topology(topology: Topology, ops: Ops, bindings: ManagementBindings | None) -> DeclareReport:
     """Exchanges, then queues, then bindings; each conflict recorded and the rest carried on.
 
-    Returns the report; the caller raises `DeclareConflicts` when `conflicts` is not empty.
+    An entity the broker has with other settings is left as it is, with one conflict line per
+    setting; the bindings that touch it are skipped, and named. Returns the report; the
+    caller raises `DeclareConflicts` when `conflicts` is not empty.
     """
     created: list[str] = []
     unchanged: list[str] = []
     unverified: list[str] = []
     conflicts: list[str] = []
+    skipped: list[str] = []
     refused: set[tuple[str, str]] = set()
     fresh: set[tuple[str, str]] = set()
+    differing = _known_differences(topology, bindings)
 
     def entity(kind: str, item: Exchange | Queue, exists: Any, declare: Any) -> None:
+        known = differing.get(label(item))
+        if known:
+            conflicts.extend(known)
+            refused.add((kind, item.name))
+            return
         try:
             existed = exists(item.name)
             declare(item)
@@ -148,7 +193,10 @@ def declare_topology(topology: Topology, ops: Ops, bindings: ManagementBindings 
     for b in topology.bindings:
         ends = {("exchange", b.source), (str(b.destination_type), b.destination)}
         if ends & refused:
-            continue  # bound to something the broker has with other settings: fix that first
+            # Bound to something the broker has with other settings: fix that first.
+            blocked = ", ".join(f"{k} {n!r}" for k, n in sorted(ends & refused))
+            skipped.append(f"{label(b)}: not declared, {blocked} differs from the broker's")
+            continue
         known = None if ends & fresh or bindings is None else bindings.existing(b.source)
         existed = (
             known is not None
@@ -170,6 +218,7 @@ def declare_topology(topology: Topology, ops: Ops, bindings: ManagementBindings 
         unchanged=tuple(unchanged),
         unverified=tuple(unverified),
         conflicts=tuple(conflicts),
+        skipped=tuple(skipped),
     )
 
 

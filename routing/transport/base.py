@@ -83,13 +83,15 @@ class DeclareReport:
 
     `unverified`: bindings declared again whose earlier existence could not be checked
     (AMQP cannot ask; RabbitMQ's management API did not answer). `conflicts`: one line per
-    entity the broker has with other settings (`declare` raises `DeclareConflicts`).
+    setting the broker has otherwise (`declare` raises `DeclareConflicts`); `skipped`: the
+    bindings left out because one of their ends conflicts.
     """
 
     created: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # bindings not declared because an end of theirs conflicts
 
     @property
     def changed(self) -> bool:
@@ -117,6 +119,12 @@ class Transport(Protocol):
     """One small interface, two brokers. Use as a context manager."""
 
     url: str  # redacted: never holds a password
+
+    @property
+    def server_version(self) -> str:
+        """The RabbitMQ version the broker announced ("3.10.8", "4.0.5"); the embedded broker
+        gives its profile's. `routing.profiles.profile(transport.server_version)` picks the rules."""
+        ...
 
     def declare(self, topology: Topology) -> DeclareReport: ...
     def publish(

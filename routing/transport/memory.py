@@ -137,6 +137,11 @@ class MemoryTransport:
     def broker(self) -> EmbeddedBroker:
         return self._broker
 
+    @property
+    def server_version(self) -> str:
+        """The release the embedded broker behaves as: its profile's name ("4.0")."""
+        return self._broker.profile.name
+
     def _check_open(self) -> None:
         if self._closed:
             raise BrokerError(f"{self.url}: the transport is closed")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from routing.errors import ChannelClosed, Unroutable
+from routing.profiles import profile
 from routing.topology import Binding, DestinationType, Exchange, Queue
 from routing.transport import Outcome, Properties
 
@@ -67,9 +68,17 @@ def check_exchange(broker: Harness, kind: str, expected: dict[str, set[bytes]]) 
     assert run_exchange(broker, kind) == expected
 
 
+def expected_for(broker: Harness, kind: str) -> dict[str, set[bytes]]:
+    """EXPECTED, as the release of the broker under test has it."""
+    expected = EXPECTED[kind]
+    if kind == "headers" and not profile(broker.t.server_version).headers_numeric_coercion:
+        expected = {**expected, "any": {b"m1"}}  # 4.0 compares with =:=: 1.0 is not 1
+    return expected
+
+
 @pytest.mark.parametrize("kind", ["direct", "fanout", "topic", "headers"])
 def test_exchange_types(broker: Harness, kind: str) -> None:
-    check_exchange(broker, kind, EXPECTED[kind])
+    check_exchange(broker, kind, expected_for(broker, kind))
 
 
 def test_exchange_to_exchange_bindings(broker: Harness) -> None:

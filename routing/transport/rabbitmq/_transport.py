@@ -73,6 +73,12 @@ class RabbitTransport:
         self._last_encoded = b""
         self._conn = self._connect()
 
+    @property
+    def server_version(self) -> str:
+        """The version in the broker's `connection.start` ("3.10.8"); "" when it gave none."""
+        version = self._ensure()._impl.server_properties.get("version", b"")
+        return version.decode(errors="replace") if isinstance(version, bytes) else str(version)
+
     # ------------------------------------------------------------ connection
 
     def _connect(self) -> Any:
