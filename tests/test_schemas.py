@@ -61,6 +61,7 @@ def test_schema_of_an_unknown_type_is_a_schema_error(registry: SchemaRegistry) -
         ("task.resize_image", {"id": 1, "action": "resize_image", "input": "a.png", "output": "b.png",
                                "width": 1, "height": 65535, "keep_aspect": True}),
         ("task.resize_image", {"id": 1, "action": "resize_image"}),  # the seed tutorial's message
+        ("task.resize_image", {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}),  # its producer's
         ("task.resize_image", {"id": "job-7", "action": "resize_image", "output": "b.png"}),
     ],
 )  # fmt: skip
