@@ -135,7 +135,7 @@ def test_consume_rejects_invalid_messages_to_the_dead_letter_queue(
         t.publish(shop["x"], "billing.error", b"{not json")
         assert not t.flush(timeout=5)
     got = run("consume", shop["q"], "--limit", "1", "--timeout", "5", "--url", amqp_url)
-    assert got.exit_code == 0, got.output
+    assert got.exit_code == 1, got.output  # not accepted (issue 12, item 1): exit 1, dead-lettered
     assert "REJECTED" in got.stdout and "not JSON" in got.stdout
     assert "1 message(s), 1 rejected" in got.stdout
     with open_transport(amqp_url) as t:

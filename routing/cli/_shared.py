@@ -25,12 +25,13 @@ def rabbit_url(url: str | None, command: str) -> str:
     return url
 
 
-def announce(url: str | None) -> str:
-    """The broker URL to use, after printing the line that names it."""
+def announce(url: str | None, *, err: bool = False) -> str:
+    """The broker URL to use, after printing the line that names it (on stderr with `err`,
+    so that a --json stdout holds only JSON)."""
     url = resolve(url)
-    click.echo(describe(url))
+    click.echo(describe(url), err=err)
     if is_memory(url):
-        click.echo(_EMBEDDED_NOTE)
+        click.echo(_EMBEDDED_NOTE, err=err)
     return url
 
 

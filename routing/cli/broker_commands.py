@@ -104,6 +104,30 @@ def _deliveries(consumer: Any, limit: int | None, timeout: float | None) -> Iter
         return
 
 
+class _Fetcher:
+    """A consumer's `get`/`cancel` over basic.get, one message at a time: with --limit the
+    broker hands out no more than the limit (a prefetch window would take more, and give
+    them back redelivered when the command stops)."""
+
+    POLL = 0.05
+
+    def __init__(self, transport: Transport, queue: str) -> None:
+        self.transport = transport
+        self.queue = queue
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (item := self.transport.get(self.queue)) is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self.transport.wait(self.POLL if remaining is None else min(self.POLL, remaining))
+        return item
+
+    def cancel(self) -> None:
+        """Nothing to stop: what is still unacked goes back to the queue when the transport closes."""
+
+
 def _watch(
     transport: Transport,
     consumer: Any,
@@ -122,6 +146,17 @@ def _watch(
         handle(item, result)
     consumer.cancel()
     return shown, rejected
+
+
+def _dead_letter_exchange(url: str, queue: str) -> str | None:
+    """The queue's dead-letter exchange, as the management API tells; None when it has none
+    or nobody can tell (then a message that cannot be accepted stays on the queue)."""
+    if is_memory(url):
+        return None  # the embedded broker of a new process has no queue with one
+    try:
+        return Management.for_broker(url).dead_letter_exchange(queue)
+    except RoutingError:
+        return None
 
 
 # ------------------------------------------------------------------ tail's queue
@@ -375,7 +410,7 @@ def register(group: click.Group) -> None:
         "--ack/--no-ack",
         default=True,
         show_default=True,
-        help="Ack what is shown (and dead-letter invalid messages), or leave it all on the queue.",
+        help="Ack what is shown, or leave it all on the queue.",
     )
     @_limit_option
     @click.option(
@@ -383,7 +418,7 @@ def register(group: click.Group) -> None:
         type=click.IntRange(min=1),
         default=100,
         show_default=True,
-        help="Unacked deliveries in flight.",
+        help="Unacked deliveries in flight (with --limit, messages are fetched one at a time).",
     )
     @_timeout_option
     @_json_option
@@ -405,34 +440,44 @@ def register(group: click.Group) -> None:
     ) -> None:
         """Print the envelopes arriving on QUEUE.
 
-        Each message is decoded and checked against its schema. An invalid one is printed
-        as REJECTED with the reason and, with --ack, rejected without requeue so the queue's
-        dead-letter exchange gets it. --no-ack leaves every message on the queue (they are
-        redelivered once this command exits). Runs until --limit, --timeout or Ctrl-C.
+        Each message is decoded and checked against its schema, printed, and acked. One
+        that cannot be accepted (not JSON, invalid, no event type) is printed as REJECTED
+        with the reason and never destroyed: when the queue has a dead-letter exchange it
+        is rejected to it, otherwise it stays on the queue (given back when this command
+        exits). The exit code is 1 when any message was not accepted. --no-ack leaves
+        every message on the queue. Runs until --limit, --timeout or Ctrl-C.
 
         \b
         Example:
           routing consume billing-alerts --limit 10 --timeout 5
         """
-        broker_url = announce(url)
+        broker_url = announce(url, err=as_json)
         registry = load_registry(schemas, allow_unknown)
         # Without acks, a prefetch window would stall after `prefetch` messages.
-        window = prefetch if ack else (limit or 0)
+        window = prefetch if ack else 0
+        kept: list[Delivery] = []
+        dead_lettered = [0]
 
         def handle(item: Delivery, result: Envelope | Rejection) -> None:
             click.echo(_render(item, result, as_json, shown[0] + 1))
             shown[0] += 1
             if not ack:
                 return
-            if isinstance(result, Rejection):
-                transport.reject(item, requeue=False)
-            else:
+            if not isinstance(result, Rejection):
                 transport.ack(item)
+            elif dlx is not None:
+                transport.reject(item, requeue=False)  # the queue's dead-letter exchange takes it
+                dead_lettered[0] += 1
+            else:
+                kept.append(item)  # unacked: back on the queue when the consumer stops
 
         shown = [0]
         try:
+            dlx = _dead_letter_exchange(broker_url, queue) if ack else None
             with open_transport(broker_url) as transport:
-                consumer = transport.consume(queue, prefetch=window)
+                consumer: Any = (
+                    _Fetcher(transport, queue) if limit else transport.consume(queue, prefetch=window)
+                )
                 if not as_json:
                     click.echo(f"consuming from {queue!r}; Ctrl-C to stop")
                 total, rejected = _watch(transport, consumer, handle, registry, event_type, limit, timeout)
@@ -440,6 +485,13 @@ def register(group: click.Group) -> None:
             raise fail(exc) from exc
         summary = f"{total} message(s), {rejected} rejected" + ("" if ack else ", none acked")
         click.echo(summary, err=as_json)
+        if rejected and ack:
+            parts = []
+            if dead_lettered[0]:
+                parts.append(f"{dead_lettered[0]} dead-lettered to exchange {dlx!r}")
+            if kept:
+                parts.append(f"{len(kept)} left on the queue (it has no dead-letter exchange)")
+            raise click.ClickException(f"{rejected} message(s) not accepted: " + ", ".join(parts))
 
     @group.command()
     @click.argument("exchange")
@@ -491,7 +543,7 @@ def register(group: click.Group) -> None:
             raise click.UsageError("give --key or --header, not both")
         if exchange == "":
             raise click.ClickException("the default exchange cannot be bound; consume from the queue instead")
-        broker_url = announce(url)
+        broker_url = announce(url, err=as_json)
         registry = load_registry(schemas, allow_unknown=True)
         rule = "headers" if headers else "key" if key is not None else "none"
         queue_name = f"routing.tail.{uuid.uuid4().hex[:12]}"
