@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from routing.errors import RoutingError
@@ -50,4 +52,13 @@ def print_report(report: DeclareReport) -> None:
 
 
 def fail(exc: RoutingError) -> click.ClickException:
-    return click.ClickException(" ".join(str(exc).split()))
+    return click.ClickException(one_line(str(exc)))
+
+
+# user:password@ inside any URL of a text (an error message from elsewhere may hold one)
+_USERINFO = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, any URL's password shown as `***`."""
+    return _USERINFO.sub(r"\1***@", " ".join(text.split()))

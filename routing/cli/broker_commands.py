@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import uuid
@@ -70,7 +71,7 @@ def _render(item: Delivery, result: Envelope | Rejection, as_json: bool, number:
             record["rejected"] = {"reason": result.reason, "path": result.path}
         else:
             record["envelope"] = result.to_dict()
-        return json.dumps(record, ensure_ascii=False, default=str)
+        return json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
     shown = item.exchange or "(default)"
     head = f"#{number} {shown} {item.routing_key!r}" + (" (redelivered)" if item.redelivered else "")
     if isinstance(result, Rejection):
@@ -81,10 +82,14 @@ def _render(item: Delivery, result: Envelope | Rejection, as_json: bool, number:
 
 
 def _jsonable(value: Any) -> Any:
+    """A header value as JSON can hold it: bytes as text (a bad byte as U+FFFD), names that
+    are bytes as text too, NaN and infinities as strings (JSON has no such numbers)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {_jsonable(k) if isinstance(k, bytes) else str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
