@@ -175,7 +175,12 @@ def test_explain_reads_a_definitions_file_for_a_vhost() -> None:
     result = run("explain", SHOP_FILE, "--vhost", "shop", "-e", "shop.audit", "-H", "big=true", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["queues"] == ["audit.big-orders"]
-    fails_cleanly(run("explain", SHOP_FILE, "-e", "shop.audit"), "nothing in vhost '/'", "'shop'")
+    # The file's one vhost is the default (issue 12, item 30: failing here was wrong).
+    implied = run("explain", SHOP_FILE, "-e", "shop.audit", "-H", "big=true", "--json")
+    assert json.loads(implied.output)["queues"] == ["audit.big-orders"]
+    fails_cleanly(
+        run("explain", SHOP_FILE, "--vhost", "/", "-e", "shop.audit"), "nothing in vhost '/'", "'shop'"
+    )
 
 
 def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:
