@@ -31,6 +31,8 @@ from routing.transport import Delivery, Outcome, Transport, open_transport
 from routing.transport.base import DeclareReport
 from routing.urls import describe, is_memory
 
+DIFFERENT = 3  # `routing diff`'s exit code for drift: 1 is an error, 2 click's usage error
+
 
 def _headers(values: tuple[str, ...]) -> dict[str, Any]:
     return dict(parse_header(v) for v in values)
@@ -259,21 +261,30 @@ def register(group: click.Group) -> None:
         metavar="URL",
         help="The management HTTP API (default: the AMQP host, port 15672, same user and password).",
     )
-    @click.option("--ignore-extra", is_flag=True, help="Do not list or count what only the broker has.")
+    @click.option("--ignore-extra", is_flag=True, help="Do not list what only the broker has.")
+    @click.option("--strict", is_flag=True, help="What only the broker has counts as a difference too.")
     @click.pass_context
     def diff(
-        ctx: click.Context, topology: str, url: str | None, management_url: str | None, ignore_extra: bool
+        ctx: click.Context,
+        topology: str,
+        url: str | None,
+        management_url: str | None,
+        ignore_extra: bool,
+        strict: bool,
     ) -> None:
         """Compare TOPOLOGY with what the broker has, through the management API.
 
         Prints what declaring would create, what differs (setting by setting, argument by
         argument) and what exists only on the broker, in the URL's vhost. Exit code 0 when
-        they are the same, 2 when they differ, 1 on error.
+        the broker has the topology as written (what only the broker has is listed, and
+        counts only with --strict), 3 when it differs, 1 on error (2 is click's usage error).
 
         \b
         Example:
           routing diff shop.topology:topology --url amqp://guest:guest@localhost/%2F
         """
+        if ignore_extra and strict:
+            raise click.UsageError("give --ignore-extra or --strict, not both")
         try:
             broker_url = rabbit_url(url, "diff")
             click.echo(describe(broker_url))
@@ -293,14 +304,17 @@ def register(group: click.Group) -> None:
             click.echo(f"only on the broker: {line}")
         for line in result.skipped:
             click.echo(f"not compared: {line}")
-        if result.equal:
-            click.echo("the broker matches the topology")
-            return
-        click.echo(
+        different = result.drift or (strict and bool(result.extra))
+        counts = (
             f"{len(result.create)} to create, {len(result.differ)} differing, "
             f"{len(result.extra)} only on the broker"
         )
-        ctx.exit(2)
+        if not different:
+            more = f"; {len(result.extra)} more only on the broker (--strict counts them)"
+            click.echo("the broker matches the topology" + (more if result.extra else ""))
+            return
+        click.echo(counts)
+        ctx.exit(DIFFERENT)
 
     @group.command()
     @click.option("--exchange", required=True, help='The exchange ("" for the default exchange).')
