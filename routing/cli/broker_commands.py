@@ -169,25 +169,38 @@ def _dead_letter_exchange(url: str, queue: str) -> str | None:
 # ------------------------------------------------------------------ tail's queue
 
 
-def _tail_exchange(transport: Transport, url: str, name: str, kind: str | None, rule: str) -> Exchange | None:
+def _tail_exchange(transport: Transport, url: str, name: str, kind: str | None, rule: str) -> list[Exchange]:
     """The exchange to bind to, exactly as the broker has it (so declaring it changes
-    nothing); None for `amq.*`, which every vhost has."""
+    nothing), then the alternate exchanges it names, as the broker has them too (a topology
+    holds the exchanges it refers to); nothing for `amq.*`, which every vhost has."""
     if name.startswith("amq."):
-        return None
+        return []
     if not is_memory(url):
         try:
-            item = Management.for_broker(url).exchange(name)
+            management = Management.for_broker(url)
+            item = management.exchange(name)
         except RoutingError:
-            item = None  # no management API: guess below, and check with a declare
+            pass  # no management API: guess below, and check with a declare
         else:
             if item is None:
                 raise click.ClickException(
                     f"no exchange {name!r} on the broker; check the name and the vhost"
                 )
-            item = {k: item[k] for k in ("name", "type", "durable", "auto_delete", "internal", "arguments")}
-            return load_definitions({"exchanges": [item]}).exchanges[0]
+            found = [item]
+            while (ae := (found[-1].get("arguments") or {}).get("alternate-exchange")) is not None:
+                if not isinstance(ae, str) or ae.startswith("amq.") or any(f["name"] == ae for f in found):
+                    break
+                next_item = management.exchange(ae)
+                if next_item is None:
+                    raise click.ClickException(
+                        f"exchange {found[-1]['name']!r} names alternate exchange {ae!r}, which the broker"
+                        " does not have; tail would have to create it"
+                    )
+                found.append(next_item)
+            keys = ("name", "type", "durable", "auto_delete", "internal", "arguments")
+            return list(load_definitions({"exchanges": [{k: f[k] for k in keys} for f in found]}).exchanges)
     guess = kind or ("headers" if rule == "headers" else "topic" if rule == "key" else "fanout")
-    return Exchange(name, ExchangeType(guess))
+    return [Exchange(name, ExchangeType(guess))]
 
 
 def _tail_binding(
@@ -575,10 +588,11 @@ def register(group: click.Group) -> None:
         shown = [0]
         try:
             with open_transport(broker_url) as transport:
-                target = _tail_exchange(transport, broker_url, exchange, kind, rule)
+                exchanges = _tail_exchange(transport, broker_url, exchange, kind, rule)
+                target = next((x for x in exchanges if x.name == exchange), None)
                 binding = _tail_binding(target, exchange, queue_name, key, _headers(headers), match)
                 queue = Queue(queue_name, durable=False, exclusive=True, auto_delete=True)
-                entities: list[Any] = [queue, binding] + ([target] if target is not None else [])
+                entities: list[Any] = [queue, binding, *exchanges]
                 try:
                     report = transport.declare(Topology.of(entities))
                 except DeclareConflicts as exc:
