@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 
+from routing.cli.topology_commands import parse_header
 from routing.errors import RoutingError
 from routing.transport.base import DeclareReport
 from routing.urls import ENV_VAR, describe, is_memory, resolve
@@ -15,6 +17,20 @@ _EMBEDDED_NOTE = (
     "note: the embedded broker lives inside this one process: nothing published here reaches "
     "another process, and this process starts with no exchanges or queues of its own"
 )
+
+
+header_option = click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
+)
+
+
+def parse_headers(values: tuple[str, ...]) -> dict[str, Any]:
+    """The `--header NAME=VALUE` options as a dict."""
+    return dict(parse_header(v) for v in values)
 
 
 def rabbit_url(url: str | None, command: str) -> str:

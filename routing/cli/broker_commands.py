@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,45 +13,34 @@ from typing import Any
 
 import click
 
-from routing._frozen import FrozenDict, thaw
-from routing.cli._shared import URL_HELP, announce, fail, print_report, rabbit_url
-from routing.cli.envelope_commands import load_registry
-from routing.cli.topology_commands import parse_header
+from routing._frozen import thaw
+from routing.cli import publish_command
+from routing.cli._shared import (
+    URL_HELP,
+    announce,
+    fail,
+    header_option,
+    parse_headers,
+    print_report,
+    rabbit_url,
+)
+from routing.cli.envelope_commands import allow_unknown_option, load_registry, schemas_option
 from routing.cluster import cluster_warnings
 from routing.definitions import load_definitions
 from routing.diff import diff_topology
-from routing.envelope import Envelope, Rejection, build_envelope, decode_or_reject, encode, to_properties
-from routing.errors import DeclareConflicts, RoutingError, ValidationError
+from routing.envelope import Envelope, Rejection, decode_or_reject
+from routing.errors import DeclareConflicts, RoutingError
 from routing.loading import load_topology
 from routing.management import Management
 from routing.schemas import SchemaRegistry
 from routing.topology import Binding, Exchange, ExchangeType, Queue, Topology
-from routing.transport import Delivery, Outcome, Transport, open_transport
+from routing.transport import Delivery, Transport, open_transport
 from routing.transport.base import DeclareReport
 from routing.urls import describe, is_memory
 
 DIFFERENT = 3  # `routing diff`'s exit code for drift: 1 is an error, 2 click's usage error
 
 
-def _headers(values: tuple[str, ...]) -> dict[str, Any]:
-    return dict(parse_header(v) for v in values)
-
-
-_header_option = click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
-)
-_schemas_option = click.option(
-    "--schemas",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A folder of <type>.schema.json files, loaded over the bundled schemas.",
-)
-_allow_unknown_option = click.option(
-    "--allow-unknown", is_flag=True, help="Accept event types that have no schema (data unchecked)."
-)
 _limit_option = click.option("--limit", type=click.IntRange(min=1), help="Stop after N messages.")
 _timeout_option = click.option(
     "--timeout", type=click.FloatRange(min=0), help="Stop after S seconds with no message."
@@ -329,112 +317,7 @@ def register(group: click.Group) -> None:
         click.echo(counts)
         ctx.exit(DIFFERENT)
 
-    @group.command()
-    @click.option("--exchange", required=True, help='The exchange ("" for the default exchange).')
-    @click.option("--routing-key", default="", help="The routing key.")
-    @click.option("--type", "event_type", required=True, help="The event type, e.g. log.record.")
-    @click.option("--source", default="urn:routing:cli", show_default=True, help="Who sends it (a URI).")
-    @click.option("--subject", help="What the event is about, within the source.")
-    @click.option("--data", help="The data as JSON; read from stdin when omitted or '-'.")
-    @_header_option
-    @click.option(
-        "--ce-headers", is_flag=True, help="Also copy the attributes into ce- headers (ce-type...)."
-    )
-    @click.option(
-        "--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many to send."
-    )
-    @click.option("--mandatory", is_flag=True, help="Fail if no queue is bound for the key.")
-    @click.option("--transient", is_flag=True, help="delivery_mode 1 instead of persistent.")
-    @_schemas_option
-    @_allow_unknown_option
-    @click.option("--url", help=URL_HELP)
-    def publish(
-        exchange: str,
-        routing_key: str,
-        event_type: str,
-        source: str,
-        subject: str | None,
-        data: str | None,
-        headers: tuple[str, ...],
-        ce_headers: bool,
-        count: int,
-        mandatory: bool,
-        transient: bool,
-        schemas: Path | None,
-        allow_unknown: bool,
-        url: str | None,
-    ) -> None:
-        """Build, validate and publish an envelope, with publisher confirms.
-
-        The envelope is checked against its schema first: an invalid one is refused with
-        every failing path, and nothing is sent. `--count N` sends N envelopes (each with
-        its own id) and shows progress. Reports how many were confirmed, returned and nacked;
-        exits 1 unless all were confirmed.
-
-        \b
-        Example:
-          routing publish --exchange logs --routing-key billing.error --type log.record \\
-            --data '{"level": "error", "service": "billing", "message": "card declined",
-                     "time": "2026-01-01T12:00:00Z"}'
-        """
-        broker_url = announce(url)
-        registry = load_registry(schemas, allow_unknown)
-        extra = _headers(headers)
-        if data in (None, "-"):
-            data = "" if data is None and sys.stdin.isatty() else sys.stdin.read()
-
-        def make() -> tuple[bytes, Any]:
-            envelope = build_envelope(event_type, data, source=source, subject=subject, registry=registry)
-            props = to_properties(envelope, persistent=not transient, ce_headers=ce_headers)
-            if extra:
-                props = replace(props, headers=FrozenDict({**props.headers, **extra}))
-            return encode(envelope, registry=None), props
-
-        try:
-            first = make()  # refused here, before any connection, when invalid
-        except ValidationError as exc:
-            for problem in exc.problems:
-                click.echo(f"invalid: {problem}", err=True)
-            raise click.ClickException(
-                f"envelope refused ({len(exc.problems)} problem(s)); nothing was sent"
-            ) from exc
-        except RoutingError as exc:
-            raise fail(exc) from exc
-        started = time.monotonic()
-        try:
-            with open_transport(broker_url) as transport:
-                if count == 1:
-                    transport.publish(exchange, routing_key, first[0], first[1], mandatory=mandatory)
-                    click.echo(f"id: {first[1].message_id}")
-                else:
-                    with click.progressbar(length=count, label="publishing", file=sys.stderr) as bar:
-                        for n in range(count):
-                            body, props = first if n == 0 else make()
-                            transport.publish(exchange, routing_key, body, props, mandatory=mandatory)
-                            bar.update(1)
-                failures = transport.flush(timeout=30)
-        except RoutingError as exc:
-            raise fail(exc) from exc
-        elapsed = time.monotonic() - started
-        tally = {o: sum(p.outcome is o for p in failures) for o in Outcome}
-        pending = sum(p.outcome is None for p in failures)
-        confirmed = count - len(failures)
-        rate = f", {count / elapsed:,.0f} msg/s" if count > 1 and elapsed > 0 else ""
-        click.echo(
-            f"published {count}: {confirmed} confirmed, {tally[Outcome.RETURNED]} returned, "
-            f"{tally[Outcome.NACKED]} nacked, {tally[Outcome.UNCONFIRMED] + pending} unconfirmed{rate}"
-        )
-        if failures:
-            first_error = next((p.error for p in failures if p.error is not None), None)
-            if tally[Outcome.RETURNED]:
-                shown = exchange or "(default exchange)"
-                raise click.ClickException(
-                    f"unroutable: no queue is bound to exchange {shown!r} for key {routing_key!r}"
-                    f" ({tally[Outcome.RETURNED]} returned)"
-                )
-            raise click.ClickException(
-                str(first_error) if first_error else f"{len(failures)} message(s) not confirmed"
-            )
+    publish_command.register(group)
 
     @group.command()
     @click.argument("queue")
@@ -455,8 +338,8 @@ def register(group: click.Group) -> None:
     @_timeout_option
     @_json_option
     @click.option("--event-type", help="The event type of plain JSON bodies (sent without an envelope).")
-    @_schemas_option
-    @_allow_unknown_option
+    @schemas_option
+    @allow_unknown_option
     @click.option("--url", help=URL_HELP)
     def consume(
         queue: str,
@@ -528,7 +411,7 @@ def register(group: click.Group) -> None:
     @group.command()
     @click.argument("exchange")
     @click.option("--key", help="Binding key to watch: a topic pattern (default '#') or a direct key.")
-    @_header_option
+    @header_option
     @click.option(
         "--match",
         type=click.Choice(["all", "any"]),
@@ -545,7 +428,7 @@ def register(group: click.Group) -> None:
     @_limit_option
     @_timeout_option
     @_json_option
-    @_schemas_option
+    @schemas_option
     @click.option("--url", help=URL_HELP)
     def tail(
         exchange: str,
@@ -590,7 +473,7 @@ def register(group: click.Group) -> None:
             with open_transport(broker_url) as transport:
                 exchanges = _tail_exchange(transport, broker_url, exchange, kind, rule)
                 target = next((x for x in exchanges if x.name == exchange), None)
-                binding = _tail_binding(target, exchange, queue_name, key, _headers(headers), match)
+                binding = _tail_binding(target, exchange, queue_name, key, parse_headers(headers), match)
                 queue = Queue(queue_name, durable=False, exclusive=True, auto_delete=True)
                 entities: list[Any] = [queue, binding, *exchanges]
                 try:
