@@ -75,7 +75,7 @@ def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str
     assert _depth(amqp_url, plain_queue) == 1  # nothing lost
     # Typed by the command line, the same job is accepted and acked.
     typed = run(
-        "consume", plain_queue, "--event-type", "task.resize_image", "--limit", "1", "--timeout", "5",
+        "consume", plain_queue, "--type", "task.resize_image", "--limit", "1", "--timeout", "5",
         "--url", amqp_url,
     )  # fmt: skip
     assert typed.exit_code == 0, typed.output
@@ -110,13 +110,13 @@ def test_a_message_that_cannot_be_accepted_goes_to_the_queues_dead_letter_exchan
 def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str, plain_queue: str) -> None:
     _tutorial_publish(amqp_url, plain_queue, [json.dumps({**JOB, "id": n}).encode() for n in range(5)])
     got = run(
-        "consume", plain_queue, "--event-type", "task.resize_image", "--limit", "2", "--timeout", "5",
+        "consume", plain_queue, "--type", "task.resize_image", "--limit", "2", "--timeout", "5",
         "--url", amqp_url,
     )  # fmt: skip
     assert got.exit_code == 0, got.output
     assert _depth(amqp_url, plain_queue) == 3
     rest = run(
-        "consume", plain_queue, "--event-type", "task.resize_image", "--limit", "3", "--timeout", "5",
+        "consume", plain_queue, "--type", "task.resize_image", "--limit", "3", "--timeout", "5",
         "--json", "--url", amqp_url,
     )  # fmt: skip
     records = [json.loads(line) for line in rest.stdout.splitlines()]

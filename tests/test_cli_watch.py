@@ -74,7 +74,7 @@ def test_tail_an_exchange_with_an_alternate_exchange(amqp_url: str, management_u
         args = [
             "tail",
             main_x,
-            "--key",
+            "--routing-key",
             "billing.*",
             "--limit",
             "1",
@@ -94,3 +94,27 @@ def test_tail_an_exchange_with_an_alternate_exchange(amqp_url: str, management_u
     [record] = [json.loads(line) for line in result.stdout.splitlines()]  # --json: stdout is JSON only
     assert record["exchange"] == main_x and record["envelope"]["data"] == LOG
     assert result.stderr.splitlines()[0] == "broker: amqp://guest:***@127.0.0.1:5672/%2F"
+
+
+def _options(command: str) -> dict[str, str]:
+    """Option name -> help text, as `routing COMMAND --help` shows them."""
+    text = CliRunner().invoke(main, [command, "--help"], terminal_width=200).stdout
+    found = {}
+    for line in text.splitlines():
+        words = line.split()
+        for word in words[:3]:
+            if word.startswith("--"):
+                found[word.rstrip(",")] = line
+    return found
+
+
+def test_one_name_one_meaning_across_commands() -> None:
+    """Item 35: --type is the event type wherever it is shown; --routing-key is the key."""
+    for command in ("publish", "consume", "build", "validate"):
+        assert "event type" in _options(command)["--type"], command
+    tail = _options("tail")
+    assert "--type" not in tail and "--key" not in tail  # hidden: the old spellings
+    assert "--exchange-type" in tail and "binding key" in tail["--routing-key"]
+    assert "--event-type" not in _options("consume")
+    for command in ("publish", "tail", "explain"):
+        assert "--routing-key" in _options(command), command

@@ -202,11 +202,13 @@ def _tail_binding(
     if headers or kind == "headers":
         if kind != "headers":
             raise click.ClickException(
-                f"{name!r} is a {kind} exchange: --header needs a headers exchange; use --key"
+                f"{name!r} is a {kind} exchange: --header needs a headers exchange; use --routing-key"
             )
         return Binding(name, queue, arguments={"x-match": match, **headers})
     if kind == "direct" and key is None:
-        raise click.ClickException(f"{name!r} is a direct exchange: give the routing key to watch with --key")
+        raise click.ClickException(
+            f"{name!r} is a direct exchange: give the routing key to watch with --routing-key"
+        )
     if kind == "topic" and key is None:
         key = "#"  # everything
     return Binding(name, queue, key or "")
@@ -337,7 +339,10 @@ def register(group: click.Group) -> None:
     )
     @_timeout_option
     @_json_option
-    @click.option("--event-type", help="The event type of plain JSON bodies (sent without an envelope).")
+    @click.option(
+        "--type", "event_type", help="The event type of plain JSON bodies (sent without an envelope)."
+    )
+    @click.option("--event-type", "old_event_type", hidden=True)  # the spelling before --type
     @schemas_option
     @allow_unknown_option
     @click.option("--url", help=URL_HELP)
@@ -349,6 +354,7 @@ def register(group: click.Group) -> None:
         timeout: float | None,
         as_json: bool,
         event_type: str | None,
+        old_event_type: str | None,
         schemas: Path | None,
         allow_unknown: bool,
         url: str | None,
@@ -366,6 +372,7 @@ def register(group: click.Group) -> None:
         Example:
           routing consume billing-alerts --limit 10 --timeout 5
         """
+        event_type = event_type or old_event_type
         broker_url = announce(url, err=as_json)
         registry = load_registry(schemas, allow_unknown)
         # Without acks, a prefetch window would stall after `prefetch` messages.
@@ -410,7 +417,13 @@ def register(group: click.Group) -> None:
 
     @group.command()
     @click.argument("exchange")
-    @click.option("--key", help="Binding key to watch: a topic pattern (default '#') or a direct key.")
+    @click.option(
+        "--routing-key",
+        "-k",
+        "key",
+        help="The binding key to watch with: a topic pattern (default '#') or a direct key.",
+    )
+    @click.option("--key", "old_key", hidden=True)  # the spelling before --routing-key
     @header_option
     @click.option(
         "--match",
@@ -420,10 +433,13 @@ def register(group: click.Group) -> None:
         help="Headers exchange: every --header must match, or any one.",
     )
     @click.option(
-        "--type",
+        "--exchange-type",
         "kind",
         type=click.Choice(["direct", "fanout", "topic", "headers"]),
         help="The exchange's type, when the management API cannot tell.",
+    )
+    @click.option(  # the spelling before --exchange-type
+        "--type", "old_kind", type=click.Choice(["direct", "fanout", "topic", "headers"]), hidden=True
     )
     @_limit_option
     @_timeout_option
@@ -433,9 +449,11 @@ def register(group: click.Group) -> None:
     def tail(
         exchange: str,
         key: str | None,
+        old_key: str | None,
         headers: tuple[str, ...],
         match: str,
         kind: str | None,
+        old_kind: str | None,
         limit: int | None,
         timeout: float | None,
         as_json: bool,
@@ -445,17 +463,19 @@ def register(group: click.Group) -> None:
         """Watch what flows through EXCHANGE.
 
         Binds a temporary exclusive, auto-delete queue (gone when this command exits) with
-        --key for a topic or direct exchange, --header rules for a headers exchange, or
-        nothing for fanout, and prints every message it receives. Nothing is taken from
+        --routing-key (a binding key) for a topic or direct exchange, --header rules for a
+        headers exchange, or nothing for fanout, and prints every message it receives. Nothing is taken from
         anyone: the exchange copies each message to this queue too.
 
         \b
         Examples:
-          routing tail logs --key '*.error' --limit 5
+          routing tail logs --routing-key '*.error' --limit 5
           routing tail media --header format=jpeg --header region=eu --match any
         """
+        key = key if key is not None else old_key
+        kind = kind or old_kind
         if key is not None and headers:
-            raise click.UsageError("give --key or --header, not both")
+            raise click.UsageError("give --routing-key or --header, not both")
         if exchange == "":
             raise click.ClickException("the default exchange cannot be bound; consume from the queue instead")
         broker_url = announce(url, err=as_json)
@@ -480,7 +500,7 @@ def register(group: click.Group) -> None:
                     report = transport.declare(Topology.of(entities))
                 except DeclareConflicts as exc:
                     raise click.ClickException(
-                        f"{exc.conflicts[0]}; pass --type with the exchange's type"
+                        f"{exc.conflicts[0]}; pass --exchange-type with the exchange's type"
                     ) from exc
                 if (
                     target is not None
