@@ -51,6 +51,7 @@ def test_schema_of_an_unknown_type_is_a_schema_error(registry: SchemaRegistry) -
     ("event_type", "data"),
     [
         ("log.record", {"level": "info", "service": "api", "message": "", "time": "2024-01-01T00:00:00Z"}),
+        ("log.record", {"level": "error", "service": "billing", "message": "boom"}),  # the README's: time is the event's
         ("log.record", {"level": "debug", "service": "api", "message": "m", "time": "2024-01-01T00:00:00+01:00",
                         "logger": "api.http", "trace_id": "0" * 32, "fields": {"status": 200}}),
         ("cache.invalidate", {"cache": "products", "keys": ["p-1", "p-2"], "reason": "price", "version": 3}),
