@@ -1,6 +1,6 @@
 """What every demo returns, how it is printed, and the bits of plumbing they share.
 
-A demo is a function `run(url, *, prefix=...) -> DemoResult`. It declares its own topology
+A demo is a function `run(url, *, prefix=..., force=False) -> DemoResult`. It declares its own topology
 (names start with `prefix`, so tests can use unique names on a shared RabbitMQ), deletes it
 again at the end, and reports every delivery it saw. Rendering is separate from running, so
 the CLI, the plain scripts and the tests share the same result.
@@ -18,10 +18,11 @@ from typing import Any
 
 import click
 
-from routing.errors import RoutingError
+from routing.errors import BrokerError, DeclareConflicts, RoutingError
 from routing.matching import explain
 from routing.topology import Topology
 from routing.transport import Transport
+from routing.transport.base import DeclareReport
 from routing.urls import describe, redact, resolve
 
 DEFAULT_PREFIX = "demo."
@@ -120,14 +121,55 @@ def why(topology: Topology, exchange: str, queue: str, routing_key: str, headers
     return "no binding matched"
 
 
+def claim(transport: Transport, topology: Topology, *, demo: str, force: bool = False) -> None:
+    """Declare a demo's topology, which the demo deletes again when it ends, messages and all.
+
+    Entities of those names that the broker already has (another application's, or the
+    leftovers of a crashed run) are not the demo's to delete: unless `force`, the demo undoes
+    what it just created and refuses, naming them. With `force` they are deleted first."""
+    if force:
+        reset(transport, topology)
+        transport.declare(topology)
+        return
+    try:
+        report = transport.declare(topology)
+        conflicts: tuple[str, ...] = ()
+    except DeclareConflicts as exc:
+        if not isinstance(exc.report, DeclareReport):
+            raise
+        report, conflicts = exc.report, tuple(exc.conflicts)
+    entities = [
+        *(("queue", q.name) for q in topology.queues),
+        *(("exchange", e.name) for e in topology.exchanges),
+    ]
+    there = [f"{kind} {name!r}" for kind, name in entities if f"{kind} {name!r}" not in report.created]
+    if not there:
+        return
+    _delete(
+        transport,
+        [q.name for q in topology.queues if f"queue {q.name!r}" in report.created],
+        [e.name for e in topology.exchanges if f"exchange {e.name!r}" in report.created],
+    )
+    raise BrokerError(
+        f"demo {demo}: the broker already has {', '.join(there)}"
+        + (f" (and {len(conflicts)} differ from the demo's)" if conflicts else "")
+        + "; the demo deletes its entities, messages included, when it ends, so it left these alone."
+        " Use another vhost, or pass --force to delete and replace them"
+    )
+
+
 def reset(transport: Transport, topology: Topology) -> None:
-    """Delete the topology's queues and exchanges: a rerun (or a crashed earlier run) starts clean."""
-    for q in topology.queues:
+    """Delete the topology's queues and exchanges (their bindings go with them)."""
+    _delete(transport, [q.name for q in topology.queues], [e.name for e in topology.exchanges])
+
+
+def _delete(transport: Transport, queues: Sequence[str], exchanges: Sequence[str]) -> None:
+    for name in queues:
         with contextlib.suppress(RoutingError):
-            transport.delete_queue(q.name)
-    for e in topology.exchanges:
+            transport.delete_queue(name)
+    for name in exchanges:
         with contextlib.suppress(RoutingError):
-            transport.delete_exchange(e.name)
+            transport.delete_exchange(name)
 
 
 def drain(transport: Transport, queue: str) -> list[Any]:
@@ -176,11 +218,12 @@ def script(run: Callable[..., DemoResult]) -> None:
     parser = argparse.ArgumentParser(description=(run.__doc__ or "").splitlines()[0])
     parser.add_argument("--url", help="broker URL (default: $ROUTING_URL, else the embedded broker)")
     parser.add_argument("--json", action="store_true", help="a machine-readable account")
+    parser.add_argument("--force", action="store_true", help="delete entities of the demo's names first")
     args = parser.parse_args()
     url = resolve(args.url)
     click.echo(describe(url))
     try:
-        result = run(url)
+        result = run(url, force=args.force)
     except RoutingError as exc:
         sys.exit(f"error: {exc}")
     click.echo(as_json([result]) if args.json else render(result))

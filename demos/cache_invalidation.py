@@ -13,7 +13,16 @@ import fnmatch
 import time
 from typing import Any
 
-from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, key_values, reset, script
+from routing.demos._common import (
+    DEFAULT_PREFIX,
+    DeliveryRecord,
+    DemoResult,
+    Table,
+    claim,
+    key_values,
+    reset,
+    script,
+)
 from routing.envelope import Envelope, decode, encode, to_properties
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
@@ -73,7 +82,7 @@ def _show(cache: dict[str, str]) -> str:
     return ", ".join(sorted(cache)) or "(empty)"
 
 
-def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
+def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:
     """Broadcast invalidations over a fanout: every instance drops what each event names."""
     registry = SchemaRegistry.bundled()
     ex = exchange(prefix).name
@@ -83,10 +92,12 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
     conns: dict[str, Transport] = {}
     published = []
     deliveries: list[DeliveryRecord] = []
+    claimed = False
     try:
         # An instance's exclusive queue lives as long as its connection: one transport each.
         with open_transport(url) as publisher:
-            reset(publisher, Topology.of(exchange(prefix)))
+            claim(publisher, Topology.of(exchange(prefix)), demo="cache-invalidation", force=force)
+            claimed = True
 
             def join(instance: str) -> None:
                 conns[instance] = open_transport(url)
@@ -134,8 +145,9 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
     finally:
         for transport in conns.values():  # closing deletes each exclusive queue
             transport.close()
-        with open_transport(url) as cleanup:
-            reset(cleanup, Topology.of(exchange(prefix)))
+        if claimed:
+            with open_transport(url) as cleanup:
+                reset(cleanup, Topology.of(exchange(prefix)))
 
     got = {i: [d.message for d in deliveries if d.consumer == i] for i in caches}
     tables = (

@@ -13,6 +13,7 @@ from routing.demos._common import (
     DeliveryRecord,
     DemoResult,
     Table,
+    claim,
     drain,
     key_values,
     reset,
@@ -54,7 +55,7 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 TOPOLOGY = topology()
 
 
-def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
+def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:
     """Filter on headers with x-match all and any: matches, and near misses with the reason."""
     topo = topology(prefix)
     ex = f"{prefix}attributes"
@@ -62,8 +63,7 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
     sent: dict[str, tuple[str, dict[str, Any]]] = {}  # envelope id -> (label, headers)
     verdicts = []
     with open_transport(url) as transport:
-        reset(transport, topo)
-        transport.declare(topo)
+        claim(transport, topo, demo="header-filtering", force=force)
         for label, kind, data, extra in MESSAGES:
             env = Envelope.new(kind, data, source="urn:demo:reports")
             props = to_properties(env, ce_headers=True)  # ce-type becomes a header

@@ -3,7 +3,17 @@ bind patterns on a topic exchange and each gets what its pattern matches."""
 
 from __future__ import annotations
 
-from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, drain, reset, script, why
+from routing.demos._common import (
+    DEFAULT_PREFIX,
+    DeliveryRecord,
+    DemoResult,
+    Table,
+    claim,
+    drain,
+    reset,
+    script,
+    why,
+)
 from routing.envelope import Envelope, encode, to_properties
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
@@ -32,15 +42,14 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 TOPOLOGY = topology()
 
 
-def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
+def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:
     """Route log records by topic: which consumer got which record, and the binding that matched."""
     topo = topology(prefix)
     exchange = f"{prefix}logs"
     registry = SchemaRegistry.bundled()
     labels: dict[str, tuple[str, str]] = {}  # envelope id -> (label, routing key)
     with open_transport(url) as transport:
-        reset(transport, topo)
-        transport.declare(topo)
+        claim(transport, topo, demo="topic-logs", force=force)
         published = []
         for n, (service, level, text) in enumerate(RECORDS, 1):
             key = f"{service}.{level}"

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, reset, script
+from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, claim, reset, script
 from routing.envelope import Envelope, decode, encode, to_properties
 from routing.errors import RoutingError
 from routing.schemas import SchemaRegistry
@@ -97,7 +97,7 @@ def _work(url: str, queue: str, worker: str, seconds: float, board: _Board, regi
         board.done.set()
 
 
-def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
+def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:
     """Competing workers with prefetch 1, manual acks, a retry and a dead-lettered job."""
     url = resolve(url)
     topo = topology(prefix)
@@ -106,8 +106,7 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX) -> DemoResult:
     board = _Board()
     published = []
     with open_transport(url) as transport:
-        reset(transport, topo)
-        transport.declare(topo)
+        claim(transport, topo, demo="work-queue", force=force)
         threads = [
             threading.Thread(target=_work, args=(url, queue, w, s, board, registry), daemon=True)
             for w, s in WORKERS.items()

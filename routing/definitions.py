@@ -62,8 +62,13 @@ def read_definitions(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise DefinitionsError(
             f"{shown}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
+        raise DefinitionsError(f"{shown}: not usable JSON ({exc})") from None
+    except RecursionError:
+        raise DefinitionsError(f"{shown}: JSON nested too deeply") from None
     except OSError as exc:
         raise DefinitionsError(f"{shown}: cannot be read ({exc.strerror})") from None
+
     if not isinstance(data, dict):
         raise DefinitionsError(
             f"{shown}: a definitions file is a JSON object with exchanges, queues and bindings,"
@@ -72,11 +77,50 @@ def read_definitions(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_definitions(data: Source, *, vhost: str = "/", undefined_is_void: bool = True) -> Topology:
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """Where in a JSON document a string holds a lone surrogate (`"\\ud800"` parses to one and
+    cannot be encoded as UTF-8), or None."""
+    if isinstance(value, str):
+        return None if value.isascii() or _encodes(value) else path or "(top)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if not _encodes(str(key)):
+                return (path or "(top)") + ": a key"
+            found = _lone_surrogate(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def file_vhost(data: Mapping[str, Any]) -> str | None:
+    """The one vhost every item of a definitions document names, or None (none or several)."""
+    named = {
+        item.get("vhost") for name in _SECTIONS for item in data.get(name) or [] if isinstance(item, dict)
+    }
+    named.discard(None)
+    return named.pop() if len(named) == 1 and isinstance(next(iter(named)), str) else None
+
+
+def load_definitions(data: Source, *, vhost: str | None = None, undefined_is_void: bool = True) -> Topology:
     """The exchanges, queues and bindings of `vhost` in a definitions file or dict.
 
-    Items without a `vhost` field (a per-vhost export) are taken as the vhost's own. Argument
-    values `"undefined"` are read as void (`None`), as RabbitMQ exports void.
+    Without `vhost`, the one vhost the items name (a file exported from vhost `shop` is read
+    for `shop`), else `/`. Items without a `vhost` field (a per-vhost export) are taken as the
+    vhost's own. Argument values `"undefined"` are read as void (`None`), as RabbitMQ exports void.
     """
     if isinstance(data, str | os.PathLike):
         origin = os.fspath(data)
@@ -85,7 +129,18 @@ def load_definitions(data: Source, *, vhost: str = "/", undefined_is_void: bool 
         origin = "definitions"
         if not isinstance(data, Mapping):
             raise DefinitionsError(f"definitions must be a JSON object, not a {type(data).__name__}")
+    try:
+        where = _lone_surrogate(data)
+    except RecursionError:
+        raise DefinitionsError(f"{origin}: nested too deeply") from None
+    if where is not None:
+        raise DefinitionsError(
+            f"{origin}: {where}: not Unicode text (a lone surrogate, as \\udcff writes one);"
+            " RabbitMQ names are UTF-8"
+        )
     sections = {name: _section(origin, data, name) for name in _SECTIONS}
+    if vhost is None:
+        vhost = file_vhost(data) or "/"
     chosen = {
         name: [(i, item) for i, item in items if _in_vhost(item, vhost)] for name, items in sections.items()
     }

@@ -53,7 +53,14 @@ class TopologyDiff:
 
     @property
     def equal(self) -> bool:
-        return not (self.create or self.differ or self.extra)
+        """The broker holds exactly the topology, nothing more."""
+        return not (self.drift or self.extra)
+
+    @property
+    def drift(self) -> bool:
+        """The broker lacks or differs from something in the topology (what is only on the
+        broker, another application's queues say, is not drift)."""
+        return bool(self.create or self.differ)
 
 
 def _show(value: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -104,9 +105,7 @@ class Envelope:
         if missing:
             raise ValidationError(missing, path=missing[0].split(":", 1)[0])
         if "data_base64" in values:
-            raise ValidationError(
-                ["data_base64: binary data is not supported; send JSON in data"], path="data_base64"
-            )
+            raise ValidationError([_NO_BASE64], path="data_base64")
         return cls(**known, data=values.get("data"), extensions=extensions)
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +177,9 @@ def new_document(
     return document
 
 
+_NO_BASE64 = "data_base64: binary data (data_base64) is not supported; send JSON in data"
+
+
 def _attribute_problems(envelope: Envelope) -> list[str]:
     """What CloudEvents forbids outright, checked without a schema."""
     problems = []
@@ -191,7 +193,8 @@ def _attribute_problems(envelope: Envelope) -> list[str]:
         value = getattr(envelope, name)
         if value is not None and (not isinstance(value, str) or not value):
             problems.append(f"{name}: must be a non-empty string when present, got {value!r}")
-    if isinstance(envelope.time, str) and envelope.time and not validate_rfc3339(envelope.time):
+    # RFC 3339 section 5.6 lets `T` and `Z` be lowercase; rfc3339-validator wants them upper.
+    if isinstance(envelope.time, str) and envelope.time and not validate_rfc3339(envelope.time.upper()):
         problems.append(f"time: not an RFC 3339 date-time: {envelope.time!r}")
     if not isinstance(envelope.extensions, Mapping):
         return [*problems, f"extensions: must be a mapping, got {type(envelope.extensions).__name__}"]
@@ -254,7 +257,7 @@ def document_properties(
     """`to_properties` for an envelope's JSON object."""
     time = document.get("time")
     when = _parse_time(time) if time is not None else None
-    timestamp = int(when.timestamp()) if when is not None else None
+    timestamp = amqp_timestamp(when) if when is not None else None
     headers: Mapping[str, Any] = EMPTY
     if ce_headers:
         # datacontenttype is the body's content type, not ours
@@ -269,6 +272,11 @@ def document_properties(
         timestamp=timestamp if timestamp is not None and timestamp >= 0 else None,  # AMQP's is unsigned
         headers=headers,
     )
+
+
+def amqp_timestamp(when: datetime) -> int:
+    """Whole seconds since the epoch, rounded down: 23:59:59.5 on 1969-12-31 is -1, not 0."""
+    return math.floor(when.timestamp())
 
 
 def _shortstr(value: str) -> str | None:
@@ -295,6 +303,8 @@ def decode(
     structured = "specversion" in document or (properties.content_type or "").startswith(CONTENT_TYPE)
     if structured:  # CloudEvents JSON: a null attribute is an absent one
         document = {k: v for k, v in document.items() if v is not None or k == "data"}
+        if "data_base64" in document:  # before the schema, which would call it a bad extension name
+            raise ValidationError([_NO_BASE64], path="data_base64")
     else:
         document = _wrap(document, body, properties, event_type)
     if registry is not None:
@@ -364,11 +374,14 @@ def _wrap(
     """A plain body as an envelope: attributes from the queue, the properties and `ce-` headers."""
     headers = properties.headers or {}
     ce = {
-        k[len(HEADER_PREFIX) :]: v
+        k[len(HEADER_PREFIX) :]: _header_value(v)
         for k, v in headers.items()
-        if k.startswith(HEADER_PREFIX) and _EXTENSION_NAME.match(k[len(HEADER_PREFIX) :])
+        if isinstance(k, str)
+        and k.startswith(HEADER_PREFIX)
+        and _EXTENSION_NAME.match(k[len(HEADER_PREFIX) :])
     }
     ce.pop("data", None)
+    named = ce.pop("datacontenttype", None)  # binary mode: the AMQP content type is the datacontenttype
     chosen = event_type or properties.type or ce.get("type")
     if not chosen:
         raise ValidationError(
@@ -389,9 +402,25 @@ def _wrap(
             pass  # a nonsense timestamp is no reason to lose the message
         else:
             document["time"] = stamp.isoformat().replace("+00:00", "Z")
-    document["datacontenttype"] = JSON_TYPE
+    # Binary mode: the content type, parameters and all (`application/json; charset=utf-8`).
+    document["datacontenttype"] = properties.content_type or named or JSON_TYPE
     document["data"] = data
     return document
+
+
+def _header_value(value: Any) -> Any:
+    """A `ce-` header as an attribute value. The CloudEvents AMQP binding asks receivers to take
+    `time` in AMQP's native timestamp type as well as a string; pika decodes one as a naive
+    UTC datetime. Binary (bytes) values are taken as UTF-8 text when they are."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any, TypeVar
 
-from routing.definitions import load_definitions
+from routing.definitions import file_vhost, load_definitions, read_definitions
 from routing.errors import DefinitionsError
 from routing.topology import Topology
 
@@ -23,8 +23,9 @@ _IDENTIFIERS = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
 _MODULE_REF = re.compile(rf"({_IDENTIFIERS}):({_IDENTIFIERS})")
 
 
-def load_topology(ref: str, *, vhost: str = "/") -> Topology:
-    """The topology `ref` names: a definitions JSON file (read for `vhost`) or `module:attribute`."""
+def load_topology(ref: str, *, vhost: str | None = None) -> Topology:
+    """The topology `ref` names: a definitions JSON file (read for `vhost`; by default the one
+    vhost the file has, else `/`) or `module:attribute`."""
     match = _MODULE_REF.fullmatch(ref)
     if match and not os.path.exists(ref):
         return _instance(match.group(1), match.group(2), Topology, "Topology")
@@ -33,6 +34,19 @@ def load_topology(ref: str, *, vhost: str = "/") -> Topology:
             f"{ref}: no such file; a Python topology is written module:attribute, e.g. shop.topology:topology"
         )
     return load_definitions(ref, vhost=vhost)
+
+
+def topology_vhost(ref: str, vhost: str | None = None) -> str:
+    """The vhost `load_topology(ref, vhost=vhost)` reads: the one given, else the one vhost a
+    definitions file has, else `/`."""
+    if vhost is not None:
+        return vhost
+    if _MODULE_REF.fullmatch(ref) and not os.path.exists(ref):
+        return "/"
+    try:
+        return file_vhost(read_definitions(ref)) or "/"
+    except DefinitionsError:
+        return "/"  # load_topology reports the problem
 
 
 T = TypeVar("T")

@@ -88,6 +88,20 @@ class Management:
         data = self.get(f"exchanges/{quote(self.vhost, safe='')}/{quote(name, safe='')}")
         return data if isinstance(data, dict) else None
 
+    def queue(self, name: str) -> dict[str, Any] | None:
+        """One queue of the vhost as the API shows it, or None when it does not exist."""
+        data = self.get(f"queues/{quote(self.vhost, safe='')}/{quote(name, safe='')}")
+        return data if isinstance(data, dict) else None
+
+    def dead_letter_exchange(self, queue: str) -> str | None:
+        """The dead-letter exchange `queue` has (its argument, else its policy's), or None."""
+        item = self.queue(queue) or {}
+        arguments = item.get("arguments") or {}
+        policy = item.get("effective_policy_definition") or {}
+        # The queue's own argument wins over a policy's key, as in RabbitMQ.
+        found = arguments.get("x-dead-letter-exchange", policy.get("dead-letter-exchange"))
+        return found if isinstance(found, str) else None
+
     def nodes(self) -> list[dict[str, Any]]:
         """`GET /api/nodes`: every node of the cluster, running or not (`name`, `running`...)."""
         data = self.get("nodes")

@@ -13,8 +13,10 @@ An invalid event is refused before it is sent, with the failing field named
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from routing._frozen import FrozenDict
 from routing.envelope import (
     DEFAULT_SOURCE,
     MAX_BYTES,
@@ -29,7 +31,8 @@ from routing.transport.base import Publication, Transport
 
 class Publisher:
     """Publishes envelopes through `transport`, each validated against `registry` (the
-    bundled schemas by default) and sent persistent with publisher confirms."""
+    bundled schemas by default) and sent persistent with publisher confirms. `headers` are
+    added to every message's (after the `ce-` ones, which they may override)."""
 
     def __init__(
         self,
@@ -41,6 +44,7 @@ class Publisher:
         ce_headers: bool = False,
         mandatory: bool = False,
         max_bytes: int = MAX_BYTES,
+        headers: Mapping[str, Any] | None = None,
     ) -> None:
         self.transport = transport
         self.registry = registry if registry is not None else SchemaRegistry.bundled()
@@ -49,6 +53,7 @@ class Publisher:
         self.ce_headers = ce_headers
         self.mandatory = mandatory
         self.max_bytes = max_bytes
+        self.headers = FrozenDict(headers or {})
 
     def publish(
         self, exchange: str, routing_key: str, event: Envelope, *, mandatory: bool | None = None
@@ -77,6 +82,8 @@ class Publisher:
     ) -> Publication:
         body = encode_document(document, registry=self.registry, max_bytes=self.max_bytes)
         properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
+        if self.headers:
+            properties = replace(properties, headers=FrozenDict({**properties.headers, **self.headers}))
         return self.transport.publish(
             exchange,
             routing_key,

@@ -33,7 +33,20 @@ def redact(url: str) -> str:
     return ",".join(_redact_one(part) for part in _NEXT_URL.split(url))
 
 
+# The `management=` option of an AMQP URL holds a URL of its own, credentials and all.
+_MANAGEMENT_OPTION = re.compile(r"[?&]management=")
+
+
 def _redact_one(url: str) -> str:
+    option = _MANAGEMENT_OPTION.search(url)
+    if option is not None:  # redact the AMQP part and the management URL each on its own
+        head, tail = url[: option.start()], url[option.end() :]
+        value, amp, rest = tail.partition("&")
+        return f"{_redact_userinfo(head)}{option.group()}{_redact_userinfo(value)}{amp}{rest}"
+    return _redact_userinfo(url)
+
+
+def _redact_userinfo(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     prefix = scheme + sep
     if not sep:  # no scheme: `user:pass@host` is still a password

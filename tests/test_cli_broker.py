@@ -136,7 +136,7 @@ def test_consume_rejects_invalid_messages_to_the_dead_letter_queue(
         t.publish(shop["x"], "billing.error", b"{not json")
         assert not t.flush(timeout=5)
     got = run("consume", shop["q"], "--limit", "1", "--timeout", "5", "--url", amqp_url)
-    assert got.exit_code == 0, got.output
+    assert got.exit_code == 1, got.output  # not accepted (issue 12, item 1): exit 1, dead-lettered
     assert "REJECTED" in got.stdout and "not JSON" in got.stdout
     assert "1 message(s), 1 rejected" in got.stdout
     with open_transport(amqp_url) as t:
@@ -278,8 +278,9 @@ def test_diff_against_the_broker(vhost_url: str, tmp_path: Path) -> None:
         *DIFF_TOPOLOGY.bindings,
         Queue("shipping", message_ttl=30000, dead_letter_exchange="dlx"),
     )
+    # Exit 3 for different (issue 12, item 31: 2 was click's usage-error code too).
     result = run("diff", _write(tmp_path, changed), "--url", vhost_url)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output
     assert (
         "differs: queue 'shipping': argument 'x-message-ttl': topology 30000, broker 60000" in result.stdout
     )
@@ -287,7 +288,7 @@ def test_diff_against_the_broker(vhost_url: str, tmp_path: Path) -> None:
 
     missing = Topology.of(DIFF_TOPOLOGY, Queue("returns"), Binding("orders", "returns", "order.returned"))
     result = run("diff", _write(tmp_path, missing), "--url", vhost_url)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output
     assert "would create: queue 'returns'" in result.stdout
     assert "would create: binding orders -> returns [order.returned]" in result.stdout
 
@@ -296,11 +297,20 @@ def test_diff_against_the_broker(vhost_url: str, tmp_path: Path) -> None:
         *DIFF_TOPOLOGY.exchanges, *[q for q in DIFF_TOPOLOGY.queues if q.name == "shipping"],
         Binding("orders", "shipping", "order.*"),
     )  # fmt: skip
+    # Listed, but not a difference unless --strict (item 31: another application's queues in
+    # the vhost are no drift of this topology).
     result = run("diff", _write(tmp_path, fewer), "--url", vhost_url)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 0, result.output
     assert "only on the broker: queue 'dead'" in result.stdout
     assert "only on the broker: binding dlx -> dead" in result.stdout
-    assert run("diff", _write(tmp_path, fewer), "--url", vhost_url, "--ignore-extra").exit_code == 0
+    assert (
+        "the broker matches the topology; 2 more only on the broker (--strict counts them)" in result.stdout
+    )
+    assert run("diff", _write(tmp_path, fewer), "--url", vhost_url, "--strict").exit_code == 3
+    hidden = run("diff", _write(tmp_path, fewer), "--url", vhost_url, "--ignore-extra")
+    assert hidden.exit_code == 0 and "only on the broker" not in hidden.stdout
+    typo = run("diff", _write(tmp_path, fewer), "--url", vhost_url, "--strickt")
+    assert typo.exit_code == 2  # click's usage error, now distinct from "different"
 
 
 @pytest.mark.broker

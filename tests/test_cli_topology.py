@@ -179,7 +179,12 @@ def test_explain_reads_a_definitions_file_for_a_vhost() -> None:
     result = run("explain", SHOP_FILE, "--vhost", "shop", *args)
     assert result.exit_code == 0, result.output
     assert "audit.big-orders" in json.loads(result.output)["queues"]
-    fails_cleanly(run("explain", SHOP_FILE, "-e", "shop.events"), "nothing in vhost '/'", "'shop'")
+    # The file's one vhost is the default (issue 12, item 30: failing here was wrong).
+    implied = run("explain", SHOP_FILE, "-e", "shop.events", "-k", "order.created", "-H", "big=true", "--json")
+    assert "audit.big-orders" in json.loads(implied.output)["queues"]
+    fails_cleanly(
+        run("explain", SHOP_FILE, "--vhost", "/", "-e", "shop.events"), "nothing in vhost '/'", "'shop'"
+    )
 
 
 def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:

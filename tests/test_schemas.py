@@ -51,6 +51,7 @@ def test_schema_of_an_unknown_type_is_a_schema_error(registry: SchemaRegistry) -
     ("event_type", "data"),
     [
         ("log.record", {"level": "info", "service": "api", "message": "", "time": "2024-01-01T00:00:00Z"}),
+        ("log.record", {"level": "error", "service": "billing", "message": "boom"}),  # the README's: time is the event's
         ("log.record", {"level": "debug", "service": "api", "message": "m", "time": "2024-01-01T00:00:00+01:00",
                         "logger": "api.http", "trace_id": "0" * 32, "fields": {"status": 200}}),
         ("cache.invalidate", {"cache": "products", "keys": ["p-1", "p-2"], "reason": "price", "version": 3}),
@@ -61,6 +62,7 @@ def test_schema_of_an_unknown_type_is_a_schema_error(registry: SchemaRegistry) -
         ("task.resize_image", {"id": 1, "action": "resize_image", "input": "a.png", "output": "b.png",
                                "width": 1, "height": 65535, "keep_aspect": True}),
         ("task.resize_image", {"id": 1, "action": "resize_image"}),  # the seed tutorial's message
+        ("task.resize_image", {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}),  # its producer's
         ("task.resize_image", {"id": "job-7", "action": "resize_image", "output": "b.png"}),
     ],
 )  # fmt: skip

@@ -2,16 +2,62 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
+from loguru import logger
 
 from routing import __version__
 from routing.cli import broker_commands, demo_commands, envelope_commands, topology_commands, worker_commands
-from routing.cli._logging import configure_logging
+from routing.cli._logging import LEVELS, configure_logging
+from routing.cli._shared import one_line
+
+_PASSED_ON = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, EOFError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The group, with the promise every command keeps: an error is one line and exit 1,
+    never a traceback. What escapes a command unexpectedly (a bug, or a library error not yet
+    translated) is shown as one line; `--log-level DEBUG` logs its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _text_streams_escape_surrogates()
+        try:
+            return super().invoke(ctx)
+        except _PASSED_ON:
+            raise
+        except RecursionError:
+            raise click.ClickException("input nested too deeply") from None
+        except Exception as exc:
+            logger.opt(exception=exc).debug("unexpected error")
+            raise click.ClickException(one_line(f"unexpected error: {type(exc).__name__}: {exc}")) from exc
+
+
+def _text_streams_escape_surrogates() -> None:
+    """A lone surrogate (JSON's "\\ud800", or a non-UTF-8 byte of an argument) is printed as its
+    escape, `\\ud800`, instead of failing to encode; inside a JSON string that escape is valid."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _log_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value.upper() not in LEVELS:
+        raise click.ClickException(f"--log-level {value!r}: choose one of {', '.join(LEVELS)}")
+    return value.upper()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="routing")
-@click.option("--log-level", default="WARNING", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    callback=_log_level,
+    help="DEBUG, INFO, WARNING or ERROR.",
+)
 @click.option("--log-json", is_flag=True, help="Write logs as JSON lines (for machines).")
 def main(log_level: str, log_json: bool) -> None:
     """RabbitMQ routing in code: topologies, routing explanations, envelopes, demos.

@@ -6,6 +6,8 @@ import sys
 
 from loguru import logger
 
+LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's own
+
 
 def configure_logging(level: str, as_json: bool) -> None:
     logger.remove()

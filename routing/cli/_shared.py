@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import click
 
+from routing.cli.topology_commands import parse_header
 from routing.errors import RoutingError
 from routing.profiles import ProfileError
 from routing.topology import Topology
@@ -17,6 +21,20 @@ _EMBEDDED_NOTE = (
 )
 
 
+header_option = click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
+)
+
+
+def parse_headers(values: tuple[str, ...]) -> dict[str, Any]:
+    """The `--header NAME=VALUE` options as a dict."""
+    return dict(parse_header(v) for v in values)
+
+
 def rabbit_url(url: str | None, command: str) -> str:
     url = resolve(url)
     if is_memory(url):
@@ -27,12 +45,13 @@ def rabbit_url(url: str | None, command: str) -> str:
     return url
 
 
-def announce(url: str | None) -> str:
-    """The broker URL to use, after printing the line that names it."""
+def announce(url: str | None, *, err: bool = False) -> str:
+    """The broker URL to use, after printing the line that names it (on stderr with `err`,
+    so that a --json stdout holds only JSON)."""
     url = resolve(url)
-    click.echo(describe(url))
+    click.echo(describe(url), err=err)
     if is_memory(url):
-        click.echo(_EMBEDDED_NOTE)
+        click.echo(_EMBEDDED_NOTE, err=err)
     return url
 
 
@@ -79,4 +98,13 @@ def target_check(topology: Topology, version: str) -> None:
 
 
 def fail(exc: RoutingError) -> click.ClickException:
-    return click.ClickException(" ".join(str(exc).split()))
+    return click.ClickException(one_line(str(exc)))
+
+
+# user:password@ inside any URL of a text (an error message from elsewhere may hold one)
+_USERINFO = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, any URL's password shown as `***`."""
+    return _USERINFO.sub(r"\1***@", " ".join(text.split()))

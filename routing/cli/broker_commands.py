@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,51 +13,36 @@ from typing import Any
 
 import click
 
-from routing._frozen import FrozenDict, thaw
+from routing._frozen import thaw
+from routing.cli import publish_command
 from routing.cli._shared import (
     URL_HELP,
     announce,
     conflicting_entities,
     fail,
+    header_option,
+    parse_headers,
     print_report,
     rabbit_url,
     target_check,
 )
-from routing.cli.envelope_commands import load_registry
-from routing.cli.topology_commands import parse_header
+from routing.cli.envelope_commands import allow_unknown_option, load_registry, schemas_option
 from routing.cluster import cluster_warnings
 from routing.definitions import load_definitions
 from routing.diff import diff_topology
-from routing.envelope import Envelope, Rejection, build_envelope, decode_or_reject, encode, to_properties
-from routing.errors import DeclareConflicts, RoutingError, ValidationError
+from routing.envelope import Envelope, Rejection, decode_or_reject
+from routing.errors import DeclareConflicts, RoutingError
 from routing.loading import load_topology
 from routing.management import Management
 from routing.schemas import SchemaRegistry
 from routing.topology import Binding, Exchange, ExchangeType, Queue, Topology
-from routing.transport import Delivery, Outcome, Transport, open_transport
+from routing.transport import Delivery, Transport, open_transport
 from routing.transport.base import DeclareReport
 from routing.urls import describe, is_memory
 
-
-def _headers(values: tuple[str, ...]) -> dict[str, Any]:
-    return dict(parse_header(v) for v in values)
+DIFFERENT = 3  # `routing diff`'s exit code for drift: 1 is an error, 2 click's usage error
 
 
-_header_option = click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
-)
-_schemas_option = click.option(
-    "--schemas",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A folder of <type>.schema.json files, loaded over the bundled schemas.",
-)
-_allow_unknown_option = click.option(
-    "--allow-unknown", is_flag=True, help="Accept event types that have no schema (data unchecked)."
-)
 _limit_option = click.option("--limit", type=click.IntRange(min=1), help="Stop after N messages.")
 _timeout_option = click.option(
     "--timeout", type=click.FloatRange(min=0), help="Stop after S seconds with no message."
@@ -78,7 +63,7 @@ def _render(item: Delivery, result: Envelope | Rejection, as_json: bool, number:
             record["rejected"] = {"reason": result.reason, "path": result.path}
         else:
             record["envelope"] = result.to_dict()
-        return json.dumps(record, ensure_ascii=False, default=str)
+        return json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
     shown = item.exchange or "(default)"
     head = f"#{number} {shown} {item.routing_key!r}" + (" (redelivered)" if item.redelivered else "")
     if isinstance(result, Rejection):
@@ -89,10 +74,14 @@ def _render(item: Delivery, result: Envelope | Rejection, as_json: bool, number:
 
 
 def _jsonable(value: Any) -> Any:
+    """A header value as JSON can hold it: bytes as text (a bad byte as U+FFFD), names that
+    are bytes as text too, NaN and infinities as strings (JSON has no such numbers)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {_jsonable(k) if isinstance(k, bytes) else str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
@@ -110,6 +99,30 @@ def _deliveries(consumer: Any, limit: int | None, timeout: float | None) -> Iter
             yield item
     except KeyboardInterrupt:
         return
+
+
+class _Fetcher:
+    """A consumer's `get`/`cancel` over basic.get, one message at a time: with --limit the
+    broker hands out no more than the limit (a prefetch window would take more, and give
+    them back redelivered when the command stops)."""
+
+    POLL = 0.05
+
+    def __init__(self, transport: Transport, queue: str) -> None:
+        self.transport = transport
+        self.queue = queue
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (item := self.transport.get(self.queue)) is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self.transport.wait(self.POLL if remaining is None else min(self.POLL, remaining))
+        return item
+
+    def cancel(self) -> None:
+        """Nothing to stop: what is still unacked goes back to the queue when the transport closes."""
 
 
 def _watch(
@@ -132,28 +145,52 @@ def _watch(
     return shown, rejected
 
 
+def _dead_letter_exchange(url: str, queue: str) -> str | None:
+    """The queue's dead-letter exchange, as the management API tells; None when it has none
+    or nobody can tell (then a message that cannot be accepted stays on the queue)."""
+    if is_memory(url):
+        return None  # the embedded broker of a new process has no queue with one
+    try:
+        return Management.for_broker(url).dead_letter_exchange(queue)
+    except RoutingError:
+        return None
+
+
 # ------------------------------------------------------------------ tail's queue
 
 
-def _tail_exchange(transport: Transport, url: str, name: str, kind: str | None, rule: str) -> Exchange | None:
+def _tail_exchange(transport: Transport, url: str, name: str, kind: str | None, rule: str) -> list[Exchange]:
     """The exchange to bind to, exactly as the broker has it (so declaring it changes
-    nothing); None for `amq.*`, which every vhost has."""
+    nothing), then the alternate exchanges it names, as the broker has them too (a topology
+    holds the exchanges it refers to); nothing for `amq.*`, which every vhost has."""
     if name.startswith("amq."):
-        return None
+        return []
     if not is_memory(url):
         try:
-            item = Management.for_broker(url).exchange(name)
+            management = Management.for_broker(url)
+            item = management.exchange(name)
         except RoutingError:
-            item = None  # no management API: guess below, and check with a declare
+            pass  # no management API: guess below, and check with a declare
         else:
             if item is None:
                 raise click.ClickException(
                     f"no exchange {name!r} on the broker; check the name and the vhost"
                 )
-            item = {k: item[k] for k in ("name", "type", "durable", "auto_delete", "internal", "arguments")}
-            return load_definitions({"exchanges": [item]}).exchanges[0]
+            found = [item]
+            while (ae := (found[-1].get("arguments") or {}).get("alternate-exchange")) is not None:
+                if not isinstance(ae, str) or ae.startswith("amq.") or any(f["name"] == ae for f in found):
+                    break
+                next_item = management.exchange(ae)
+                if next_item is None:
+                    raise click.ClickException(
+                        f"exchange {found[-1]['name']!r} names alternate exchange {ae!r}, which the broker"
+                        " does not have; tail would have to create it"
+                    )
+                found.append(next_item)
+            keys = ("name", "type", "durable", "auto_delete", "internal", "arguments")
+            return list(load_definitions({"exchanges": [{k: f[k] for k in keys} for f in found]}).exchanges)
     guess = kind or ("headers" if rule == "headers" else "topic" if rule == "key" else "fanout")
-    return Exchange(name, ExchangeType(guess))
+    return [Exchange(name, ExchangeType(guess))]
 
 
 def _tail_binding(
@@ -167,11 +204,13 @@ def _tail_binding(
     if headers or kind == "headers":
         if kind != "headers":
             raise click.ClickException(
-                f"{name!r} is a {kind} exchange: --header needs a headers exchange; use --key"
+                f"{name!r} is a {kind} exchange: --header needs a headers exchange; use --routing-key"
             )
         return Binding(name, queue, arguments={"x-match": match, **headers})
     if kind == "direct" and key is None:
-        raise click.ClickException(f"{name!r} is a direct exchange: give the routing key to watch with --key")
+        raise click.ClickException(
+            f"{name!r} is a direct exchange: give the routing key to watch with --routing-key"
+        )
     if kind == "topic" and key is None:
         key = "#"  # everything
     return Binding(name, queue, key or "")
@@ -230,21 +269,30 @@ def register(group: click.Group) -> None:
         metavar="URL",
         help="The management HTTP API (default: the AMQP host, port 15672, same user and password).",
     )
-    @click.option("--ignore-extra", is_flag=True, help="Do not list or count what only the broker has.")
+    @click.option("--ignore-extra", is_flag=True, help="Do not list what only the broker has.")
+    @click.option("--strict", is_flag=True, help="What only the broker has counts as a difference too.")
     @click.pass_context
     def diff(
-        ctx: click.Context, topology: str, url: str | None, management_url: str | None, ignore_extra: bool
+        ctx: click.Context,
+        topology: str,
+        url: str | None,
+        management_url: str | None,
+        ignore_extra: bool,
+        strict: bool,
     ) -> None:
         """Compare TOPOLOGY with what the broker has, through the management API.
 
         Prints what declaring would create, what differs (setting by setting, argument by
         argument) and what exists only on the broker, in the URL's vhost. Exit code 0 when
-        they are the same, 2 when they differ, 1 on error.
+        the broker has the topology as written (what only the broker has is listed, and
+        counts only with --strict), 3 when it differs, 1 on error (2 is click's usage error).
 
         \b
         Example:
           routing diff shop.topology:topology --url amqp://guest:guest@localhost/%2F
         """
+        if ignore_extra and strict:
+            raise click.UsageError("give --ignore-extra or --strict, not both")
         try:
             broker_url = rabbit_url(url, "diff")
             click.echo(describe(broker_url))
@@ -264,121 +312,19 @@ def register(group: click.Group) -> None:
             click.echo(f"only on the broker: {line}")
         for line in result.skipped:
             click.echo(f"not compared: {line}")
-        if result.equal:
-            click.echo("the broker matches the topology")
-            return
-        click.echo(
+        different = result.drift or (strict and bool(result.extra))
+        counts = (
             f"{len(result.create)} to create, {len(result.differ)} differing, "
             f"{len(result.extra)} only on the broker"
         )
-        ctx.exit(2)
+        if not different:
+            more = f"; {len(result.extra)} more only on the broker (--strict counts them)"
+            click.echo("the broker matches the topology" + (more if result.extra else ""))
+            return
+        click.echo(counts)
+        ctx.exit(DIFFERENT)
 
-    @group.command()
-    @click.option("--exchange", required=True, help='The exchange ("" for the default exchange).')
-    @click.option("--routing-key", default="", help="The routing key.")
-    @click.option("--type", "event_type", required=True, help="The event type, e.g. log.record.")
-    @click.option("--source", default="urn:routing:cli", show_default=True, help="Who sends it (a URI).")
-    @click.option("--subject", help="What the event is about, within the source.")
-    @click.option("--data", help="The data as JSON; read from stdin when omitted or '-'.")
-    @_header_option
-    @click.option(
-        "--ce-headers", is_flag=True, help="Also copy the attributes into ce- headers (ce-type...)."
-    )
-    @click.option(
-        "--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many to send."
-    )
-    @click.option("--mandatory", is_flag=True, help="Fail if no queue is bound for the key.")
-    @click.option("--transient", is_flag=True, help="delivery_mode 1 instead of persistent.")
-    @_schemas_option
-    @_allow_unknown_option
-    @click.option("--url", help=URL_HELP)
-    def publish(
-        exchange: str,
-        routing_key: str,
-        event_type: str,
-        source: str,
-        subject: str | None,
-        data: str | None,
-        headers: tuple[str, ...],
-        ce_headers: bool,
-        count: int,
-        mandatory: bool,
-        transient: bool,
-        schemas: Path | None,
-        allow_unknown: bool,
-        url: str | None,
-    ) -> None:
-        """Build, validate and publish an envelope, with publisher confirms.
-
-        The envelope is checked against its schema first: an invalid one is refused with
-        every failing path, and nothing is sent. `--count N` sends N envelopes (each with
-        its own id) and shows progress. Reports how many were confirmed, returned and nacked;
-        exits 1 unless all were confirmed.
-
-        \b
-        Example:
-          routing publish --exchange logs --routing-key billing.error --type log.record \\
-            --data '{"level": "error", "service": "billing", "message": "card declined",
-                     "time": "2026-01-01T12:00:00Z"}'
-        """
-        broker_url = announce(url)
-        registry = load_registry(schemas, allow_unknown)
-        extra = _headers(headers)
-        if data in (None, "-"):
-            data = "" if data is None and sys.stdin.isatty() else sys.stdin.read()
-
-        def make() -> tuple[bytes, Any]:
-            envelope = build_envelope(event_type, data, source=source, subject=subject, registry=registry)
-            props = to_properties(envelope, persistent=not transient, ce_headers=ce_headers)
-            if extra:
-                props = replace(props, headers=FrozenDict({**props.headers, **extra}))
-            return encode(envelope, registry=None), props
-
-        try:
-            first = make()  # refused here, before any connection, when invalid
-        except ValidationError as exc:
-            for problem in exc.problems:
-                click.echo(f"invalid: {problem}", err=True)
-            raise click.ClickException(
-                f"envelope refused ({len(exc.problems)} problem(s)); nothing was sent"
-            ) from exc
-        except RoutingError as exc:
-            raise fail(exc) from exc
-        started = time.monotonic()
-        try:
-            with open_transport(broker_url) as transport:
-                if count == 1:
-                    transport.publish(exchange, routing_key, first[0], first[1], mandatory=mandatory)
-                    click.echo(f"id: {first[1].message_id}")
-                else:
-                    with click.progressbar(length=count, label="publishing", file=sys.stderr) as bar:
-                        for n in range(count):
-                            body, props = first if n == 0 else make()
-                            transport.publish(exchange, routing_key, body, props, mandatory=mandatory)
-                            bar.update(1)
-                failures = transport.flush(timeout=30)
-        except RoutingError as exc:
-            raise fail(exc) from exc
-        elapsed = time.monotonic() - started
-        tally = {o: sum(p.outcome is o for p in failures) for o in Outcome}
-        pending = sum(p.outcome is None for p in failures)
-        confirmed = count - len(failures)
-        rate = f", {count / elapsed:,.0f} msg/s" if count > 1 and elapsed > 0 else ""
-        click.echo(
-            f"published {count}: {confirmed} confirmed, {tally[Outcome.RETURNED]} returned, "
-            f"{tally[Outcome.NACKED]} nacked, {tally[Outcome.UNCONFIRMED] + pending} unconfirmed{rate}"
-        )
-        if failures:
-            first_error = next((p.error for p in failures if p.error is not None), None)
-            if tally[Outcome.RETURNED]:
-                shown = exchange or "(default exchange)"
-                raise click.ClickException(
-                    f"unroutable: no queue is bound to exchange {shown!r} for key {routing_key!r}"
-                    f" ({tally[Outcome.RETURNED]} returned)"
-                )
-            raise click.ClickException(
-                str(first_error) if first_error else f"{len(failures)} message(s) not confirmed"
-            )
+    publish_command.register(group)
 
     @group.command()
     @click.argument("queue")
@@ -386,7 +332,7 @@ def register(group: click.Group) -> None:
         "--ack/--no-ack",
         default=True,
         show_default=True,
-        help="Ack what is shown (and dead-letter invalid messages), or leave it all on the queue.",
+        help="Ack what is shown, or leave it all on the queue.",
     )
     @_limit_option
     @click.option(
@@ -394,13 +340,16 @@ def register(group: click.Group) -> None:
         type=click.IntRange(min=1),
         default=100,
         show_default=True,
-        help="Unacked deliveries in flight.",
+        help="Unacked deliveries in flight (with --limit, messages are fetched one at a time).",
     )
     @_timeout_option
     @_json_option
-    @click.option("--event-type", help="The event type of plain JSON bodies (sent without an envelope).")
-    @_schemas_option
-    @_allow_unknown_option
+    @click.option(
+        "--type", "event_type", help="The event type of plain JSON bodies (sent without an envelope)."
+    )
+    @click.option("--event-type", "old_event_type", hidden=True)  # the spelling before --type
+    @schemas_option
+    @allow_unknown_option
     @click.option("--url", help=URL_HELP)
     def consume(
         queue: str,
@@ -410,40 +359,52 @@ def register(group: click.Group) -> None:
         timeout: float | None,
         as_json: bool,
         event_type: str | None,
+        old_event_type: str | None,
         schemas: Path | None,
         allow_unknown: bool,
         url: str | None,
     ) -> None:
         """Print the envelopes arriving on QUEUE.
 
-        Each message is decoded and checked against its schema. An invalid one is printed
-        as REJECTED with the reason and, with --ack, rejected without requeue so the queue's
-        dead-letter exchange gets it. --no-ack leaves every message on the queue (they are
-        redelivered once this command exits). Runs until --limit, --timeout or Ctrl-C.
+        Each message is decoded and checked against its schema, printed, and acked. One
+        that cannot be accepted (not JSON, invalid, no event type) is printed as REJECTED
+        with the reason and never destroyed: when the queue has a dead-letter exchange it
+        is rejected to it, otherwise it stays on the queue (given back when this command
+        exits). The exit code is 1 when any message was not accepted. --no-ack leaves
+        every message on the queue. Runs until --limit, --timeout or Ctrl-C.
 
         \b
         Example:
           routing consume billing-alerts --limit 10 --timeout 5
         """
-        broker_url = announce(url)
+        event_type = event_type or old_event_type
+        broker_url = announce(url, err=as_json)
         registry = load_registry(schemas, allow_unknown)
         # Without acks, a prefetch window would stall after `prefetch` messages.
-        window = prefetch if ack else (limit or 0)
+        window = prefetch if ack else 0
+        kept: list[Delivery] = []
+        dead_lettered = [0]
 
         def handle(item: Delivery, result: Envelope | Rejection) -> None:
             click.echo(_render(item, result, as_json, shown[0] + 1))
             shown[0] += 1
             if not ack:
                 return
-            if isinstance(result, Rejection):
-                transport.reject(item, requeue=False)
-            else:
+            if not isinstance(result, Rejection):
                 transport.ack(item)
+            elif dlx is not None:
+                transport.reject(item, requeue=False)  # the queue's dead-letter exchange takes it
+                dead_lettered[0] += 1
+            else:
+                kept.append(item)  # unacked: back on the queue when the consumer stops
 
         shown = [0]
         try:
+            dlx = _dead_letter_exchange(broker_url, queue) if ack else None
             with open_transport(broker_url) as transport:
-                consumer = transport.consume(queue, prefetch=window)
+                consumer: Any = (
+                    _Fetcher(transport, queue) if limit else transport.consume(queue, prefetch=window)
+                )
                 if not as_json:
                     click.echo(f"consuming from {queue!r}; Ctrl-C to stop")
                 total, rejected = _watch(transport, consumer, handle, registry, event_type, limit, timeout)
@@ -451,11 +412,24 @@ def register(group: click.Group) -> None:
             raise fail(exc) from exc
         summary = f"{total} message(s), {rejected} rejected" + ("" if ack else ", none acked")
         click.echo(summary, err=as_json)
+        if rejected and ack:
+            parts = []
+            if dead_lettered[0]:
+                parts.append(f"{dead_lettered[0]} dead-lettered to exchange {dlx!r}")
+            if kept:
+                parts.append(f"{len(kept)} left on the queue (it has no dead-letter exchange)")
+            raise click.ClickException(f"{rejected} message(s) not accepted: " + ", ".join(parts))
 
     @group.command()
     @click.argument("exchange")
-    @click.option("--key", help="Binding key to watch: a topic pattern (default '#') or a direct key.")
-    @_header_option
+    @click.option(
+        "--routing-key",
+        "-k",
+        "key",
+        help="The binding key to watch with: a topic pattern (default '#') or a direct key.",
+    )
+    @click.option("--key", "old_key", hidden=True)  # the spelling before --routing-key
+    @header_option
     @click.option(
         "--match",
         type=click.Choice(["all", "any"]),
@@ -464,22 +438,27 @@ def register(group: click.Group) -> None:
         help="Headers exchange: every --header must match, or any one.",
     )
     @click.option(
-        "--type",
+        "--exchange-type",
         "kind",
         type=click.Choice(["direct", "fanout", "topic", "headers"]),
         help="The exchange's type, when the management API cannot tell.",
     )
+    @click.option(  # the spelling before --exchange-type
+        "--type", "old_kind", type=click.Choice(["direct", "fanout", "topic", "headers"]), hidden=True
+    )
     @_limit_option
     @_timeout_option
     @_json_option
-    @_schemas_option
+    @schemas_option
     @click.option("--url", help=URL_HELP)
     def tail(
         exchange: str,
         key: str | None,
+        old_key: str | None,
         headers: tuple[str, ...],
         match: str,
         kind: str | None,
+        old_kind: str | None,
         limit: int | None,
         timeout: float | None,
         as_json: bool,
@@ -489,20 +468,22 @@ def register(group: click.Group) -> None:
         """Watch what flows through EXCHANGE.
 
         Binds a temporary exclusive, auto-delete queue (gone when this command exits) with
-        --key for a topic or direct exchange, --header rules for a headers exchange, or
-        nothing for fanout, and prints every message it receives. Nothing is taken from
+        --routing-key (a binding key) for a topic or direct exchange, --header rules for a
+        headers exchange, or nothing for fanout, and prints every message it receives. Nothing is taken from
         anyone: the exchange copies each message to this queue too.
 
         \b
         Examples:
-          routing tail logs --key '*.error' --limit 5
+          routing tail logs --routing-key '*.error' --limit 5
           routing tail media --header format=jpeg --header region=eu --match any
         """
+        key = key if key is not None else old_key
+        kind = kind or old_kind
         if key is not None and headers:
-            raise click.UsageError("give --key or --header, not both")
+            raise click.UsageError("give --routing-key or --header, not both")
         if exchange == "":
             raise click.ClickException("the default exchange cannot be bound; consume from the queue instead")
-        broker_url = announce(url)
+        broker_url = announce(url, err=as_json)
         registry = load_registry(schemas, allow_unknown=True)
         rule = "headers" if headers else "key" if key is not None else "none"
         queue_name = f"routing.tail.{uuid.uuid4().hex[:12]}"
@@ -515,15 +496,16 @@ def register(group: click.Group) -> None:
         shown = [0]
         try:
             with open_transport(broker_url) as transport:
-                target = _tail_exchange(transport, broker_url, exchange, kind, rule)
-                binding = _tail_binding(target, exchange, queue_name, key, _headers(headers), match)
+                exchanges = _tail_exchange(transport, broker_url, exchange, kind, rule)
+                target = next((x for x in exchanges if x.name == exchange), None)
+                binding = _tail_binding(target, exchange, queue_name, key, parse_headers(headers), match)
                 queue = Queue(queue_name, durable=False, exclusive=True, auto_delete=True)
-                entities: list[Any] = [queue, binding] + ([target] if target is not None else [])
+                entities: list[Any] = [queue, binding, *exchanges]
                 try:
                     report = transport.declare(Topology.of(entities))
                 except DeclareConflicts as exc:
                     raise click.ClickException(
-                        f"{exc.conflicts[0]}; pass --type with the exchange's type"
+                        f"{exc.conflicts[0]}; pass --exchange-type with the exchange's type"
                     ) from exc
                 if (
                     target is not None

@@ -16,8 +16,17 @@ def register(group: click.Group) -> None:
     @click.argument("name", type=click.Choice([*DEMOS, "all"]))
     @click.option("--url", help=f"Broker URL (default: ${ENV_VAR}, else the embedded broker).")
     @click.option("--json", "as_machine", is_flag=True, help="Print every delivery as JSON.")
-    def demo(name: str, url: str | None, as_machine: bool) -> None:
+    @click.option(
+        "--force",
+        is_flag=True,
+        help="Delete and replace exchanges and queues of the demo's names that the broker already has.",
+    )
+    def demo(name: str, url: str | None, as_machine: bool, force: bool) -> None:
         """Run demo NAME (or all four): how each exchange type routes, delivery by delivery.
+
+        Each demo declares its exchanges and queues (names starting with `demo.`) and deletes
+        them, messages included, when it ends. When the broker already has one of those names,
+        the demo leaves it alone, says which, and exits 1; --force deletes and replaces them.
 
         \b
         Example:
@@ -31,7 +40,7 @@ def register(group: click.Group) -> None:
         results = []
         for n in names:
             try:
-                result = DEMOS[n](url)
+                result = DEMOS[n](url, force=force)
             except RoutingError as exc:
                 raise click.ClickException(f"demo {n}: {exc}") from exc
             results.append(result)

@@ -25,12 +25,12 @@ def load_registry(schemas: Path | None, allow_unknown: bool) -> SchemaRegistry:
         raise click.ClickException(str(exc)) from exc
 
 
-_schemas_option = click.option(
+schemas_option = click.option(
     "--schemas",
     type=click.Path(file_okay=False, path_type=Path),
     help="A folder of <type>.schema.json files, loaded over the bundled schemas.",
 )
-_allow_unknown_option = click.option(
+allow_unknown_option = click.option(
     "--allow-unknown",
     is_flag=True,
     help="Accept event types that have no schema (their data goes unchecked).",
@@ -54,8 +54,8 @@ def _records(raw: bytes) -> Iterator[tuple[int | None, bytes]]:
 
 @click.command()
 @click.argument("source", type=click.File("rb"), metavar="FILE|-")
-@_schemas_option
-@_allow_unknown_option
+@schemas_option
+@allow_unknown_option
 @click.option(
     "--type", "event_type", help="The event type of plain JSON bodies (records without specversion)."
 )
@@ -104,8 +104,8 @@ def validate(
 @click.option("--source", default=DEFAULT_SOURCE, show_default=True, help="Who sends it (a URI-reference).")
 @click.option("--subject", help="What the event is about, within the source.")
 @click.option("--data", help="The data as JSON; read from stdin when omitted or '-'.")
-@_schemas_option
-@_allow_unknown_option
+@schemas_option
+@allow_unknown_option
 def build(
     event_type: str,
     source: str,

@@ -16,7 +16,7 @@ import click
 from routing.definitions import dump_definitions, void_arguments
 from routing.errors import RoutingError, UnknownExchange
 from routing.graph import markdown, mermaid
-from routing.loading import load_topology
+from routing.loading import load_topology, topology_vhost
 from routing.matching import Step, explain
 from routing.profiles import Profile, profile
 from routing.topology import Topology
@@ -24,9 +24,8 @@ from routing.topology import Topology
 _TOPOLOGY = click.argument("topology", metavar="TOPOLOGY")
 _VHOST = click.option(
     "--vhost",
-    default="/",
-    show_default=True,
-    help="The vhost to read from a definitions file (and, for export, to write).",
+    help="The vhost to read from a definitions file (and, for export, to write); by default the"
+    " one vhost the file has, else /.",
 )
 
 
@@ -116,7 +115,7 @@ def explain_command(
     exchange: str,
     routing_key: str,
     headers: dict[str, Any] | None,
-    vhost: str,
+    vhost: str | None,
     release: str | None,
     url: str | None,
     as_json: bool,
@@ -183,7 +182,7 @@ def _exchange_names(topology: Topology) -> str:
     is_flag=True,
     help="Leave exclusive queues (and their bindings) out instead of refusing: RabbitMQ never exports them.",
 )
-def export_command(topology: str, vhost: str, skip_exclusive: bool) -> None:
+def export_command(topology: str, vhost: str | None, skip_exclusive: bool) -> None:
     """Print the topology as RabbitMQ definitions JSON (for POST /api/definitions).
 
     \b
@@ -193,6 +192,7 @@ def export_command(topology: str, vhost: str, skip_exclusive: bool) -> None:
            -d @definitions.json http://localhost:15672/api/definitions
     """
     with _one_line():
+        vhost = topology_vhost(topology, vhost)
         topo = load_topology(topology, vhost=vhost)
         data = dump_definitions(topo, vhost=vhost, skip_exclusive=skip_exclusive)
     try:
@@ -213,7 +213,7 @@ def export_command(topology: str, vhost: str, skip_exclusive: bool) -> None:
 @_TOPOLOGY
 @_VHOST
 @click.option("--markdown", "as_markdown", is_flag=True, help="Wrap the diagram in a ```mermaid fence.")
-def graph_command(topology: str, vhost: str, as_markdown: bool) -> None:
+def graph_command(topology: str, vhost: str | None, as_markdown: bool) -> None:
     """Print the topology as a Mermaid flowchart: exchanges, queues, labelled bindings.
 
     \b

@@ -1,0 +1,125 @@
+"""`routing consume` never destroys a message it cannot accept (issue 12, items 1 and 35).
+
+The producer is the pika tutorial's (plain JSON, `application/json`, persistent), written
+with pika itself; messages are counted on the live broker before and after each run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pika
+import pytest
+from click.testing import CliRunner, Result
+
+from routing.cli import main
+from routing.topology import Binding, Exchange, Queue, Topology
+from routing.transport import open_transport
+
+JOB = {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _tutorial_publish(url: str, queue: str, bodies: list[bytes]) -> None:
+    """As the pika tutorial's `new_task.py` sends its jobs."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for body in bodies:
+            channel.basic_publish(
+                exchange="",
+                routing_key=queue,
+                body=body,
+                properties=pika.BasicProperties(
+                    content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent
+                ),
+            )
+    finally:
+        connection.close()
+
+
+def _depth(url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def plain_queue(amqp_url: str, unique: str) -> Iterator[str]:
+    """A durable queue with no dead-letter exchange, as the tutorial declares `task_queue`."""
+    name = f"{unique}.task_queue"
+    with open_transport(amqp_url) as t:
+        t.declare(Topology.of(Queue(name)))
+    yield name
+    with open_transport(amqp_url) as t:
+        t.delete_queue(name)
+
+
+@pytest.mark.broker
+def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str, plain_queue: str) -> None:
+    _tutorial_publish(amqp_url, plain_queue, [json.dumps(JOB).encode()])
+    assert _depth(amqp_url, plain_queue) == 1
+    got = run("consume", plain_queue, "--limit", "1", "--timeout", "5", "--url", amqp_url)
+    assert got.exit_code == 1, got.output
+    assert "REJECTED" in got.stdout and "no event type" in got.stdout
+    assert got.stderr.strip().splitlines()[-1] == (
+        "Error: 1 message(s) not accepted: 1 left on the queue (it has no dead-letter exchange)"
+    )
+    assert "Traceback" not in got.output
+    assert _depth(amqp_url, plain_queue) == 1  # nothing lost
+    # Typed by the command line, the same job is accepted and acked.
+    typed = run(
+        "consume", plain_queue, "--type", "task.resize_image", "--limit", "1", "--timeout", "5",
+        "--url", amqp_url,
+    )  # fmt: skip
+    assert typed.exit_code == 0, typed.output
+    assert "task.resize_image" in typed.stdout and "(redelivered)" in typed.stdout
+    assert _depth(amqp_url, plain_queue) == 0
+
+
+@pytest.mark.broker
+def test_a_message_that_cannot_be_accepted_goes_to_the_queues_dead_letter_exchange(
+    amqp_url: str, management_url: str, unique: str
+) -> None:
+    work, dlx, dead = f"{unique}.work", f"{unique}.dlx", f"{unique}.dead"
+    topology = Topology.of(
+        Exchange(dlx, "fanout"), Queue(dead), Queue(work, dead_letter_exchange=dlx), Binding(dlx, dead)
+    )
+    with open_transport(amqp_url) as t:
+        t.declare(topology)
+    try:
+        _tutorial_publish(amqp_url, work, [b"{not json", json.dumps(JOB).encode()])
+        got = run("consume", work, "--limit", "2", "--timeout", "5", "--url", amqp_url)
+        assert got.exit_code == 1, got.output
+        assert f"2 message(s) not accepted: 2 dead-lettered to exchange '{dlx}'" in got.stderr
+        assert (_depth(amqp_url, work), _depth(amqp_url, dead)) == (0, 2)
+    finally:
+        with open_transport(amqp_url) as t:
+            t.delete_queue(work)
+            t.delete_queue(dead)
+            t.delete_exchange(dlx)
+
+
+@pytest.mark.broker
+def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str, plain_queue: str) -> None:
+    _tutorial_publish(amqp_url, plain_queue, [json.dumps({**JOB, "id": n}).encode() for n in range(5)])
+    got = run(
+        "consume", plain_queue, "--type", "task.resize_image", "--limit", "2", "--timeout", "5",
+        "--url", amqp_url,
+    )  # fmt: skip
+    assert got.exit_code == 0, got.output
+    assert _depth(amqp_url, plain_queue) == 3
+    rest = run(
+        "consume", plain_queue, "--type", "task.resize_image", "--limit", "3", "--timeout", "5",
+        "--json", "--url", amqp_url,
+    )  # fmt: skip
+    records = [json.loads(line) for line in rest.stdout.splitlines()]
+    assert [r["redelivered"] for r in records] == [False, False, False]
+    assert [r["envelope"]["data"]["id"] for r in records] == [2, 3, 4]
+    assert _depth(amqp_url, plain_queue) == 0

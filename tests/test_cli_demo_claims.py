@@ -1,0 +1,101 @@
+"""`routing demo --url` never deletes what it did not create (issue 12, item 28)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pika
+import pytest
+from click.testing import CliRunner
+
+from routing.cli import main
+from routing.topology import Queue, Topology
+from routing.transport import open_transport
+
+
+def _admin(management_url: str, method: str, path: str, body: Any = None) -> None:
+    parts = urlsplit(management_url)
+    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{parts.scheme}://{parts.hostname}:{parts.port}/api/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Basic {token}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@pytest.fixture
+def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
+    """A vhost of this test's own, so the demo's fixed names meet only what the test made."""
+    vhost = quote(unique, safe="")
+    _admin(management_url, "PUT", f"vhosts/{vhost}", {})
+    user = urlsplit(management_url).username
+    _admin(
+        management_url, "PUT", f"permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
+    )
+    parts = urlsplit(amqp_url)
+    yield f"{parts.scheme}://{parts.netloc}/{vhost}"
+    _admin(management_url, "DELETE", f"vhosts/{vhost}")
+
+
+def _depth(url: str, queue: str) -> int | None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker:
+        return None  # no such queue
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def _exchange_exists(url: str, name: str) -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().exchange_declare(name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.mark.broker
+def test_an_existing_queue_of_a_demos_name_is_left_alone(vhost_url: str) -> None:
+    with open_transport(vhost_url) as t:
+        t.declare(Topology.of(Queue("demo.logs.pager")))
+        for n in range(3):
+            t.publish("", "demo.logs.pager", json.dumps({"n": n}).encode())
+        assert not t.flush(timeout=5)
+    refused = CliRunner().invoke(main, ["demo", "topic-logs", "--url", vhost_url])
+    assert refused.exit_code == 1, refused.output
+    [line] = refused.stderr.splitlines()
+    assert "the broker already has queue 'demo.logs.pager'" in line and "--force" in line
+    assert _depth(vhost_url, "demo.logs.pager") == 3  # its messages are still there
+    # What the demo created before it found out is gone again.
+    assert _depth(vhost_url, "demo.logs.archive") is None
+    assert not _exchange_exists(vhost_url, "demo.logs")
+
+    forced = CliRunner().invoke(main, ["demo", "topic-logs", "--url", vhost_url, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert _depth(vhost_url, "demo.logs.pager") is None  # replaced, then cleaned up as usual
+
+
+@pytest.mark.broker
+def test_an_existing_exchange_stops_the_fanout_demo(vhost_url: str) -> None:
+    from routing.topology import Exchange
+
+    with open_transport(vhost_url) as t:
+        t.declare(Topology.of(Exchange("demo.invalidations", "fanout")))
+    refused = CliRunner().invoke(main, ["demo", "cache-invalidation", "--url", vhost_url])
+    assert refused.exit_code == 1 and "exchange 'demo.invalidations'" in refused.stderr
+    assert _exchange_exists(vhost_url, "demo.invalidations")  # not deleted by the demo's cleanup
+    assert CliRunner().invoke(main, ["demo", "all", "--url", vhost_url, "--force"]).exit_code == 0
