@@ -41,6 +41,13 @@ def plain_amqp_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
+def with_options(url: str, **options: str) -> str:
+    """`url` with these query options added (or replaced): `with_options(amqp_url, heartbeat="1")`."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in options]
+    return urlunsplit(parts._replace(query=urlencode([*kept, *options.items()], safe=":/@")))
+
+
 def naming_management(amqp_url: str, management_url: str) -> str:
     """`amqp_url`, naming `management_url` as its management API (`?management=`) unless the
     URL names one already or the library would find that one anyway.
@@ -54,9 +61,7 @@ def naming_management(amqp_url: str, management_url: str) -> str:
     option = wanted.base
     if (wanted.username, wanted.password) != (endpoint.username, endpoint.password):
         option = management_url.rstrip("/")
-    parts = urlsplit(amqp_url)
-    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), ("management", option)], safe=":/@")
-    return urlunsplit(parts._replace(query=query))
+    return with_options(amqp_url, management=option)
 
 
 @functools.cache

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from broker_under_test import naming_management, plain_amqp_url
+from broker_under_test import plain_amqp_url, with_options
 from click.testing import CliRunner
 
 from routing.cli import main
@@ -92,7 +92,7 @@ def test_a_missing_binding_is_created_again(rabbit: RabbitTransport, unique: str
 
 def test_without_the_management_api_bindings_are_unverified_not_created(amqp_url: str, unique: str) -> None:
     topology = shop(unique)
-    with RabbitTransport(naming_management(plain_amqp_url(amqp_url), "http://127.0.0.1:1")) as rabbit:
+    with RabbitTransport(with_options(amqp_url, management="http://127.0.0.1:1")) as rabbit:
         try:
             first = rabbit.declare(topology)
             assert len(first.created) == 11 and not first.unverified  # new ends: surely created

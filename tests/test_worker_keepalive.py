@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from broker_under_test import with_options
 
 from routing import Envelope, encode, open_transport, to_properties
 from routing.worker import App, Worker
@@ -25,7 +26,7 @@ def _run_long_handler(url: str, queue: str, seconds: float) -> tuple[int, int, i
         calls.append(event.id)
         time.sleep(seconds)
 
-    with open_transport(f"{url}?heartbeat=1") as transport:
+    with open_transport(with_options(url, heartbeat="1")) as transport:
         transport.declare(app.topology(queue))
         event = Envelope.new("task.resize_image", {"input": "big.tiff", "width": 10, "height": 10})
         transport.publish("", queue, encode(event), to_properties(event))
