@@ -330,3 +330,24 @@ def test_explain_reads_the_release_from_the_embedded_broker_url(module_dir: Path
 
 def test_explain_refuses_a_publish_to_an_internal_exchange(in_repo: None) -> None:
     fails_cleanly(run("explain", SHOP_REF, "-e", "shop.audit"), "'shop.audit' is internal", "403")
+
+
+TRANSIENT_MODULE = """
+from routing import Queue, Topology
+topology = Topology.of(Queue("scratch", durable=False))
+"""
+
+
+def test_export_and_graph_check_the_topology_for_a_release(module_dir: Path) -> None:
+    ref = f"{write_module(module_dir, TRANSIENT_MODULE)}:topology"
+    for command in ("export", "graph"):
+        quiet = CliRunner().invoke(main, [command, ref, "--rabbitmq", "3.10"])
+        assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+        warned = CliRunner().invoke(main, [command, ref, "--rabbitmq", "4.0.5"])
+        assert warned.exit_code == 0, warned.output
+        assert warned.stderr.splitlines() == [
+            "warning: queue 'scratch': RabbitMQ 4.0.5 deprecates a non-durable, non-exclusive queue "
+            "(refused from 4.3 on); use a durable queue (with a queue TTL, `expires`, to clean it up) "
+            "or an exclusive one"
+        ]
+        fails_cleanly(run(command, ref, "--rabbitmq", "4.3.0"), "RabbitMQ 4.3.0 refuses 1: queue 'scratch'")

@@ -279,3 +279,32 @@ def test_headers_routes_are_never_reused_across_messages(t: MemoryTransport) -> 
     t.publish("front", "", b"no", Properties(headers={"kind": "b"}))
     t.publish("front", "", b"yes again", Properties(headers={"kind": "a"}))
     assert bodies(t, "q") == [b"yes", b"yes again"]
+
+
+@pytest.mark.parametrize("release", ["3.10", "4.0"])
+def test_headers_values_across_amqp_types_as_the_release_compares_them(url: str, release: str) -> None:
+    """Issue 12 item 11 on the embedded broker: binary equals longstr on both releases; an int
+    binding matches a timestamp header of its seconds on 3.10, of its milliseconds on 4.0."""
+    from datetime import UTC, datetime
+
+    new_year = datetime(2020, 1, 1, tzinfo=UTC)
+    h = Exchange("h", "headers")
+    pdf, seconds, millis = Queue("pdf"), Queue("seconds"), Queue("millis")
+    with MemoryTransport(f"{url}?rabbitmq={release}") as t:
+        t.declare(
+            Topology.of(
+                h, pdf, seconds, millis,
+                h.bind(pdf, headers={"format": "pdf"}),
+                h.bind(seconds, headers={"at": 1577836800}),
+                h.bind(millis, headers={"at": 1577836800000}),
+            )
+        )  # fmt: skip
+        t.publish("h", "", b"binary", Properties(headers={"format": b"pdf"}))
+        t.publish("h", "", b"timestamp", Properties(headers={"at": new_year}))
+        got = {q: bodies(t, q) for q in ("pdf", "seconds", "millis")}
+    on_310 = release == "3.10"
+    assert got == {
+        "pdf": [b"binary"],
+        "seconds": [b"timestamp"] if on_310 else [],
+        "millis": [] if on_310 else [b"timestamp"],
+    }

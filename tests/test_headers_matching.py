@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from routing import Exchange, Queue, Topology, headers_match
+from routing.embedded import forget
 from routing.errors import TopologyError
 from routing.matching import header_values_equal
 from routing.profiles import ProfileError
-from routing.transport.base import Properties
+from routing.transport.base import Properties, Transport
+from routing.transport.memory import MemoryTransport
 from routing.transport.rabbitmq import RabbitTransport
 
 DATA = Path(__file__).parent / "data"
@@ -210,34 +212,52 @@ def rabbit(amqp_url: str) -> Iterator[RabbitTransport]:
         yield transport
 
 
+def _through(transport: Transport, prefix: str) -> tuple[list[Any], list[Any], list[set[int]]]:
+    """Every value the toolkit can send, as header, through a headers exchange bound with every
+    bindable one: (header values, binding values, which header numbers reached each binding)."""
+    values = [python(v) for v in _typed_values() if sent_as_typed(v)]
+    bound = [v for v in values if _bindable(v)]  # Topology takes JSON-like argument values only
+    x = Exchange(f"{prefix}-h", "headers", durable=False, auto_delete=True)
+    queues = [Queue(f"{prefix}-{i}", durable=False, exclusive=True) for i in range(len(bound))]
+    binds = [x.bind(q, headers={"v": v}) for q, v in zip(queues, bound, strict=True)]
+    transport.declare(Topology.of(x, *queues, *binds))
+    for n, v in enumerate(values):
+        transport.publish(x.name, "", b"", Properties(message_id=str(n), headers={"v": v}))
+    assert transport.flush(timeout=30) == []
+    arrived: list[set[int]] = []
+    for q in queues:
+        arrived.append(set())
+        while (d := transport.get(q.name)) is not None:
+            arrived[-1].add(int(d.properties.message_id or -1))
+            transport.ack(d)
+    assert len(bound) > 30 and len(values) > 45
+    return values, bound, arrived
+
+
 @pytest.mark.broker
 def test_headers_match_agrees_with_the_live_broker(
     rabbit: RabbitTransport, unique: str, rabbitmq_profile: str
 ) -> None:
-    """Every value the toolkit can send, as binding and as header, through a live headers exchange."""
-    values = [python(v) for v in _typed_values() if sent_as_typed(v)]
-    bound = [v for v in values if _bindable(v)]  # Topology takes JSON-like argument values only
-    x = Exchange(f"{unique}-h", "headers", durable=False, auto_delete=True)
-    queues = [Queue(f"{unique}-{i}", durable=False, exclusive=True) for i in range(len(bound))]
-    binds = [x.bind(q, headers={"v": v}) for q, v in zip(queues, bound, strict=True)]
-    rabbit.declare(Topology.of(x, *queues, *binds))
-    for n, v in enumerate(values):
-        rabbit.publish(x.name, "", b"", Properties(message_id=str(n), headers={"v": v}))
-    assert rabbit.flush(timeout=30) == []
+    values, bound, arrived = _through(rabbit, unique)
     wrong = []
-    for q, expected in zip(queues, bound, strict=True):
-        arrived = set()
-        while (d := rabbit.get(q.name)) is not None:
-            arrived.add(int(d.properties.message_id or -1))
-            rabbit.ack(d)
+    for expected, got in zip(bound, arrived, strict=True):
         for h, sent in enumerate(values):
             predicted = headers_match({"v": expected}, {"v": sent}, rabbitmq=rabbitmq_profile)
-            if predicted is not (h in arrived):
-                wrong.append(
-                    f"binding {expected!r} header {sent!r}: predicted {predicted}, live {h in arrived}"
-                )
-    assert len(bound) > 30 and len(values) > 45
+            if predicted is not (h in got):
+                wrong.append(f"binding {expected!r} header {sent!r}: predicted {predicted}, live {h in got}")
     assert not wrong, f"RabbitMQ {rabbitmq_profile}: {len(wrong)} pairs differ:\n" + "\n".join(wrong)
+
+
+@pytest.mark.broker
+def test_the_embedded_broker_of_the_same_release_delivers_the_same(
+    rabbit: RabbitTransport, unique: str, rabbitmq_profile: str
+) -> None:
+    url = f"memory://{unique}?rabbitmq={rabbitmq_profile}"
+    try:
+        with MemoryTransport(url) as embedded:
+            assert _through(embedded, unique) == _through(rabbit, unique)
+    finally:
+        forget(url)
 
 
 def _typed_values() -> list[dict[str, Any]]:

@@ -94,7 +94,7 @@ def target_check(topology: Topology, version: str) -> None:
         if not finding.refused:
             click.echo(f"warning: {finding}", err=True)
     if refused:
-        raise click.ClickException(f"{len(refused)} refused, nothing declared: " + "; ".join(refused))
+        raise click.ClickException(f"RabbitMQ {version} refuses {len(refused)}: " + "; ".join(refused))
 
 
 def fail(exc: RoutingError) -> click.ClickException:

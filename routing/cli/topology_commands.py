@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from routing.cli._shared import target_check
 from routing.definitions import dump_definitions, void_arguments
 from routing.errors import RoutingError, UnknownExchange
 from routing.graph import markdown, mermaid
@@ -35,6 +36,13 @@ _RABBITMQ = click.option(
     metavar="VERSION",
     help='The RabbitMQ release whose rules apply: "3.10", "4.0" or a full version such as 4.0.5 '
     "(default: the newest verified profile, or the release of the broker --url names).",
+)
+_RABBITMQ_CHECK = click.option(
+    "--rabbitmq",
+    "release",
+    metavar="VERSION",
+    help="Check the topology for this RabbitMQ release (4.0.5, 4.3...): warnings on stderr for what "
+    "it deprecates, an error for what it refuses (see Topology.check).",
 )
 _BROKER_URL = click.option(
     "--url",
@@ -182,7 +190,8 @@ def _exchange_names(topology: Topology) -> str:
     is_flag=True,
     help="Leave exclusive queues (and their bindings) out instead of refusing: RabbitMQ never exports them.",
 )
-def export_command(topology: str, vhost: str | None, skip_exclusive: bool) -> None:
+@_RABBITMQ_CHECK
+def export_command(topology: str, vhost: str | None, skip_exclusive: bool, release: str | None) -> None:
     """Print the topology as RabbitMQ definitions JSON (for POST /api/definitions).
 
     \b
@@ -194,6 +203,8 @@ def export_command(topology: str, vhost: str | None, skip_exclusive: bool) -> No
     with _one_line():
         vhost = topology_vhost(topology, vhost)
         topo = load_topology(topology, vhost=vhost)
+        if release is not None:
+            target_check(topo, release)
         data = dump_definitions(topo, vhost=vhost, skip_exclusive=skip_exclusive)
     try:
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
@@ -213,7 +224,8 @@ def export_command(topology: str, vhost: str | None, skip_exclusive: bool) -> No
 @_TOPOLOGY
 @_VHOST
 @click.option("--markdown", "as_markdown", is_flag=True, help="Wrap the diagram in a ```mermaid fence.")
-def graph_command(topology: str, vhost: str | None, as_markdown: bool) -> None:
+@_RABBITMQ_CHECK
+def graph_command(topology: str, vhost: str | None, as_markdown: bool, release: str | None) -> None:
     """Print the topology as a Mermaid flowchart: exchanges, queues, labelled bindings.
 
     \b
@@ -223,6 +235,8 @@ def graph_command(topology: str, vhost: str | None, as_markdown: bool) -> None:
     """
     with _one_line():
         topo = load_topology(topology, vhost=vhost)
+        if release is not None:
+            target_check(topo, release)
     click.echo(markdown(topo) if as_markdown else mermaid(topo), nl=False)
 
 

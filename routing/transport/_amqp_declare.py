@@ -47,7 +47,8 @@ def label(entity: Exchange | Queue | Binding) -> str:
 
 
 _INEQUIVALENT = re.compile(
-    r"inequivalent arg '([^']*)' for \w+ '.*?' in vhost '[^']*': (received .*? but current is '.*?')(?: \(|$)"
+    r"inequivalent arg '([^']*)' for \w+ '.*?' in vhost '[^']*': (received .*? but current is .*?)"
+    r"(?: \(declare |$)"
 )
 
 
