@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -118,3 +119,20 @@ def test_one_name_one_meaning_across_commands() -> None:
     assert "--event-type" not in _options("consume")
     for command in ("publish", "tail", "explain"):
         assert "--routing-key" in _options(command), command
+
+
+@pytest.mark.parametrize("command", ["declare", "diff", "explain", "export", "graph"])
+def test_the_topology_in_a_help_example_loads(command: str) -> None:
+    """Item 26: `declare --help` showed shop/topology.py:topology, which is refused."""
+    from routing.loading import load_topology
+
+    text = CliRunner().invoke(main, [command, "--help"], terminal_width=200).stdout
+    example = text.split("Example", 1)[1]
+    refs = [
+        w
+        for w in example.split()
+        if w != "guest:guest" and re.fullmatch(r"[a-z_][\w.]*:[a-z_]\w*|[\w./-]+\.py:\w+", w)
+    ]
+    assert refs, example
+    for ref in refs:
+        assert load_topology(ref).exchanges, ref

@@ -233,7 +233,7 @@ def register(group: click.Group) -> None:
 
         \b
         Example:
-          routing declare shop/topology.py:topology --url amqp://guest:guest@localhost/
+          routing declare examples.shop_topology:topology --url amqp://guest:guest@localhost/
         """
         try:
             broker_url = rabbit_url(url, "declare")
@@ -289,7 +289,7 @@ def register(group: click.Group) -> None:
 
         \b
         Example:
-          routing diff shop.topology:topology --url amqp://guest:guest@localhost/%2F
+          routing diff examples.shop_topology:topology --url amqp://guest:guest@localhost/%2F
         """
         if ignore_extra and strict:
             raise click.UsageError("give --ignore-extra or --strict, not both")
