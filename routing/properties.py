@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routing._amqp import MAX_EXPIRY_MS, encode_table, shortstr
-from routing._frozen import EMPTY
+from routing._frozen import EMPTY, FrozenDict
 from routing.errors import PropertyError
 
 # RabbitMQ's default (and pika's) frame_max. A content header frame must fit in one frame:
@@ -31,7 +31,8 @@ _HEADER_FIXED = 12  # class, weight, body size (before the property flags and li
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Properties:
     """AMQP 0-9-1 basic properties. `timestamp` is seconds since the epoch; `expiration`
-    a string of milliseconds, as on the wire."""
+    a string of milliseconds, as on the wire. `headers` is frozen (deeply) at construction:
+    changing the dict it was built from afterwards changes nothing here."""
 
     content_type: str | None = None
     content_encoding: str | None = None
@@ -46,6 +47,15 @@ class Properties:
     type: str | None = None
     user_id: str | None = None
     app_id: str | None = None
+
+    def __post_init__(self) -> None:
+        headers = self.headers
+        if type(headers) is not FrozenDict:
+            if headers is None:
+                headers = EMPTY
+            elif not isinstance(headers, Mapping):
+                raise PropertyError("headers", f"must be a mapping, got {type(headers).__name__}")
+            object.__setattr__(self, "headers", FrozenDict(headers) if headers else EMPTY)
 
 
 # (property, flag bit, kind) in wire order: s shortstr, t table, d delivery mode, o octet,

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing import _amqp
+from routing._frozen import thaw
 from routing.errors import PropertyError, RoutingError
 from routing.properties import FRAME_MAX, Properties, check_message, encode_properties
 from routing.transport.rabbitmq import _wire  # noqa: F401  (points pika's decoder at ours)
@@ -205,3 +206,12 @@ def test_a_timestamp_beyond_year_9999_decodes_as_seconds_not_an_error() -> None:
     seconds = 253402300800 + 1  # 10000-01-01T00:00:01Z
     value, end = _amqp.decode_value(b"T" + seconds.to_bytes(8, "big"), 0)
     assert value == seconds and end == 9
+
+
+def test_properties_headers_are_frozen_at_construction() -> None:
+    headers: dict[str, Any] = {"n": 1, "tags": ["a"]}
+    p = Properties(headers=headers)
+    headers["n"] = 2
+    headers["tags"].append("b")
+    assert thaw(p.headers) == {"n": 1, "tags": ["a"]}
+    assert hash(p) == hash(Properties(headers={"n": 1, "tags": ["a"]}))

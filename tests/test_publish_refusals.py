@@ -77,3 +77,20 @@ def test_bad_values_raise_property_error_before_sending(
         assert t.flush(timeout=10) == [] and ok.outcome is Outcome.CONFIRMED
         assert len(_count(t, unique)) == 1
         assert t.reconnects == 0
+
+
+@pytest.mark.broker
+def test_a_reused_properties_sends_the_headers_it_was_built_with(amqp_url: str, unique: str) -> None:
+    # Item 7: the encoding was cached by the object's identity, so a changed dict was ignored;
+    # now the value is frozen at construction and a new value is needed to send new headers.
+    with RabbitTransport(amqp_url, name="routing-tests") as t:
+        t.declare(Topology.of(Queue(unique, expires=60_000)))
+        h = {"n": 1}
+        p = Properties(headers=h)
+        t.publish("", unique, b"1", p)
+        h["n"] = 2
+        t.publish("", unique, b"2", p)
+        t.publish("", unique, b"3", Properties(headers=h))
+        assert t.flush(timeout=10) == []
+        assert _count(t, unique) == [{"n": 1}, {"n": 1}, {"n": 2}]
+        assert thaw(p.headers) == {"n": 1}
