@@ -4,6 +4,7 @@
     ├── TopologyError              an invalid topology, found before any I/O
     │   ├── DefinitionsError       a definitions file or topology reference that cannot be read
     │   └── ProfileError           a RabbitMQ version no profile covers (routing.profiles)
+    ├── PropertyError              a property, header or routing key AMQP cannot carry or RabbitMQ refuses
     ├── UnknownExchange            routing or publishing to an exchange that does not exist
     ├── InternalExchange           publishing to an internal exchange: RabbitMQ refuses it (403)
     ├── EnvelopeError              a message that is not a valid envelope
@@ -38,6 +39,17 @@ class TopologyError(RoutingError, ValueError):
 
 class DefinitionsError(TopologyError):
     """A definitions file or a `module:attribute` reference that cannot be read."""
+
+
+class PropertyError(RoutingError, ValueError):
+    """A message property, header value or routing key that AMQP cannot carry or RabbitMQ
+    refuses, found before anything is sent. `field` names it: `priority`, `routing_key`,
+    `headers.a.b[2]` (the path inside nested values)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
 
 
 class UnknownExchange(RoutingError, LookupError):

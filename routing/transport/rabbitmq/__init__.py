@@ -10,7 +10,7 @@ next call reconnects with exponential backoff and jitter, declares again what wa
 and resumes the consumers. Every pika exception becomes a `routing.errors` one here.
 
     _connect    URL endpoint -> pika parameters; connection errors -> ConnectionFailed
-    _wire       Properties <-> pika properties; pika's float handling fixed
+    _wire       Properties from pika's; pika's table codec pointed at ours (routing._amqp)
     _consumer   a consumer's channel, buffer and recovery
     _transport  RabbitTransport
 """

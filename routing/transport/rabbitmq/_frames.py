@@ -33,15 +33,25 @@ class FrameWriter:
         self._number = impl.channel_number
         self._body_max = self._connection._body_max_length  # frame_max less the frame overhead
 
+    def frames(
+        self, exchange: str, routing_key: str, body: bytes, properties: bytes, mandatory: bool
+    ) -> bytes:
+        """One message's frames (`properties` from `encode_properties`); `PropertyError`
+        for what this connection cannot send (a header too large for its frame_max)."""
+        return publish_frames(
+            self._number, exchange, routing_key, mandatory, properties, body, self._body_max
+        )
+
+    def send(self, frames: bytes) -> bool:
+        """Write frames from `frames`; False when part of them waits in pika's buffer (poll
+        to write it)."""
+        return write(self._connection, frames)
+
     def publish(
         self, exchange: str, routing_key: str, body: bytes, properties: bytes, mandatory: bool
     ) -> bool:
-        """Send one message (`properties` from `encode_properties`); False when part of it
-        waits in pika's buffer (poll to write it)."""
-        frames = publish_frames(
-            self._number, exchange, routing_key, mandatory, properties, body, self._body_max
-        )
-        return write(self._connection, frames)
+        """`frames` and `send` in one."""
+        return self.send(self.frames(exchange, routing_key, body, properties, mandatory))
 
 
 def send_method(channel: Any, method: Any, *, more: bool = False) -> bool:

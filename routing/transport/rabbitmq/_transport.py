@@ -310,15 +310,15 @@ class RabbitTransport:
                     chan = self._publisher()
                 if not chan.channel._impl.is_open:
                     raise px.ChannelWrongStateError("publishing channel closed")
-                publication = tracker.sent(exchange, routing_key, body, props, mandatory)
                 writer = self._writer
                 assert writer is not None  # set with `_pub`
+                # PropertyError here, before the publication is counted or a byte is sent.
+                frames = writer.frames(exchange, routing_key, body, props, mandatory)
+                publication = tracker.sent(exchange, routing_key, body, props, mandatory)
                 self._unpolled += 1
                 # Poll when the socket did not take it all (pika's loop writes the rest), and
                 # now and then to take in confirms, returns or a channel close.
-                if not writer.publish(exchange, routing_key, body, props, mandatory) or (
-                    self._unpolled >= POLL_EVERY
-                ):
+                if not writer.send(frames) or self._unpolled >= POLL_EVERY:
                     self._poll()
             except px.AMQPChannelError:
                 # The broker closed the channel (say 404 for an earlier publish to an unknown

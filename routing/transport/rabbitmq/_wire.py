@@ -1,45 +1,35 @@
-"""What crosses the wire: `Properties` to and from pika's, and AMQP doubles.
+"""What crosses the wire: `Properties` from pika's, and pika's table codec made ours.
 
-pika 1.3/1.4 cannot encode a float in a field table (it raises) and decodes AMQP floats
-and doubles with `int()`, so 1.5 arrives as 1. RabbitMQ compares header values as typed
-numbers (1 == 1.0 at the top level, 1.5 != 1), so both directions are fixed here, once, by
-wrapping pika's table value codec.
+pika 1.3/1.4 cannot encode a float in a field table (it raises), decodes AMQP floats and
+doubles with `int()` (1.5 arrives as 1) and reads decimals as signed (amqplib's and
+RabbitMQ's are unsigned: 3000000000 arrives negative). Publishing uses our own codec
+(`routing._amqp`) directly; what pika still encodes (declare arguments, client properties)
+and everything it decodes (deliveries) goes through the same codec here: pika's table
+functions look `encode_value`/`decode_value` up by name in `pika.data`, so those two names
+are pointed at ours, once, when this module is imported.
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import pika
 import pika.data
 
+from routing import _amqp
 from routing._frozen import EMPTY, FrozenDict
 from routing.transport.base import Delivery, Properties
 
 
 def _encode_value(pieces: list[Any], value: Any) -> int:
-    if isinstance(value, float):
-        pieces.append(struct.pack(">cd", b"d", value))
-        return 9
-    return _pika_encode_value(pieces, value)
+    encoded = _amqp.encode_value(value, "argument")
+    pieces.append(encoded)
+    return len(encoded)
 
 
-def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
-    kind = encoded[offset : offset + 1]
-    if kind == b"d":
-        return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
-    if kind == b"f":
-        return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
-    return _pika_decode_value(encoded, offset)
-
-
-_pika_encode_value = pika.data.encode_value
-_pika_decode_value = pika.data.decode_value
-if _pika_encode_value.__name__ != "_encode_value":  # once, even if this module is reloaded
-    # encode_table, decode_table and arrays look these up by name in pika.data.
+if pika.data.encode_value is not _encode_value:  # once, even if this module is reloaded
     pika.data.encode_value = _encode_value
-    pika.data.decode_value = _decode_value
+    pika.data.decode_value = _amqp.decode_value
 
 
 def from_pika(p: Any) -> Properties:
