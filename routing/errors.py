@@ -5,6 +5,7 @@
     │   ├── DefinitionsError       a definitions file or topology reference that cannot be read
     │   └── ProfileError           a RabbitMQ version no profile covers (routing.profiles)
     ├── UnknownExchange            routing or publishing to an exchange that does not exist
+    ├── InvalidMessage             a property or header AMQP cannot carry or RabbitMQ cannot decode
     ├── EnvelopeError              a message that is not a valid envelope
     │   ├── DecodeError            not UTF-8, not JSON, too large, or the wrong shape
     │   ├── SchemaError            a schema file that cannot be loaded or is itself invalid
@@ -45,6 +46,10 @@ class UnknownExchange(RoutingError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown exchange {name!r}")
         self.name = name
+
+
+class InvalidMessage(RoutingError, ValueError):
+    """A message value no AMQP frame carries or RabbitMQ cannot decode, refused before sending."""
 
 
 class EnvelopeError(RoutingError, ValueError):

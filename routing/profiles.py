@@ -39,6 +39,10 @@ class Profile:
     quorum_default_delivery_limit: int | None
     # 3.10 reads (and extends) an `x-death` header a client published; 4.0 ignores it.
     reads_client_x_death: bool
+    # 3.10 refuses a publish whose delivery_mode is not 1 or 2 (406 "invalid message:
+    # {delivery_mode_unknown,N}", channel closed); 4.0 takes it. Checked live on 3.10.8 and 4.0.5
+    # (tests/test_embedded_validation.py).
+    refuses_unknown_delivery_mode: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -50,6 +54,7 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=False,
         quorum_default_delivery_limit=None,
         reads_client_x_death=True,
+        refuses_unknown_delivery_mode=True,
     ),
     "4.0": Profile(
         name="4.0",
@@ -59,6 +64,7 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=True,
         quorum_default_delivery_limit=20,
         reads_client_x_death=False,
+        refuses_unknown_delivery_mode=False,
     ),
 }
 

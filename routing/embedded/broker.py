@@ -22,8 +22,11 @@ from routing.embedded.deadletter import REJECTED, dead_letter_headers, is_cycle
 from routing.embedded.equivalence import VHOST, check_exchange, check_queue
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
-from routing.errors import ChannelClosed, PreconditionFailed
+from routing.embedded.validate import check_channel, check_encodable
+from routing.errors import ChannelClosed
 from routing.matching import BindingTable, routing_keys, walk
+from routing.profiles import Profile
+from routing.profiles import profile as _profile
 from routing.properties import Properties
 from routing.topology import (
     DEFAULT_EXCHANGE,
@@ -51,20 +54,15 @@ def _not_found(kind: str, name: str) -> ChannelClosed:
     return ChannelClosed(404, f"NOT_FOUND - no {kind} '{name}' in vhost '{VHOST}'")
 
 
-def _expiration(properties: Properties) -> int | None:
-    raw = properties.expiration
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise PreconditionFailed(406, f"PRECONDITION_FAILED - invalid expiration '{raw}'")
-    return int(raw)
-
-
 class EmbeddedBroker:
     """One in-process broker: what several connections to one RabbitMQ vhost would share."""
 
-    def __init__(self, name: str = "") -> None:
+    user = "guest"
+    """The user every connection to it is authenticated as (for `user_id` checks)."""
+
+    def __init__(self, name: str = "", profile: Profile | None = None) -> None:
         self.name = name
+        self.profile = profile or _profile("3.10")
         self.lock = threading.Lock()
         self._exchanges: dict[str, Exchange] = dict(IMPLICIT_EXCHANGES)
         self._tables: dict[str, BindingTable] = {}
@@ -214,6 +212,7 @@ class EmbeddedBroker:
     ) -> tuple[bool, bool]:
         """Route and enqueue. Returns (routed, accepted): accepted is False when a queue
         refused the message (`reject-publish`), which RabbitMQ answers with a nack."""
+        check_encodable(routing_key, properties)
         x = self._exchanges.get(exchange)
         if x is None:
             raise _not_found("exchange", exchange)
@@ -221,6 +220,7 @@ class EmbeddedBroker:
             raise ChannelClosed(
                 403, f"ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '{VHOST}'"
             )
+        expiration = check_channel(properties, self.user, self.profile)
         if self._deadlines:
             self.expire_due()
         headers = properties.headers
@@ -240,7 +240,6 @@ class EmbeddedBroker:
                 self._routes.put(exchange, routing_key, names)
         if not names:
             return False, True
-        expiration = _expiration(properties)
         accepted = True
         now = None
         queues = self._queues
