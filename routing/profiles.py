@@ -43,6 +43,17 @@ class Profile:
     # {delivery_mode_unknown,N}", channel closed); 4.0 takes it. Checked live on 3.10.8 and 4.0.5
     # (tests/test_embedded_validation.py).
     refuses_unknown_delivery_mode: bool
+    # Quorum queues (rabbit_fifo): 3.10 puts a message nacked with requeue at the back when the
+    # queue has no delivery limit (returns otherwise go to the head); 4.0 always has a limit
+    # unless -1. Checked live: tests/test_embedded_queue_reference.py::test_quorum_requeue_position.
+    quorum_requeue_to_back: bool
+    # 3.10 adds `x-delivery-count` to every basic.get from a quorum queue (0 on a first delivery);
+    # 4.0 only to redeliveries. Checked live on 3.10.8 and 4.0.5 (same test).
+    quorum_get_delivery_count_always: bool
+    # 3.10's rabbit_fifo gives a consumer one more credit each time a message it returned is
+    # dead-lettered by the delivery limit (it holds prefetch + n unacked); 4.0 does not.
+    # Checked live: tests/test_embedded_queue_reference.py::test_quorum_delivery_limit_zero_credit.
+    quorum_delivery_limit_credit_leak: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -55,6 +66,9 @@ PROFILES: dict[str, Profile] = {
         quorum_default_delivery_limit=None,
         reads_client_x_death=True,
         refuses_unknown_delivery_mode=True,
+        quorum_requeue_to_back=True,
+        quorum_get_delivery_count_always=True,
+        quorum_delivery_limit_credit_leak=True,
     ),
     "4.0": Profile(
         name="4.0",
@@ -65,6 +79,9 @@ PROFILES: dict[str, Profile] = {
         quorum_default_delivery_limit=20,
         reads_client_x_death=False,
         refuses_unknown_delivery_mode=False,
+        quorum_requeue_to_back=False,
+        quorum_get_delivery_count_always=False,
+        quorum_delivery_limit_credit_leak=False,
     ),
 }
 

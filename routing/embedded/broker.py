@@ -13,6 +13,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -73,6 +74,7 @@ class EmbeddedBroker:
         self._deadlines: list[tuple[float, int, MessageQueue]] = []
         self._tiebreak = itertools.count()
         self._routes = RouteCache(self)
+        self._dying: deque[tuple[MessageQueue, Message, str]] = deque()  # dead letters to send
         self.waiting: set[Subscription] = set()  # consumers blocked in get(), to wake on new deadlines
 
     # ------------------------------------------------ the `matching.Broker` view
@@ -112,7 +114,7 @@ class EmbeddedBroker:
             self.touch(current)
             return False
         q = self._queues[queue.name] = MessageQueue(
-            queue, owner if queue.exclusive else None, self._dead_letter, self._schedule
+            queue, owner if queue.exclusive else None, self._dead_letter, self._schedule, self.profile
         )
         self.touch(q)
         self._changed()
@@ -255,9 +257,23 @@ class EmbeddedBroker:
             msg = Message(body, properties, exchange, routing_key, keys, expires_at)
             if not q.publish(msg):
                 accepted = False
+        if self._dying:
+            self.send_dead_letters()
         return True, accepted
 
     def _dead_letter(self, q: MessageQueue, msg: Message, reason: str) -> None:
+        """Note a message that died in `q`. RabbitMQ's queues dead-letter by publishing anew,
+        after the operation that killed the message has reached every queue it touches: a
+        publish that pushes m1 out of q1 into q2 has put its own copy in q2 first."""
+        self._dying.append((q, msg, reason))
+
+    def send_dead_letters(self) -> None:
+        """Send what died, in the order it died (and what dies of that, after it)."""
+        dying = self._dying
+        while dying:
+            self._send_dead_letter(*dying.popleft())
+
+    def _send_dead_letter(self, q: MessageQueue, msg: Message, reason: str) -> None:
         """Send a message that died in `q` to its dead-letter exchange, as RabbitMQ does."""
         dlx = q.definition.dead_letter_exchange
         if dlx is None or dlx not in self._exchanges:
@@ -295,6 +311,7 @@ class EmbeddedBroker:
         queue.add_consumer(sub)
         self.touch(queue)
         queue.dispatch()
+        self.send_dead_letters()
         return sub
 
     def cancel(self, sub: Subscription) -> None:
@@ -323,13 +340,22 @@ class EmbeddedBroker:
             self._settle(entries, requeue=None)
         else:
             self._settle(entries, requeue=action == "requeue")
+        self.send_dead_letters()
 
-    def _settle(self, entries: list[Unacked], requeue: bool | None) -> None:
+    def _settle(self, entries: list[Unacked], requeue: bool | None, returned: bool = False) -> None:
         touched: dict[MessageQueue, list[Message]] = {}
         for q, msg, sub in entries:
             q.unacked -= 1
             if sub is not None:
                 sub.in_flight -= 1
+                if (
+                    requeue
+                    and q.quorum
+                    and q.delivery_limit is not None
+                    and msg.delivery_count >= q.delivery_limit
+                    and self.profile.quorum_delivery_limit_credit_leak
+                ):
+                    sub.bonus += 1  # 3.10's rabbit_fifo credits the return and the discard
                 q.activate(sub)
             touched.setdefault(q, [])
             if requeue is None:
@@ -340,14 +366,15 @@ class EmbeddedBroker:
                 q.reject(msg)
         for q, msgs in touched.items():
             if msgs:
-                q.requeue(msgs)
+                q.requeue(msgs, returned=returned)
             q.dispatch()
 
     def close_channels(self, channels: Iterable[Channel]) -> None:
         """A connection went away: everything its channels had unacked goes back."""
         for channel in channels:
             channel.closed = True
-            self._settle(channel.take_all(), requeue=True)
+            self._settle(channel.take_all(), requeue=True, returned=True)
+        self.send_dead_letters()
 
     # --------------------------------------------------------------- expiry
 
@@ -381,6 +408,7 @@ class EmbeddedBroker:
                     continue
             q.drop_expired(now)
             q.dispatch()  # reschedules the new head
+        self.send_dead_letters()
 
     # ----------------------------------------------------------- x-expires
 
