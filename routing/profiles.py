@@ -54,6 +54,13 @@ class Profile:
     # dead-lettered by the delivery limit (it holds prefetch + n unacked); 4.0 does not.
     # Checked live: tests/test_embedded_queue_reference.py::test_quorum_delivery_limit_zero_credit.
     quorum_delivery_limit_credit_leak: bool
+    # 3.10's rabbit_dead_letter regroups two or more earlier x-death entries with a fold that
+    # reverses them, so repeated deaths reorder the older entries. Found by the differential
+    # test (tests/conformance/test_differential.py, seed 46) on 3.10.8.
+    x_death_regroup_reverses: bool
+    # 3.10 lets dead letters into a quorum `reject-publish` queue over its limit (only
+    # publishing channels are told to stop). Found by the differential test (seed 51).
+    quorum_reject_publish_takes_dead_letters: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -69,6 +76,8 @@ PROFILES: dict[str, Profile] = {
         quorum_requeue_to_back=True,
         quorum_get_delivery_count_always=True,
         quorum_delivery_limit_credit_leak=True,
+        x_death_regroup_reverses=True,
+        quorum_reject_publish_takes_dead_letters=True,
     ),
     "4.0": Profile(
         name="4.0",
@@ -82,6 +91,8 @@ PROFILES: dict[str, Profile] = {
         quorum_requeue_to_back=False,
         quorum_get_delivery_count_always=False,
         quorum_delivery_limit_credit_leak=False,
+        x_death_regroup_reverses=False,
+        quorum_reject_publish_takes_dead_letters=True,
     ),
 }
 

@@ -288,6 +288,7 @@ class EmbeddedBroker:
             routing_key=msg.routing_key,
             expiration=props.expiration,
             drop_cc=dlrk is not None,
+            regroup_reverses=self.profile.x_death_regroup_reverses,
         )
         props = replace(props, headers=FrozenDict(headers), expiration=None)
         keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
@@ -302,7 +303,7 @@ class EmbeddedBroker:
                 now = now or _monotonic()
                 expires_at = now + target.ttl / 1000
             copy = Message(msg.body, props, dlx, keys[0], keys if len(keys) > 1 else None, expires_at)
-            target.publish(copy)
+            target.publish(copy, dead_letter=True)
 
     # ------------------------------------------------------------ consumers
 

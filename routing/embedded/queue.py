@@ -116,13 +116,15 @@ class MessageQueue:
 
     # ------------------------------------------------------------ publishing
 
-    def publish(self, msg: Message) -> bool:
+    def publish(self, msg: Message, dead_letter: bool = False) -> bool:
         """Take a routed message; False when `reject-publish` refused it."""
         size = len(msg.body)
         if self.limited and self.overflow is not Overflow.DROP_HEAD:
             if self.quorum:
-                # rabbit_fifo: refuse only once over the limit; the publish crossing it is taken.
-                if self.refusing:
+                # rabbit_fifo: refuse only once over the limit; the publish crossing it is
+                # taken. The refusal is told to publishing channels: dead letters get in.
+                takes = dead_letter and self.profile.quorum_reject_publish_takes_dead_letters
+                if self.refusing and not takes:
                     return False
                 if self._over_limit(size):
                     self.refusing = True

@@ -157,16 +157,18 @@ class Run:
         return [self.depth(q) for q in self.queues]
 
     def quiet(self) -> list[int]:
-        """The depths, once they hold still (RabbitMQ settles asynchronously)."""
+        """The depths, once they hold still for a while (RabbitMQ settles asynchronously:
+        a dead letter through a quorum queue and back takes tens of milliseconds)."""
         if not self.live:
             return self.depths()
         time.sleep(0.03)
-        last = self.depths()
-        for _ in range(20):
+        last, still = self.depths(), 0
+        for _ in range(40):
             time.sleep(0.03)
             now = self.depths()
-            if now == last:
-                return now
+            still = still + 1 if now == last else 0
+            if still == 3:
+                break
             last = now
         return last
 
