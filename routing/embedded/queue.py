@@ -282,6 +282,8 @@ class MessageQueue:
                 else:
                     ready.append(msg)
         if self.limited and self.overflow is Overflow.DROP_HEAD:
+            if self.quorum:  # rabbit_fifo hands returns to consumers with credit first
+                self.dispatch()
             self._drop_head()
         if ready and ready[0].expires_at is not None:
             self.drop_expired(_monotonic())
