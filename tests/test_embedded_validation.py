@@ -30,7 +30,7 @@ REFUSED_BY_CHANNEL = {
     "expiration 1.5": {"expiration": "1.5"},
     "expiration empty": {"expiration": ""},
     "expiration ' 5'": {"expiration": " 5"},
-    "expiration +5": {"expiration": "+5"},
+    "expiration +60000": {"expiration": "+60000"},
     "expiration -0": {"expiration": "-0"},
     "expiration 007": {"expiration": "007"},
     "user_id guest": {"user_id": "guest"},
