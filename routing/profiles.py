@@ -48,6 +48,28 @@ class Profile:
     quorum_default_delivery_limit: int | None
     # 3.10 reads (and extends) an `x-death` header a client published; 4.0 ignores it.
     reads_client_x_death: bool
+    # 3.10 refuses a publish whose delivery_mode is not 1 or 2 (406 "invalid message:
+    # {delivery_mode_unknown,N}", channel closed); 4.0 takes it. Checked live on 3.10.8 and 4.0.5
+    # (tests/test_embedded_validation.py).
+    refuses_unknown_delivery_mode: bool
+    # Quorum queues (rabbit_fifo): 3.10 puts a message nacked with requeue at the back when the
+    # queue has no delivery limit (returns otherwise go to the head); 4.0 always has a limit
+    # unless -1. Checked live: tests/test_embedded_queue_reference.py::test_quorum_requeue_position.
+    quorum_requeue_to_back: bool
+    # 3.10 adds `x-delivery-count` to every basic.get from a quorum queue (0 on a first delivery);
+    # 4.0 only to redeliveries. Checked live on 3.10.8 and 4.0.5 (same test).
+    quorum_get_delivery_count_always: bool
+    # 3.10's rabbit_fifo gives a consumer one more credit each time a message it returned is
+    # dead-lettered by the delivery limit (it holds prefetch + n unacked); 4.0 does not.
+    # Checked live: tests/test_embedded_queue_reference.py::test_quorum_delivery_limit_zero_credit.
+    quorum_delivery_limit_credit_leak: bool
+    # 3.10's rabbit_dead_letter regroups two or more earlier x-death entries with a fold that
+    # reverses them, so repeated deaths reorder the older entries. Found by the differential
+    # test (tests/conformance/test_differential.py, seed 46) on 3.10.8.
+    x_death_regroup_reverses: bool
+    # 3.10 lets dead letters into a quorum `reject-publish` queue over its limit (only
+    # publishing channels are told to stop). Found by the differential test (seed 51).
+    quorum_reject_publish_takes_dead_letters: bool
     # What this family deprecates (warns about) or, from a later release on, refuses: names of
     # DEPRECATIONS. 3.10 warns of none of them (checked live: it takes them all silently).
     deprecations: tuple[str, ...] = ()
@@ -100,6 +122,12 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=False,
         quorum_default_delivery_limit=None,
         reads_client_x_death=True,
+        refuses_unknown_delivery_mode=True,
+        quorum_requeue_to_back=True,
+        quorum_get_delivery_count_always=True,
+        quorum_delivery_limit_credit_leak=True,
+        x_death_regroup_reverses=True,
+        quorum_reject_publish_takes_dead_letters=True,
     ),
     "4.0": Profile(
         name="4.0",
@@ -109,6 +137,12 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=True,
         quorum_default_delivery_limit=20,
         reads_client_x_death=False,
+        refuses_unknown_delivery_mode=False,
+        quorum_requeue_to_back=False,
+        quorum_get_delivery_count_always=False,
+        quorum_delivery_limit_credit_leak=False,
+        x_death_regroup_reverses=False,
+        quorum_reject_publish_takes_dead_letters=True,
         deprecations=tuple(DEPRECATIONS),
     ),
 }

@@ -39,8 +39,10 @@ class Channel:
         self.unacked[tag] = (queue, msg, sub)
         queue.unacked += 1
         properties = msg.properties
-        if queue.quorum and (sub is None or msg.delivery_count):
-            # 3.10 quorum queues add the count to redeliveries, and to every basic.get.
+        if queue.quorum and (
+            msg.delivery_count or (sub is None and queue.profile.quorum_get_delivery_count_always)
+        ):
+            # Quorum queues add the count to redeliveries (3.10: to every basic.get too).
             headers = FrozenDict({**properties.headers, "x-delivery-count": msg.delivery_count})
             properties = replace(properties, headers=headers)
         return Delivery(
@@ -76,7 +78,18 @@ class Subscription:
     """One consumer: its credit (`prefetch`, 0 = unlimited) and the deliveries waiting for
     its reader. Waiting happens on a Condition of the broker's lock."""
 
-    __slots__ = ("active", "buffer", "cancelled", "channel", "cond", "in_flight", "lost", "prefetch", "queue")
+    __slots__ = (
+        "active",
+        "bonus",
+        "buffer",
+        "cancelled",
+        "channel",
+        "cond",
+        "in_flight",
+        "lost",
+        "prefetch",
+        "queue",
+    )
 
     def __init__(self, queue: MessageQueue, channel: Channel, prefetch: int, lock: threading.Lock) -> None:
         self.queue = queue
@@ -88,9 +101,10 @@ class Subscription:
         self.cancelled = False
         self.lost = False  # cancelled by the broker: its queue was deleted
         self.active = False  # in the queue's rotation
+        self.bonus = 0  # credit beyond prefetch (3.10's delivery-limit credit quirk)
 
     def has_credit(self) -> bool:
-        return not self.prefetch or self.in_flight < self.prefetch
+        return not self.prefetch or self.in_flight < self.prefetch + self.bonus
 
     def deliver(self, queue: MessageQueue, msg: Message) -> None:
         self.in_flight += 1

@@ -41,12 +41,15 @@ def dead_letter_headers(
     expiration: str | None,
     drop_cc: bool,
     now: datetime | None = None,
+    regroup_reverses: bool = True,
 ) -> dict[str, Any]:
     """The headers of a message dead-lettered from `queue`.
 
     `exchange` and `routing_key` are where the message was last published (its first routing
     key); `drop_cc` is set when the queue has `x-dead-letter-routing-key`, which replaces the
-    keys, so RabbitMQ deletes `CC`.
+    keys, so RabbitMQ deletes `CC`. `regroup_reverses`: 3.10 regroups two or more earlier
+    entries by (queue, reason) with a fold that reverses them (`group_by_queue_and_reason`),
+    so the older entries come back in reverse order behind the newest.
     """
     old = dict(headers or {})
     when = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -66,6 +69,8 @@ def dead_letter_headers(
         old["x-first-death-exchange"] = exchange
         old["x-death"] = [{"count": 1, **info}]
     else:
+        if regroup_reverses and len(deaths) > 1:
+            deaths = _regrouped(deaths)
         same = [d for d in deaths if _is(d, queue, reason)]
         others = [d for d in deaths if not _is(d, queue, reason)]
         if same:
@@ -77,6 +82,18 @@ def dead_letter_headers(
     if drop_cc:
         old.pop("CC", None)
     return dict(sorted(old.items()))
+
+
+def _regrouped(deaths: Sequence[Any]) -> list[Any]:
+    """One entry per (queue, reason), the first of each, in reverse order (3.10)."""
+    seen: set[tuple[Any, Any]] = set()
+    grouped: list[Any] = []
+    for death in deaths:
+        key = (death.get("queue"), death.get("reason")) if isinstance(death, Mapping) else (id(death), None)
+        if key not in seen:
+            seen.add(key)
+            grouped.insert(0, death)
+    return grouped
 
 
 def _is(death: Any, queue: str, reason: str) -> bool:

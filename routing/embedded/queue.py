@@ -1,10 +1,15 @@
 """One queue of the embedded broker: a FIFO of ready messages and its consumers.
 
-Follows RabbitMQ 3.10 (checked on the broker here): only ready messages count toward
-`x-max-length`/`x-max-length-bytes`; TTL is checked at the head only; a fresh message goes
-straight to a consumer with credit (so even a TTL of 0 reaches a waiting consumer); a classic
-queue puts a requeued message back at its original position, while a quorum queue appends
-it and counts the return against `x-delivery-limit`.
+Follows RabbitMQ (checked on 3.10.8 and 4.0.5; tests/test_embedded_queue_reference.py): only
+ready messages count toward `x-max-length`/`x-max-length-bytes`, and a requeue into a full
+`drop-head` queue drops from the head; TTL is checked at the head only, also when a get or a
+requeue uncovers a new head; a fresh message goes straight to a consumer with credit (so even a
+TTL of 0 reaches a waiting consumer); a classic queue puts a requeued message back at its
+original position. A quorum queue (`rabbit_fifo`) counts every return against
+`x-delivery-limit` and keeps returns ahead of other messages, in the order they came back;
+only a nack with requeue on a queue without a delivery limit goes to the back (3.10).
+`reject-publish` on a quorum queue is a soft limit: the publish that crosses the limit is
+taken, and publishes are refused until the queue is back at 80% of it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from routing.embedded.deadletter import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED
+from routing.profiles import Profile
 from routing.properties import Properties
 from routing.topology import Overflow, Queue, QueueType
 
@@ -69,9 +75,15 @@ class MessageQueue:
     """A queue's state. Every method runs under the broker's lock."""
 
     def __init__(
-        self, definition: Queue, owner: object | None, dead_letter: DeadLetter, schedule: Schedule
+        self,
+        definition: Queue,
+        owner: object | None,
+        dead_letter: DeadLetter,
+        schedule: Schedule,
+        profile: Profile,
     ) -> None:
         self.definition = definition
+        self.profile = profile
         self.name = definition.name
         self.owner = owner  # the transport that declared it exclusive
         self.quorum = definition.type is QueueType.QUORUM
@@ -80,7 +92,12 @@ class MessageQueue:
         self.max_bytes = definition.max_length_bytes
         self.limited = self.max_length is not None or self.max_bytes is not None
         self.overflow = definition.overflow or Overflow.DROP_HEAD
-        self.delivery_limit = definition.delivery_limit
+        limit = definition.delivery_limit
+        if self.quorum and limit is None:
+            limit = profile.quorum_default_delivery_limit
+        self.delivery_limit = limit if limit is None or limit >= 0 else None  # -1: no limit (4.0)
+        self.returns = 0  # quorum: returned messages at the head of `ready`, served first
+        self.refusing = False  # quorum reject-publish: over the limit, not yet back at 80%
         self.single_active = bool(definition.single_active_consumer)
         self.ready: deque[Message] = deque()
         self.ready_bytes = 0
@@ -99,13 +116,22 @@ class MessageQueue:
 
     # ------------------------------------------------------------ publishing
 
-    def publish(self, msg: Message) -> bool:
+    def publish(self, msg: Message, dead_letter: bool = False) -> bool:
         """Take a routed message; False when `reject-publish` refused it."""
         size = len(msg.body)
-        if self.limited and self.overflow is not Overflow.DROP_HEAD and self._would_overflow(size):
-            if self.overflow is Overflow.REJECT_PUBLISH_DLX:
-                self._dead_letter(self, msg, MAXLEN)
-            return False
+        if self.limited and self.overflow is not Overflow.DROP_HEAD:
+            if self.quorum:
+                # rabbit_fifo: refuse only once over the limit; the publish crossing it is
+                # taken. The refusal is told to publishing channels: dead letters get in.
+                takes = dead_letter and self.profile.quorum_reject_publish_takes_dead_letters
+                if self.refusing and not takes:
+                    return False
+                if self._over_limit(size):
+                    self.refusing = True
+            elif self._would_overflow(size):
+                if self.overflow is Overflow.REJECT_PUBLISH_DLX:
+                    self._dead_letter(self, msg, MAXLEN)
+                return False
         self._seq += 1
         msg.seq = self._seq
         ready = self.ready
@@ -114,12 +140,28 @@ class MessageQueue:
             return True
         ready.append(msg)
         self.ready_bytes += size
-        if self.limited:
+        if self.limited and self.overflow is Overflow.DROP_HEAD:
             self._drop_head()
         if msg.expires_at is not None and ready and ready[0] is msg:
             self.drop_expired(_monotonic())
             self._reschedule()
         return True
+
+    def _over_limit(self, size: int) -> bool:
+        """Whether taking `size` more bytes puts the queue over its limit (quorum)."""
+        if self.max_length is not None and len(self.ready) + 1 > self.max_length:
+            return True
+        return self.max_bytes is not None and self.ready_bytes + size > self.max_bytes
+
+    def _below_low_limit(self) -> None:
+        """A refusing quorum queue takes publishes again at 80% of its limit or less."""
+        if not self.refusing:
+            return
+        if self.max_length is not None and len(self.ready) > int(self.max_length * 0.8):
+            return
+        if self.max_bytes is not None and self.ready_bytes > int(self.max_bytes * 0.8):
+            return
+        self.refusing = False
 
     def _would_overflow(self, size: int) -> bool:
         if self.max_length is not None and len(self.ready) >= self.max_length:
@@ -128,14 +170,26 @@ class MessageQueue:
 
     def _drop_head(self) -> None:
         ready = self.ready
+        dropped = []
         while ready and (
             (self.max_length is not None and len(ready) > self.max_length)
             or (self.max_bytes is not None and self.ready_bytes > self.max_bytes)
         ):
-            msg = ready.popleft()
-            self.ready_bytes -= len(msg.body)
+            dropped.append(self._pop())
+        if self.quorum:  # rabbit_fifo emits one command's dead letters newest first
+            dropped.reverse()
+        for msg in dropped:
             self._dead_letter(self, msg, MAXLEN)
         self._reschedule()
+
+    def _pop(self) -> Message:
+        msg = self.ready.popleft()
+        self.ready_bytes -= len(msg.body)
+        if self.returns:
+            self.returns -= 1
+        if self.refusing:
+            self._below_low_limit()
+        return msg
 
     # ------------------------------------------------------------- delivering
 
@@ -148,9 +202,7 @@ class MessageQueue:
             if msg.expires_at is not None and msg.expires_at <= _monotonic():
                 self.drop_expired(_monotonic())
                 continue
-            ready.popleft()
-            self.ready_bytes -= len(msg.body)
-            self._deliver(msg)
+            self._deliver(self._pop())
         self._reschedule()
 
     def _deliver(self, msg: Message) -> None:
@@ -168,8 +220,9 @@ class MessageQueue:
             self.drop_expired(_monotonic())
         if not ready:
             return None
-        msg = ready.popleft()
-        self.ready_bytes -= len(msg.body)
+        msg = self._pop()
+        if ready and ready[0].expires_at is not None:  # the new head is looked at at once
+            self.drop_expired(_monotonic())
         self._reschedule()
         return msg
 
@@ -180,8 +233,7 @@ class MessageQueue:
             head = ready[0]
             if head.expires_at is None or head.expires_at > now:
                 break
-            ready.popleft()
-            self.ready_bytes -= len(head.body)
+            self._pop()
             self._dead_letter(self, head, EXPIRED)
 
     def _reschedule(self) -> None:
@@ -194,21 +246,27 @@ class MessageQueue:
 
     # ------------------------------------------------------------- returning
 
-    def requeue(self, msgs: Iterable[Message]) -> None:
-        """Messages given back unacked (nack/reject with requeue, a closed channel)."""
+    def requeue(self, msgs: Iterable[Message], *, returned: bool) -> None:
+        """Messages given back unacked: by a nack or reject with requeue, or `returned` by a
+        closed channel or cancelled consumer. Then what overflows `drop-head` is dropped and an
+        expired head is dead-lettered, as RabbitMQ does at once."""
         if self.deleted:
             return
         ready = self.ready
         if self.quorum:
-            # rabbit_fifo (3.10) appends returns and counts them; past the limit, dead-letter.
             limit = self.delivery_limit
+            to_head = returned or limit is not None or not self.profile.quorum_requeue_to_back
             for msg in msgs:
                 msg.delivery_count += 1
                 msg.redelivered = True
                 if limit is not None and msg.delivery_count > limit:
                     self._dead_letter(self, msg, DELIVERY_LIMIT)
                     continue
-                ready.append(msg)
+                if to_head:
+                    ready.insert(self.returns, msg)
+                    self.returns += 1
+                else:
+                    ready.append(msg)
                 self.ready_bytes += len(msg.body)
         else:
             for msg in sorted(msgs, key=_seq, reverse=True):
@@ -223,6 +281,12 @@ class MessageQueue:
                         break
                 else:
                     ready.append(msg)
+        if self.limited and self.overflow is Overflow.DROP_HEAD:
+            if self.quorum:  # rabbit_fifo hands returns to consumers with credit first
+                self.dispatch()
+            self._drop_head()
+        if ready and ready[0].expires_at is not None:
+            self.drop_expired(_monotonic())
         self._reschedule()
 
     def reject(self, msg: Message) -> None:
@@ -259,6 +323,9 @@ class MessageQueue:
         count = len(self.ready)
         self.ready.clear()
         self.ready_bytes = 0
+        self.returns = 0
+        if self.refusing:
+            self._below_low_limit()
         return count
 
 

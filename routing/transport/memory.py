@@ -299,9 +299,19 @@ class MemoryTransport:
         with broker.lock:
             self._check_open()
             broker.expire_due()
-            q = broker.queue(queue, self)
+            try:
+                q = broker.queue(queue, self)
+            except ChannelClosed:
+                # RabbitMQ closes the channel of a refused basic.get: what it had unacked goes
+                # back, and the next channel's delivery tags start at 1 again.
+                broker.close_channels([self._get_channel])
+                self._channels.remove(self._get_channel)
+                self._get_channel = Channel(self)
+                self._channels.append(self._get_channel)
+                raise
             broker.touch(q)
             msg = q.fetch()
+            broker.send_dead_letters()
             if msg is None:
                 return None
             return self._get_channel.deliver(q, msg, None)
