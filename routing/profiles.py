@@ -48,10 +48,6 @@ class Profile:
     quorum_default_delivery_limit: int | None
     # 3.10 reads (and extends) an `x-death` header a client published; 4.0 ignores it.
     reads_client_x_death: bool
-    # 3.10 refuses a publish whose delivery_mode is not 1 or 2 (406 "invalid message:
-    # {delivery_mode_unknown,N}", channel closed); 4.0 takes it. Checked live on 3.10.8 and 4.0.5
-    # (tests/test_embedded_validation.py).
-    refuses_unknown_delivery_mode: bool
     # Quorum queues (rabbit_fifo): 3.10 puts a message nacked with requeue at the back when the
     # queue has no delivery limit (returns otherwise go to the head); 4.0 always has a limit
     # unless -1. Checked live: tests/test_embedded_queue_reference.py::test_quorum_requeue_position.
@@ -122,7 +118,6 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=False,
         quorum_default_delivery_limit=None,
         reads_client_x_death=True,
-        refuses_unknown_delivery_mode=True,
         quorum_requeue_to_back=True,
         quorum_get_delivery_count_always=True,
         quorum_delivery_limit_credit_leak=True,
@@ -137,7 +132,6 @@ PROFILES: dict[str, Profile] = {
         headers_timestamp_in_ms=True,
         quorum_default_delivery_limit=20,
         reads_client_x_death=False,
-        refuses_unknown_delivery_mode=False,
         quorum_requeue_to_back=False,
         quorum_get_delivery_count_always=False,
         quorum_delivery_limit_credit_leak=False,

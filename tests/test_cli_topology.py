@@ -180,7 +180,9 @@ def test_explain_reads_a_definitions_file_for_a_vhost() -> None:
     assert result.exit_code == 0, result.output
     assert "audit.big-orders" in json.loads(result.output)["queues"]
     # The file's one vhost is the default (issue 12, item 30: failing here was wrong).
-    implied = run("explain", SHOP_FILE, "-e", "shop.events", "-k", "order.created", "-H", "big=true", "--json")
+    implied = run(
+        "explain", SHOP_FILE, "-e", "shop.events", "-k", "order.created", "-H", "big=true", "--json"
+    )
     assert "audit.big-orders" in json.loads(implied.output)["queues"]
     fails_cleanly(
         run("explain", SHOP_FILE, "--vhost", "/", "-e", "shop.events"), "nothing in vhost '/'", "'shop'"

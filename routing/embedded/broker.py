@@ -23,11 +23,11 @@ from routing.embedded.deadletter import REJECTED, dead_letter_headers, is_cycle
 from routing.embedded.equivalence import VHOST, check_exchange, check_queue
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
-from routing.embedded.validate import check_channel, check_encodable
+from routing.embedded.validate import check_channel
 from routing.errors import ChannelClosed
 from routing.matching import BindingTable, routing_keys, walk
 from routing.profiles import Profile, profile
-from routing.properties import Properties
+from routing.properties import Properties, check_message
 from routing.topology import (
     DEFAULT_EXCHANGE,
     IMPLICIT_EXCHANGES,
@@ -214,7 +214,7 @@ class EmbeddedBroker:
     ) -> tuple[bool, bool]:
         """Route and enqueue. Returns (routed, accepted): accepted is False when a queue
         refused the message (`reject-publish`), which RabbitMQ answers with a nack."""
-        check_encodable(routing_key, properties)
+        check_message(exchange, routing_key, properties)  # what the RabbitMQ transport refuses too
         x = self._exchanges.get(exchange)
         if x is None:
             raise _not_found("exchange", exchange)
@@ -222,7 +222,7 @@ class EmbeddedBroker:
             raise ChannelClosed(
                 403, f"ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '{VHOST}'"
             )
-        expiration = check_channel(properties, self.user, self.profile)
+        expiration = check_channel(properties, self.user)
         if self._deadlines:
             self.expire_due()
         headers = properties.headers
