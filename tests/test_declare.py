@@ -290,3 +290,27 @@ def test_cli_declare_does_not_warn_of_a_transient_queue_on_310(
 ) -> None:
     output = _declare_transient(amqp_url, management_url, unique, tmp_path)
     assert "warning" not in output and f"created queue '{unique}-tmp'" in output
+
+
+def test_a_difference_rabbitmq_lets_pass_is_a_conflict_too(
+    amqp_url: str, management_url: str, unique: str
+) -> None:
+    """A classic queue redeclared over a quorum queue of that name: RabbitMQ accepts the declare
+    (no x-queue-type is sent), so declare once said "unchanged"; diff says they differ."""
+    q = Queue(f"{unique}-jobs", expires=60_000)
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn.channel().queue_declare(
+        q.name, durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000}
+    )
+    conn.close()
+    try:
+        with RabbitTransport(with_management(amqp_url, management_url)) as rabbit:
+            with pytest.raises(DeclareConflicts) as info:
+                rabbit.declare(Topology.of(q))
+            assert info.value.conflicts == (
+                f"queue '{unique}-jobs': argument 'x-queue-type': topology \"classic\", broker \"quorum\"",
+            )
+            assert info.value.report.unchanged == ()
+    finally:
+        with RabbitTransport(amqp_url) as rabbit:
+            rabbit.delete_queue(q.name)
