@@ -46,9 +46,15 @@ def shop(prefix: str) -> Topology:
 
 
 @pytest.fixture
-def rabbit(amqp_url: str) -> Iterator[RabbitTransport]:
-    with RabbitTransport(amqp_url) as transport:
+def rabbit(amqp_url: str, management_url: str) -> Iterator[RabbitTransport]:
+    # The management API of the broker under test (not "the AMQP host on 15672"): bindings
+    # and differences are read there.
+    with RabbitTransport(with_management(amqp_url, management_url)) as transport:
         yield transport
+
+
+def with_management(amqp_url: str, management_url: str) -> str:
+    return f"{amqp_url}{'&' if '?' in amqp_url else '?'}management={management_url}"
 
 
 def _cleanup(transport: RabbitTransport, topology: Topology) -> None:
@@ -179,12 +185,15 @@ def test_cli_declare_twice(amqp_url: str, unique: str, tmp_path: Path) -> None:
             _cleanup(rabbit, topology)
 
 
-def test_cli_lists_conflicts_and_exits_1(amqp_url: str, unique: str, tmp_path: Path) -> None:
+def test_cli_lists_conflicts_and_exits_1(
+    amqp_url: str, management_url: str, unique: str, tmp_path: Path
+) -> None:
     topology = shop(unique)
     ref = _definitions(tmp_path, topology)
     _preexisting(amqp_url, unique)
     try:
-        result = CliRunner().invoke(main, ["declare", ref, "--url", amqp_url])
+        url = with_management(amqp_url, management_url)
+        result = CliRunner().invoke(main, ["declare", ref, "--url", url])
         assert result.exit_code == 1
         conflicts = [line for line in result.output.splitlines() if line.startswith("conflict: ")]
         assert len(conflicts) == 6  # one per differing setting (issue 12 item 32: it said 3)
@@ -229,7 +238,7 @@ def test_declare_reports_what_diff_finds(amqp_url: str, management_url: str, uni
     from routing.diff import diff_topology
     from routing.management import Management
 
-    url = f"{amqp_url}{'&' if '?' in amqp_url else '?'}management={management_url}"
+    url = with_management(amqp_url, management_url)
     x = Exchange(f"{unique}-x", "topic", auto_delete=True, alternate_exchange=f"{unique}-ae")
     q = Queue(f"{unique}-q", type="quorum", expires=60_000, delivery_limit=3)
     topology = Topology.of(x, Exchange(f"{unique}-ae", "fanout", auto_delete=True), q, x.bind(q, "#"))
@@ -255,7 +264,7 @@ def test_declare_reports_what_diff_finds(amqp_url: str, management_url: str, uni
 
 
 def _declare_transient(amqp_url: str, management_url: str, unique: str, tmp_path: Path) -> str:
-    url = f"{amqp_url}{'&' if '?' in amqp_url else '?'}management={management_url}"
+    url = with_management(amqp_url, management_url)
     topology = Topology.of(Queue(f"{unique}-tmp", durable=False, expires=60_000))
     result = CliRunner().invoke(main, ["declare", _definitions(tmp_path, topology), "--url", url])
     with RabbitTransport(amqp_url) as rabbit:
@@ -283,3 +292,27 @@ def test_cli_declare_does_not_warn_of_a_transient_queue_on_310(
 ) -> None:
     output = _declare_transient(amqp_url, management_url, unique, tmp_path)
     assert "warning" not in output and f"created queue '{unique}-tmp'" in output
+
+
+def test_a_difference_rabbitmq_lets_pass_is_a_conflict_too(
+    amqp_url: str, management_url: str, unique: str
+) -> None:
+    """A classic queue redeclared over a quorum queue of that name: RabbitMQ accepts the declare
+    (no x-queue-type is sent), so declare once said "unchanged"; diff says they differ."""
+    q = Queue(f"{unique}-jobs", expires=60_000)
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn.channel().queue_declare(
+        q.name, durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000}
+    )
+    conn.close()
+    try:
+        with RabbitTransport(with_management(amqp_url, management_url)) as rabbit:
+            with pytest.raises(DeclareConflicts) as info:
+                rabbit.declare(Topology.of(q))
+            assert info.value.conflicts == (
+                f"queue '{unique}-jobs': argument 'x-queue-type': topology \"classic\", broker \"quorum\"",
+            )
+            assert info.value.report.unchanged == ()
+    finally:
+        with RabbitTransport(amqp_url) as rabbit:
+            rabbit.delete_queue(q.name)

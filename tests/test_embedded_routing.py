@@ -308,3 +308,20 @@ def test_headers_values_across_amqp_types_as_the_release_compares_them(url: str,
         "seconds": [b"timestamp"] if on_310 else [],
         "millis": [] if on_310 else [b"timestamp"],
     }
+
+
+def test_the_url_names_the_release_and_one_broker_is_one_release(url: str) -> None:
+    from routing.profiles import ProfileError
+
+    with MemoryTransport(f"{url}?rabbitmq=3.10.8") as first:
+        assert first.server_version == "3.10" and first.broker.profile.name == "3.10"
+        with MemoryTransport(url) as same:  # no release named: the broker as it is
+            assert same.broker is first.broker
+        with pytest.raises(ProfileError, match=r"already an embedded RabbitMQ 3\.10.*asks for RabbitMQ 4\.0"):
+            MemoryTransport(f"{url}?rabbitmq=4.0")
+    with pytest.raises(ProfileError, match=r"supported: 3\.10"):
+        MemoryTransport(f"{url}-other?rabbitmq=2.8")
+    with pytest.raises(ProfileError, match="unknown parameter 'rabbit'"):
+        MemoryTransport(f"{url}-other?rabbit=4.0")
+    assert MemoryTransport(f"{url}-new").server_version == "4.0"  # the newest verified
+    forget(f"{url}-new")

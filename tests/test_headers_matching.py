@@ -270,3 +270,27 @@ def _bindable(value: Any) -> bool:
     except TopologyError:
         return False
     return True
+
+
+@pytest.mark.broker
+def test_rabbitmq_headers_cases_on_the_live_broker(
+    rabbit: RabbitTransport, unique: str, rabbitmq_profile: str
+) -> None:
+    """RabbitMQ's own headers cases, each (binding, headers) through a live headers exchange."""
+    x = Exchange(f"{unique}-suite", "headers", durable=False, auto_delete=True)
+    queues = [Queue(f"{unique}-s{i}", durable=False, exclusive=True) for i in range(len(SUITE))]
+    binds = [x.bind(q, arguments=c["binding"]) for q, c in zip(queues, SUITE, strict=True)]
+    rabbit.declare(Topology.of(x, *queues, *binds))
+    for n, case in enumerate(SUITE):
+        rabbit.publish(x.name, "", b"", Properties(message_id=str(n), headers=case["headers"]))
+    assert rabbit.flush(timeout=30) == []
+    for n, (q, case) in enumerate(zip(queues, SUITE, strict=True)):
+        arrived = set()
+        while (d := rabbit.get(q.name)) is not None:
+            arrived.add(int(d.properties.message_id or -1))
+            rabbit.ack(d)
+        assert (
+            (n in arrived)
+            is case["match"]
+            is headers_match(case["binding"], case["headers"], rabbitmq=rabbitmq_profile)
+        ), case["note"]

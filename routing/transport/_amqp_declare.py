@@ -139,9 +139,10 @@ class ManagementBindings:
 def _known_differences(topology: Topology, bindings: ManagementBindings | None) -> dict[str, list[str]]:
     """Every setting the broker has otherwise, by entity label, as `routing diff` finds them.
 
-    RabbitMQ's redeclare refuses only some differences (and names one per refusal); an
-    alternate exchange, a missing `x-queue-type` or `x-delivery-limit` pass silently. Where
-    the management API answers, the comparison is diff's, so declare and diff agree.
+    RabbitMQ's redeclare names one difference per refusal (the channel closes at the first)
+    and lets some pass: a queue declared without `x-queue-type` is taken for the quorum queue
+    the broker has (checked on 3.10.8 and 4.0.5). Where the management API answers, the
+    comparison is diff's, so declare and diff agree.
     """
     definitions = bindings.definitions() if bindings is not None else None
     if not isinstance(definitions, dict):
