@@ -13,13 +13,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
+from broker_under_test import naming_management as with_management
 from click.testing import CliRunner, Result
 
 from routing.cli import main
 from routing.definitions import dump_definitions
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import Outcome, open_transport
-from routing.urls import redact
+from routing.urls import describe
 
 LOG = {"level": "error", "service": "billing", "message": "card declined", "time": "2026-01-01T00:00:00Z"}
 
@@ -63,7 +64,7 @@ def test_publish_then_consume_round_trip(amqp_url: str, shop: dict[str, str]) ->
     )  # fmt: skip
     assert sent.exit_code == 0, sent.output
     lines = sent.stdout.splitlines()
-    assert lines[0] == f"broker: {redact(amqp_url)}"
+    assert lines[0] == describe(amqp_url)  # the URL, password redacted
     assert "guest:guest" not in sent.output
     assert "1 confirmed, 0 returned, 0 nacked" in sent.stdout
     sent_id = next(line.split(": ", 1)[1] for line in lines if line.startswith("id: "))
@@ -130,12 +131,13 @@ def test_unroutable_with_mandatory_fails(amqp_url: str, shop: dict[str, str]) ->
 
 @pytest.mark.broker
 def test_consume_rejects_invalid_messages_to_the_dead_letter_queue(
-    amqp_url: str, shop: dict[str, str]
+    amqp_url: str, management_url: str, shop: dict[str, str]
 ) -> None:
     with open_transport(amqp_url) as t:
         t.publish(shop["x"], "billing.error", b"{not json")
         assert not t.flush(timeout=5)
-    got = run("consume", shop["q"], "--limit", "1", "--timeout", "5", "--url", amqp_url)
+    url = with_management(amqp_url, management_url)  # where consume learns the queue's DLX
+    got = run("consume", shop["q"], "--limit", "1", "--timeout", "5", "--url", url)
     assert got.exit_code == 1, got.output  # not accepted (issue 12, item 1): exit 1, dead-lettered
     assert "REJECTED" in got.stdout and "not JSON" in got.stdout
     assert "1 message(s), 1 rejected" in got.stdout
@@ -198,7 +200,8 @@ def test_tail_sees_a_published_message(
     publisher = threading.Thread(target=_publish_until_routed, args=(amqp_url, exchange, key, headers))
     publisher.start()
     try:
-        result = run("tail", exchange, *rule, "--limit", "1", "--timeout", "10", "--json", "--url", amqp_url)
+        url = with_management(amqp_url, management_url)
+        result = run("tail", exchange, *rule, "--limit", "1", "--timeout", "10", "--json", "--url", url)
     finally:
         publisher.join(timeout=20)
     assert result.exit_code == 0, result.output

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
+from broker_under_test import naming_management as with_management
 from click.testing import CliRunner, Result
 
 from routing.cli import main
@@ -95,7 +96,16 @@ def test_a_message_that_cannot_be_accepted_goes_to_the_queues_dead_letter_exchan
         t.declare(topology)
     try:
         _tutorial_publish(amqp_url, work, [b"{not json", json.dumps(JOB).encode()])
-        got = run("consume", work, "--limit", "2", "--timeout", "5", "--url", amqp_url)
+        got = run(
+            "consume",
+            work,
+            "--limit",
+            "2",
+            "--timeout",
+            "5",
+            "--url",
+            with_management(amqp_url, management_url),
+        )
         assert got.exit_code == 1, got.output
         assert f"2 message(s) not accepted: 2 dead-lettered to exchange '{dlx}'" in got.stderr
         assert (_depth(amqp_url, work), _depth(amqp_url, dead)) == (0, 2)
