@@ -108,12 +108,15 @@ def _segment(key: object) -> str:
 
 
 def _name(key: object) -> bytes:
-    if type(key) is not str and not isinstance(key, str):
+    if isinstance(key, bytes):  # a name that was not UTF-8 when delivered: sent back as it came
+        raw = key
+    elif isinstance(key, str):
+        try:
+            raw = key.encode()
+        except UnicodeEncodeError:
+            raise _Refused("has a name that is not valid UTF-8 text (a lone surrogate?)") from None
+    else:
         raise _Refused(f"has a name that is not a string: {type(key).__name__} {key!r}")
-    try:
-        raw = key.encode()
-    except UnicodeEncodeError:
-        raise _Refused("has a name that is not valid UTF-8 text (a lone surrogate?)") from None
     if len(raw) > 255:
         raise _Refused(f"has a name of {len(raw)} bytes; AMQP allows 255")
     return bytes((len(raw),)) + raw
