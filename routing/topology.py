@@ -14,8 +14,9 @@ from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from routing._amqp import INT64, MAX_EXPIRY_MS, encode_table
 from routing._frozen import EMPTY, FrozenDict, freeze, thaw
-from routing.errors import TopologyError
+from routing.errors import PropertyError, TopologyError
 
 MAX_NAME_BYTES = 255  # AMQP shortstr
 
@@ -56,12 +57,19 @@ def _enum(kind: type[StrEnum], value: Any, what: str) -> Any:
         raise TopologyError(f"{what}: {value!r} is not one of {allowed}") from None
 
 
+def _utf8_length(what: str, text: str) -> int:
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        raise TopologyError(f"{what} {text[:40]!r} is not valid UTF-8 text (a lone surrogate?)") from None
+
+
 def _check_name(kind: str, name: object) -> None:
     if not isinstance(name, str):
         raise TopologyError(f"{kind} name must be a string, got {type(name).__name__}")
     if not name:
         raise TopologyError(f"{kind} name is empty: give it a name (server-named queues cannot be bound)")
-    if len(name.encode()) > MAX_NAME_BYTES:
+    if _utf8_length(f"{kind} name", name) > MAX_NAME_BYTES:
         raise TopologyError(
             f"{kind} name {name[:40]!r}... is {len(name.encode())} bytes: RabbitMQ allows {MAX_NAME_BYTES}"
         )
@@ -91,6 +99,16 @@ def _check_arguments(where: str, arguments: Mapping[str, Any]) -> None:
         if not isinstance(key, str):
             raise TopologyError(f"{where}: argument names must be strings, got {key!r}")
         _check_json_value(f"{where} argument {key!r}", value)
+    _check_encodable(where, arguments)
+
+
+def _check_encodable(where: str, arguments: Mapping[str, Any]) -> None:
+    """What the AMQP table codec refuses (NaN, ints beyond 64 bits, names over 255 bytes,
+    lone surrogates) RabbitMQ would answer by closing the connection or never receive."""
+    try:
+        encode_table(arguments, "")
+    except PropertyError as exc:
+        raise TopologyError(f"{where}: argument {exc.field.lstrip('.')} {exc.problem}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +141,7 @@ class Exchange:
         if self.alternate_exchange is not None and not isinstance(self.alternate_exchange, str):
             raise TopologyError(f"exchange {self.name!r}: alternate_exchange must be a string")
         set_(self, "arguments", FrozenDict(args))
+        _check_encodable(f"exchange {self.name!r}", self.declare_arguments)
 
     @property
     def declare_arguments(self) -> dict[str, Any]:
@@ -159,19 +178,34 @@ class Exchange:
 # the queue types that accept it). Checked against RabbitMQ 3.10's rabbit_amqqueue and
 # rabbit_quorum_queue argument validation.
 def _non_negative_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64[1]
 
 
 def _positive_int(v: Any) -> bool:
     return _non_negative_int(v) and v > 0
 
 
+def _milliseconds(v: Any) -> bool:
+    return _non_negative_int(v) and v <= MAX_EXPIRY_MS
+
+
 _BOTH = (QueueType.CLASSIC, QueueType.QUORUM)
 _QUEUE_ARGUMENTS: dict[str, tuple[str, Any, str, tuple[QueueType, ...]]] = {
-    "x-message-ttl": ("message_ttl", _non_negative_int, "an integer >= 0 (ms)", _BOTH),
-    "x-expires": ("expires", _positive_int, "an integer >= 1 (ms)", _BOTH),
-    "x-max-length": ("max_length", _non_negative_int, "an integer >= 0", _BOTH),
-    "x-max-length-bytes": ("max_length_bytes", _non_negative_int, "an integer >= 0", _BOTH),
+    # RabbitMQ refuses more than ten years (406 value_too_large; see routing._amqp).
+    "x-message-ttl": (
+        "message_ttl",
+        _milliseconds,
+        f"an integer >= 0 and <= {MAX_EXPIRY_MS} (ms, ten years)",
+        _BOTH,
+    ),
+    "x-expires": (
+        "expires",
+        lambda v: _positive_int(v) and v <= MAX_EXPIRY_MS,
+        f"an integer >= 1 and <= {MAX_EXPIRY_MS} (ms, ten years)",
+        _BOTH,
+    ),
+    "x-max-length": ("max_length", _non_negative_int, "an integer >= 0 and < 2**63", _BOTH),
+    "x-max-length-bytes": ("max_length_bytes", _non_negative_int, "an integer >= 0 and < 2**63", _BOTH),
     "x-overflow": (
         "overflow",
         lambda v: v in tuple(Overflow),
@@ -193,7 +227,7 @@ _QUEUE_ARGUMENTS: dict[str, tuple[str, Any, str, tuple[QueueType, ...]]] = {
     "x-delivery-limit": (
         "delivery_limit",
         _non_negative_int,
-        "an integer >= 0",
+        "an integer >= 0 and < 2**63",
         (QueueType.QUORUM,),
     ),
     "x-max-priority": (
@@ -283,7 +317,11 @@ class Queue:
                 raise TopologyError(f"{where}: quorum queues cannot be auto-delete; use a classic queue")
             if self.overflow is Overflow.REJECT_PUBLISH_DLX:
                 raise TopologyError(f"{where}: quorum queues do not support overflow reject-publish-dlx")
+            for arg in _CLASSIC_ONLY_ARGUMENTS:  # 406 "invalid arg" on 3.10.8 and 4.0.5 (checked live)
+                if arg in args:
+                    raise TopologyError(f"{where}: argument {arg!r} is for classic queues only; remove it")
         set_(self, "arguments", FrozenDict(args))
+        _check_encodable(where, self.declare_arguments)  # the typed fields too (a DLX name, say)
 
     @property
     def declare_arguments(self) -> dict[str, Any]:
@@ -347,7 +385,7 @@ class Binding:
             raise TopologyError(f"{where}: the default exchange cannot be bound; it routes by queue name")
         if not isinstance(self.routing_key, str):
             raise TopologyError(f"{where}: routing key must be a string, got {self.routing_key!r}")
-        if len(self.routing_key.encode()) > MAX_NAME_BYTES:
+        if _utf8_length(f"{where}: routing key", self.routing_key) > MAX_NAME_BYTES:
             raise TopologyError(f"{where}: routing key is over {MAX_NAME_BYTES} bytes")
         _check_arguments(where, self.arguments)
         match = self.arguments.get("x-match")

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pika.data
+import pika.spec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -215,3 +216,25 @@ def test_properties_headers_are_frozen_at_construction() -> None:
     headers["tags"].append("b")
     assert thaw(p.headers) == {"n": 1, "tags": ["a"]}
     assert hash(p) == hash(Properties(headers={"n": 1, "tags": ["a"]}))
+
+
+def test_what_was_delivered_can_be_sent_back() -> None:
+    # Another client's non-UTF-8 header name arrives as bytes (as pika gives it); a worker
+    # that dead-letters or replays the message must be able to send it again as it came.
+    table = {b"\xff\xfe": 1, "s": b"\xff"}
+    encoded = _amqp.encode_table(table)
+    assert _amqp.decode_table(encoded, 0)[0] == table
+
+
+def test_pikas_property_decoding_uses_our_values() -> None:
+    # What a delivery's content header goes through: pika's BasicProperties.decode, whose
+    # table walk now calls our value decoder (floats, unsigned decimals, far timestamps).
+    headers = {"f": 1.5, "d": Decimal("30000000.00"), "far": datetime(9999, 12, 31, tzinfo=UTC)}
+    encoded = encode_properties(Properties(headers=headers))
+    far = b"T" + (253402300800 + 5).to_bytes(8, "big")  # beyond year 9999
+    entry = b"\x03bad" + far  # appended to the table by hand: our encoder has no such value
+    size = len(encoded) - 6 + len(entry)  # flags (2 bytes), then the table's length (4)
+    encoded = encoded[:2] + size.to_bytes(4, "big") + encoded[6:] + entry
+    decoded = pika.spec.BasicProperties()
+    decoded.decode(encoded)
+    assert decoded.headers == {**headers, "bad": 253402300805}

@@ -28,8 +28,7 @@ const [url, mode, queue, payload] = process.argv.slice(2);
   const conn = await amqp.connect(url);
   const ch = await conn.createConfirmChannel();
   if (mode === 'publish') {
-    const headers = {};
-    for (const [k, v] of Object.entries(JSON.parse(payload))) headers[k] = {'!': 'decimal', value: v};
+    const headers = JSON.parse(payload);  // amqplib's typed values: {'!': 'decimal', value: ...}
     ch.sendToQueue(queue, Buffer.from('from amqplib'), {headers});
     await ch.waitForConfirms();
   } else {
@@ -79,7 +78,8 @@ def test_decimals_amqplib_publishes_arrive_with_their_value(
     }
     with RabbitTransport(amqp_url, name="routing-tests") as t:
         t.declare(Topology.of(Queue(unique, expires=60_000)))
-        _node(amqplib, amqp_url, "publish", unique, json.dumps(sent))
+        typed = {k: {"!": "decimal", "value": v} for k, v in sent.items()}
+        _node(amqplib, amqp_url, "publish", unique, json.dumps(typed))
         delivery = t.get(unique)
         assert delivery is not None
         t.ack(delivery)
@@ -114,3 +114,17 @@ def test_decimals_we_publish_reach_amqplib_as_places_and_digits(
         "written": {"places": 2, "digits": 250},
         "whole": {"places": 0, "digits": 1000},
     }
+
+
+def test_a_timestamp_header_beyond_year_9999_does_not_cost_the_connection(
+    amqplib: Path, amqp_url: str, unique: str
+) -> None:
+    # pika raised decoding it and aborted the connection, for every consumer, every time.
+    far = 253402300800 + 60  # 10000-01-01T00:01:00Z
+    with RabbitTransport(amqp_url, name="routing-tests") as t:
+        t.declare(Topology.of(Queue(unique, expires=60_000)))
+        _node(amqplib, amqp_url, "publish", unique, json.dumps({"at": {"!": "timestamp", "value": far}}))
+        delivery = t.get(unique)
+        assert delivery is not None and dict(delivery.headers) == {"at": far}
+        t.ack(delivery)
+        assert t.get(unique) is None and t.reconnects == 0

@@ -94,3 +94,31 @@ def test_a_reused_properties_sends_the_headers_it_was_built_with(amqp_url: str, 
         assert t.flush(timeout=10) == []
         assert _count(t, unique) == [{"n": 1}, {"n": 1}, {"n": 2}]
         assert thaw(p.headers) == {"n": 1}
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (
+            ["--header", "big=99999999999999999999"],
+            "Error: headers.big is 99999999999999999999, which does not fit",
+        ),
+        (["--header", "k" * 300 + "=1"], "has a name of 300 bytes; AMQP allows 255"),
+        (["--routing-key", "a\udcff"], "Error: routing_key is not valid UTF-8 text"),
+    ],
+)
+def test_cli_publish_of_a_value_amqp_cannot_carry_is_one_line(
+    amqp_url: str, extra: list[str], says: str
+) -> None:
+    # Issue 12 item 29: the library raises PropertyError, the CLI shows it as one line, exit 1.
+    from click.testing import CliRunner
+
+    from routing.cli import main
+
+    data = '{"level": "error", "service": "billing", "message": "boom", "time": "2026-01-01T12:00:00Z"}'
+    args = ["publish", "--exchange", "amq.topic", "--type", "log.record", "--data", data, "--url", amqp_url]
+    result = CliRunner().invoke(main, [*args, *extra])
+    assert result.exit_code == 1, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 2  # the broker line, then the error
