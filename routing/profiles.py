@@ -61,6 +61,13 @@ class Profile:
     # 3.10 lets dead letters into a quorum `reject-publish` queue over its limit (only
     # publishing channels are told to stop). Found by the differential test (seed 51).
     quorum_reject_publish_takes_dead_letters: bool
+    # 4.0 builds x-death from records kept in the message (mc:record_death): each entry starts
+    # with original-expiration, and x-last-death-{reason,queue,exchange} come with it. Checked
+    # live: tests/test_embedded_reference.py::test_x_death_after_reject_then_maxlen_matches_rabbitmq.
+    # (Which of the two is used follows reads_client_x_death.)
+    # 3.10 deletes CC from a message dead-lettered with x-dead-letter-routing-key; 4.0 keeps it
+    # (same test).
+    dead_letter_routing_key_drops_cc: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -78,6 +85,7 @@ PROFILES: dict[str, Profile] = {
         quorum_delivery_limit_credit_leak=True,
         x_death_regroup_reverses=True,
         quorum_reject_publish_takes_dead_letters=True,
+        dead_letter_routing_key_drops_cc=True,
     ),
     "4.0": Profile(
         name="4.0",
@@ -93,6 +101,7 @@ PROFILES: dict[str, Profile] = {
         quorum_delivery_limit_credit_leak=False,
         x_death_regroup_reverses=False,
         quorum_reject_publish_takes_dead_letters=True,
+        dead_letter_routing_key_drops_cc=False,
     ),
 }
 

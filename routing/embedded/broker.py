@@ -19,7 +19,14 @@ from dataclasses import replace
 
 from routing._frozen import FrozenDict
 from routing.embedded.channel import Channel, Subscription, Unacked
-from routing.embedded.deadletter import REJECTED, dead_letter_headers, is_cycle
+from routing.embedded.deadletter import (
+    REJECTED,
+    dead_letter_headers,
+    death_headers,
+    header_routes,
+    is_cycle,
+    record_death,
+)
 from routing.embedded.equivalence import VHOST, check_exchange, check_queue
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
@@ -283,16 +290,29 @@ class EmbeddedBroker:
             return  # dropped, as RabbitMQ drops it
         dlrk = q.definition.dead_letter_routing_key
         props = msg.properties
-        headers = dead_letter_headers(
-            props.headers,
-            reason=reason,
-            queue=q.name,
-            exchange=msg.exchange,
-            routing_key=msg.routing_key,
-            expiration=props.expiration,
-            drop_cc=dlrk is not None,
-            regroup_reverses=self.profile.x_death_regroup_reverses,
-        )
+        deaths = None
+        if self.profile.reads_client_x_death:
+            headers = dead_letter_headers(
+                props.headers,
+                reason=reason,
+                queue=q.name,
+                exchange=msg.exchange,
+                routing_key=msg.routing_key,
+                expiration=props.expiration,
+                drop_cc=dlrk is not None and self.profile.dead_letter_routing_key_drops_cc,
+                regroup_reverses=self.profile.x_death_regroup_reverses,
+            )
+        else:
+            deaths = record_death(
+                msg.deaths,
+                reason=reason,
+                queue=q.name,
+                exchange=msg.exchange,
+                routing_keys=[msg.routing_key, *header_routes(props.headers)],
+                expiration=props.expiration,
+            )
+            drop_cc = dlrk is not None and self.profile.dead_letter_routing_key_drops_cc
+            headers = death_headers(props.headers, deaths, drop_cc=drop_cc)
         props = replace(props, headers=FrozenDict(headers), expiration=None)
         keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
         names: Iterable[str] = sorted(walk(self, dlx, keys[0], headers, keys=keys), reverse=True)
@@ -306,6 +326,7 @@ class EmbeddedBroker:
                 now = now or _monotonic()
                 expires_at = now + target.ttl / 1000
             copy = Message(msg.body, props, dlx, keys[0], keys if len(keys) > 1 else None, expires_at)
+            copy.deaths = deaths
             target.publish(copy, dead_letter=True)
 
     # ------------------------------------------------------------ consumers
