@@ -244,10 +244,9 @@ class EmbeddedBroker:
                 properties = replace(properties, headers=kept)
         names = self._routes.get(exchange, routing_key) if keys is None else None
         if names is None:
-            # RabbitMQ hands a message to its queues in reverse order of their names (seen in
-            # the order their dead letters come out; checked on 3.10.8, mostly: queues are
-            # processes of their own, and now and then two swap).
-            names = sorted(walk(self, exchange, routing_key, headers, keys=keys), reverse=True)
+            # RabbitMQ hands a message to its queues in order of their names (3.10: reverse
+            # order), seen in the order their dead letters come out.
+            names = self._in_order(walk(self, exchange, routing_key, headers, keys=keys))
             if keys is None:
                 self._routes.put(exchange, routing_key, names)
         if not names:
@@ -270,6 +269,9 @@ class EmbeddedBroker:
         if self._dying:
             self.send_dead_letters()
         return True, accepted
+
+    def _in_order(self, names: Iterable[str]) -> list[str]:
+        return sorted(names, reverse=self.profile.queues_in_reverse_name_order)
 
     def _dead_letter(self, q: MessageQueue, msg: Message, reason: str) -> None:
         """Note a message that died in `q`. RabbitMQ's queues dead-letter by publishing anew,
@@ -315,7 +317,7 @@ class EmbeddedBroker:
             headers = death_headers(props.headers, deaths, drop_cc=drop_cc)
         props = replace(props, headers=FrozenDict(headers), expiration=None)
         keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
-        names: Iterable[str] = sorted(walk(self, dlx, keys[0], headers, keys=keys), reverse=True)
+        names: Iterable[str] = self._in_order(walk(self, dlx, keys[0], headers, keys=keys))
         if reason != REJECTED:  # a loop with no rejection in it would never end: drop
             names = [n for n in names if not is_cycle(n, headers["x-death"])]
         now = None
