@@ -72,6 +72,11 @@ class Profile:
     # out: 3.10 in reverse order of queue names, 4.0 in order (mostly: queues are processes and
     # now and then two race). Found by the differential test (seed 1022) on 3.10.8 and 4.0.5.
     queues_in_reverse_name_order: bool
+    # 4.0 keeps a quorum queue's delivery count in the message when it is dead-lettered (a
+    # reject counts one more): dead-lettered into a quorum queue it arrives redelivered, with
+    # that x-delivery-count. 3.10 starts it afresh. Found by the differential test (seed 2003)
+    # on 4.0.5.
+    dead_letters_keep_delivery_count: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -91,6 +96,7 @@ PROFILES: dict[str, Profile] = {
         quorum_reject_publish_takes_dead_letters=True,
         dead_letter_routing_key_drops_cc=True,
         queues_in_reverse_name_order=True,
+        dead_letters_keep_delivery_count=False,
     ),
     "4.0": Profile(
         name="4.0",
@@ -108,6 +114,7 @@ PROFILES: dict[str, Profile] = {
         quorum_reject_publish_takes_dead_letters=True,
         dead_letter_routing_key_drops_cc=False,
         queues_in_reverse_name_order=False,
+        dead_letters_keep_delivery_count=True,
     ),
 }
 

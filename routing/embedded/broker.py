@@ -320,6 +320,9 @@ class EmbeddedBroker:
         names: Iterable[str] = self._in_order(walk(self, dlx, keys[0], headers, keys=keys))
         if reason != REJECTED:  # a loop with no rejection in it would never end: drop
             names = [n for n in names if not is_cycle(n, headers["x-death"])]
+        count = 0
+        if q.quorum and self.profile.dead_letters_keep_delivery_count:
+            count = msg.delivery_count + (reason == REJECTED)
         now = None
         for name in names:
             target = self._queues[name]
@@ -329,6 +332,9 @@ class EmbeddedBroker:
                 expires_at = now + target.ttl / 1000
             copy = Message(msg.body, props, dlx, keys[0], keys if len(keys) > 1 else None, expires_at)
             copy.deaths = deaths
+            if count and target.quorum:
+                copy.delivery_count = count
+                copy.redelivered = True
             target.publish(copy, dead_letter=True)
 
     # ------------------------------------------------------------ consumers
