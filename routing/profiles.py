@@ -66,6 +66,22 @@ class Profile:
     # 3.10 lets dead letters into a quorum `reject-publish` queue over its limit (only
     # publishing channels are told to stop). Found by the differential test (seed 51).
     quorum_reject_publish_takes_dead_letters: bool
+    # 4.0 builds x-death from records kept in the message (mc:record_death): each entry starts
+    # with original-expiration, and x-last-death-{reason,queue,exchange} come with it. Checked
+    # live: tests/test_embedded_reference.py::test_x_death_after_reject_then_maxlen_matches_rabbitmq.
+    # (Which of the two is used follows reads_client_x_death.)
+    # 3.10 deletes CC from a message dead-lettered with x-dead-letter-routing-key; 4.0 keeps it
+    # (same test).
+    dead_letter_routing_key_drops_cc: bool
+    # The order a routed message reaches its queues, seen in the order their dead letters come
+    # out: 3.10 in reverse order of queue names, 4.0 in order (mostly: queues are processes and
+    # now and then two race). Found by the differential test (seed 1022) on 3.10.8 and 4.0.5.
+    queues_in_reverse_name_order: bool
+    # 4.0 keeps a quorum queue's delivery count in the message when it is dead-lettered (a
+    # reject counts one more): dead-lettered into a quorum queue it arrives redelivered, with
+    # that x-delivery-count. 3.10 starts it afresh. Found by the differential test (seed 2003)
+    # on 4.0.5.
+    dead_letters_keep_delivery_count: bool
     # What this family deprecates (warns about) or, from a later release on, refuses: names of
     # DEPRECATIONS. 3.10 warns of none of them (checked live: it takes them all silently).
     deprecations: tuple[str, ...] = ()
@@ -123,6 +139,9 @@ PROFILES: dict[str, Profile] = {
         quorum_delivery_limit_credit_leak=True,
         x_death_regroup_reverses=True,
         quorum_reject_publish_takes_dead_letters=True,
+        dead_letter_routing_key_drops_cc=True,
+        queues_in_reverse_name_order=True,
+        dead_letters_keep_delivery_count=False,
     ),
     "4.0": Profile(
         name="4.0",
@@ -137,6 +156,9 @@ PROFILES: dict[str, Profile] = {
         quorum_delivery_limit_credit_leak=False,
         x_death_regroup_reverses=False,
         quorum_reject_publish_takes_dead_letters=True,
+        dead_letter_routing_key_drops_cc=False,
+        queues_in_reverse_name_order=False,
+        dead_letters_keep_delivery_count=True,
         deprecations=tuple(DEPRECATIONS),
     ),
 }

@@ -189,3 +189,12 @@ def test_refused_get_closes_the_channel(both: Callable[[Scenario], None], unique
         Get(q.name),
     )
     both(Scenario((q,), steps))
+
+
+def test_quorum_default_delivery_limit(both: Callable[[Scenario], None], unique: str) -> None:
+    # 4.0 gives a quorum queue without x-delivery-limit a limit of 20; 3.10 has none.
+    dlx, dlq, b = _dlq(unique)
+    q = Queue(f"{unique}.q", type="quorum", dead_letter_exchange=dlx.name)
+    again = (Get(q.name), Settle(0, "requeue"))
+    steps = (Publish("", q.name, "m1"), Together(again * 20), Get(q.name), Settle(0, "requeue"), Get(q.name))
+    both(Scenario((dlx, dlq, b, q), steps))

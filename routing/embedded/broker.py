@@ -19,7 +19,14 @@ from dataclasses import replace
 
 from routing._frozen import FrozenDict
 from routing.embedded.channel import Channel, Subscription, Unacked
-from routing.embedded.deadletter import REJECTED, dead_letter_headers, is_cycle
+from routing.embedded.deadletter import (
+    REJECTED,
+    dead_letter_headers,
+    death_headers,
+    header_routes,
+    is_cycle,
+    record_death,
+)
 from routing.embedded.equivalence import VHOST, check_exchange, check_queue
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
@@ -237,10 +244,9 @@ class EmbeddedBroker:
                 properties = replace(properties, headers=kept)
         names = self._routes.get(exchange, routing_key) if keys is None else None
         if names is None:
-            # RabbitMQ hands a message to its queues in reverse order of their names (seen in
-            # the order their dead letters come out; checked on 3.10.8, mostly: queues are
-            # processes of their own, and now and then two swap).
-            names = sorted(walk(self, exchange, routing_key, headers, keys=keys), reverse=True)
+            # RabbitMQ hands a message to its queues in order of their names (3.10: reverse
+            # order), seen in the order their dead letters come out.
+            names = self._in_order(walk(self, exchange, routing_key, headers, keys=keys))
             if keys is None:
                 self._routes.put(exchange, routing_key, names)
         if not names:
@@ -264,6 +270,9 @@ class EmbeddedBroker:
             self.send_dead_letters()
         return True, accepted
 
+    def _in_order(self, names: Iterable[str]) -> list[str]:
+        return sorted(names, reverse=self.profile.queues_in_reverse_name_order)
+
     def _dead_letter(self, q: MessageQueue, msg: Message, reason: str) -> None:
         """Note a message that died in `q`. RabbitMQ's queues dead-letter by publishing anew,
         after the operation that killed the message has reached every queue it touches: a
@@ -283,21 +292,37 @@ class EmbeddedBroker:
             return  # dropped, as RabbitMQ drops it
         dlrk = q.definition.dead_letter_routing_key
         props = msg.properties
-        headers = dead_letter_headers(
-            props.headers,
-            reason=reason,
-            queue=q.name,
-            exchange=msg.exchange,
-            routing_key=msg.routing_key,
-            expiration=props.expiration,
-            drop_cc=dlrk is not None,
-            regroup_reverses=self.profile.x_death_regroup_reverses,
-        )
+        deaths = None
+        if self.profile.reads_client_x_death:
+            headers = dead_letter_headers(
+                props.headers,
+                reason=reason,
+                queue=q.name,
+                exchange=msg.exchange,
+                routing_key=msg.routing_key,
+                expiration=props.expiration,
+                drop_cc=dlrk is not None and self.profile.dead_letter_routing_key_drops_cc,
+                regroup_reverses=self.profile.x_death_regroup_reverses,
+            )
+        else:
+            deaths = record_death(
+                msg.deaths,
+                reason=reason,
+                queue=q.name,
+                exchange=msg.exchange,
+                routing_keys=[msg.routing_key, *header_routes(props.headers)],
+                expiration=props.expiration,
+            )
+            drop_cc = dlrk is not None and self.profile.dead_letter_routing_key_drops_cc
+            headers = death_headers(props.headers, deaths, drop_cc=drop_cc)
         props = replace(props, headers=FrozenDict(headers), expiration=None)
         keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
-        names: Iterable[str] = sorted(walk(self, dlx, keys[0], headers, keys=keys), reverse=True)
+        names: Iterable[str] = self._in_order(walk(self, dlx, keys[0], headers, keys=keys))
         if reason != REJECTED:  # a loop with no rejection in it would never end: drop
             names = [n for n in names if not is_cycle(n, headers["x-death"])]
+        count = 0
+        if q.quorum and self.profile.dead_letters_keep_delivery_count:
+            count = msg.delivery_count + (reason == REJECTED)
         now = None
         for name in names:
             target = self._queues[name]
@@ -306,6 +331,10 @@ class EmbeddedBroker:
                 now = now or _monotonic()
                 expires_at = now + target.ttl / 1000
             copy = Message(msg.body, props, dlx, keys[0], keys if len(keys) > 1 else None, expires_at)
+            copy.deaths = deaths
+            if count and target.quorum:
+                copy.delivery_count = count
+                copy.redelivered = True
             target.publish(copy, dead_letter=True)
 
     # ------------------------------------------------------------ consumers

@@ -115,3 +115,55 @@ def is_cycle(queue: str, deaths: Sequence[Any]) -> bool:
         if isinstance(death, Mapping) and death.get("queue") == queue:
             return all(isinstance(d, Mapping) and d.get("reason") != REJECTED for d in deaths[: i + 1])
     return False
+
+
+Deaths = tuple[tuple[dict[str, Any], ...], dict[str, Any]]
+"""4.0's death records of a message (newest first) and its first death."""
+
+
+def record_death(
+    deaths: Deaths | None,
+    *,
+    reason: str,
+    queue: str,
+    exchange: str,
+    routing_keys: list[str],
+    expiration: str | None,
+    now: datetime | None = None,
+) -> Deaths:
+    """The records after one more death, as 4.0's `mc:record_death` keeps them: in the message,
+    not in its headers (an `x-death` a client published is not read). A repeat in the same
+    (queue, reason) counts up and moves to the front, keeping its exchange and keys."""
+    records = list(deaths[0]) if deaths else []
+    for i, old in enumerate(records):
+        if old["queue"] == queue and old["reason"] == reason:
+            entry = {**old, "count": old["count"] + 1}
+            del records[i]
+            break
+    else:
+        entry = {} if expiration is None else {"original-expiration": expiration}
+        entry.update(
+            count=1,
+            reason=reason,
+            queue=queue,
+            time=(now or datetime.now(UTC)).replace(microsecond=0),
+            exchange=exchange,
+            **{"routing-keys": routing_keys},
+        )
+    first = deaths[1] if deaths else entry
+    return (entry, *records), first
+
+
+def death_headers(headers: Mapping[str, Any] | None, deaths: Deaths, *, drop_cc: bool) -> dict[str, Any]:
+    """The headers 4.0 gives a dead letter: `x-death` and `x-first-death-*` from its records
+    (replacing any a client set), and `x-last-death-*` for the newest death."""
+    records, first = deaths
+    out = dict(headers or {})
+    out["x-death"] = [dict(r) for r in records]
+    for which, death in (("first", first), ("last", records[0])):
+        out[f"x-{which}-death-reason"] = death["reason"]
+        out[f"x-{which}-death-queue"] = death["queue"]
+        out[f"x-{which}-death-exchange"] = death["exchange"]
+    if drop_cc:
+        out.pop("CC", None)
+    return dict(sorted(out.items()))

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from routing.embedded.deadletter import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED
+from routing.embedded.deadletter import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED, Deaths
 from routing.profiles import Profile
 from routing.properties import Properties
 from routing.topology import Overflow, Queue, QueueType
@@ -35,6 +35,7 @@ class Message:
 
     __slots__ = (
         "body",
+        "deaths",
         "delivery_count",
         "exchange",
         "expires_at",
@@ -65,6 +66,7 @@ class Message:
         self.seq = 0
         self.redelivered = False
         self.delivery_count = 0  # returns so far; quorum queues only
+        self.deaths: Deaths | None = None  # 4.0: its death records, kept in the message
 
 
 DeadLetter = Callable[["MessageQueue", Message, str], None]

@@ -198,6 +198,10 @@ class Run:
                 "reject": lambda: t.nack(delivery, requeue=False),
             }[step.action]
             action()
+            if self.live:
+                # The RabbitMQ transport sends a settle with MSG_MORE while deliveries wait in
+                # its buffer, and the kernel may hold it up to 200 ms: give it that long.
+                time.sleep(0.22)
             return ("settle", step.action, delivery.body.decode())
         if isinstance(step, Consume):
             self.consumers.append(t.consume(step.queue, prefetch=step.prefetch))
