@@ -1,0 +1,260 @@
+"""The worker at the edges (issue 12): a dead-letter queue that is missing or refuses the copy,
+headers that leave no room for the failure record, texts UTF-8 cannot carry, forged counts.
+
+Every scenario counts the messages across the work queue, its retry queues and its dead-letter
+queue at the end: nothing lost, nothing looping. Both brokers, through `Bench` (test_worker).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from test_worker import FAST, RESIZE, WAIT, Bench, _quick_stop, bench, event, wait_until
+
+from routing import Envelope, to_properties
+from routing.errors import ChannelClosed
+from routing.topology import Overflow, Queue, Topology
+from routing.transport import open_transport
+from routing.transport.rabbitmq._encode import encode_properties
+from routing.transport.rabbitmq._wire import FarTimestamp
+from routing.worker import App, DeadLetter, Worker, deadletters
+from routing.worker.failures import ATTEMPTS, MAX_PROPERTIES
+from routing.worker.runner import CopyRefused
+
+__all__ = ["_quick_stop", "bench"]  # fixtures, used by name
+
+
+def counts(b: Bench, app: App) -> dict[str, int]:
+    """Ready messages in every queue around the work queue (they stay where they are); a
+    missing queue counts 0."""
+    found = {}
+    for queue in sorted(q.name for q in app.topology(b.queue).queues):
+        taken = []
+        try:
+            while (d := b.t.get(queue)) is not None:
+                taken.append(d)
+        except ChannelClosed:
+            pass
+        for d in reversed(taken):
+            b.t.nack(d, requeue=True)
+        found[queue] = len(taken)
+    return found
+
+
+def letters(b: Bench, count: int) -> list[DeadLetter]:
+    """The dead letters once `count` are there (the dead-letter queue may be missing until then)."""
+    found: list[DeadLetter] = []
+
+    def arrived() -> bool:
+        nonlocal found
+        try:
+            found = deadletters.show(b.t, b.dead)
+        except ChannelClosed:
+            return False
+        return len(found) >= count
+
+    wait_until(arrived, f"{count} dead letter(s)")
+    return found
+
+
+def failing_app(message: str = "cannot decode", policy: Any = FAST) -> tuple[App, list[str]]:
+    app = App(retry=policy)
+    runs: list[str] = []
+
+    @app.handler(RESIZE)
+    def resize(envelope: Envelope) -> None:
+        runs.append(envelope.id)
+        raise ValueError(message)
+
+    return app, runs
+
+
+def headers_of_size(envelope: Envelope, size: int) -> dict[str, Any]:
+    """The envelope's headers and a filler, so its properties take `size` bytes on the wire."""
+    props = to_properties(envelope)
+    headers = {**props.headers, "blob": ""}
+    base = len(encode_properties(replace(props, headers=headers)))
+    headers["blob"] = "b" * (size - base)
+    assert len(encode_properties(replace(props, headers=headers))) == size
+    return headers
+
+
+class Run:
+    """A Worker in a thread on a connection of its own, its stats and what ended it."""
+
+    def __init__(self, b: Bench, app: App) -> None:
+        self.transport = open_transport(b.url)
+        self.worker = Worker(app, self.transport, b.queue)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.worker.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.thread.join(WAIT)
+        self.transport.close()
+        assert not self.thread.is_alive()
+
+
+# ------------------------------------------------------------ item 2: a copy the broker did not take
+
+
+def test_a_missing_dead_letter_queue_is_declared_again_and_the_letter_kept(bench: Bench) -> None:
+    app, _runs = failing_app()
+    bench.declare(app)
+    bench.t.delete_queue(bench.dead)  # an operator tidied up
+    bench.send(event({"input": 5}))  # invalid: straight to the dead-letter queue
+    run = Run(bench, app)
+    try:
+        found = letters(bench, 1)
+    finally:
+        run.stop()
+    assert run.error is None
+    assert found[0].error_type == "InvalidMessage"
+    assert run.worker.stats.dead_lettered == 1
+    assert counts(bench, app) == {q: (1 if q == bench.dead else 0) for q in counts(bench, app)}
+
+
+def test_a_dead_letter_copy_the_broker_refuses_leaves_the_original_and_stops(bench: Bench) -> None:
+    app, _runs = failing_app()
+    bench.declare(app)
+    bench.t.delete_queue(bench.dead)
+    # A full dead-letter queue that refuses publishes: every copy comes back nacked.
+    full = Queue(bench.dead, max_length=0, overflow=Overflow.REJECT_PUBLISH)
+    bench.t.declare(Topology.of(full))
+    sent = bench.send(event({"input": 5}))
+    run = Run(bench, app)
+    try:
+        wait_until(lambda: not run.thread.is_alive(), "the worker to stop")
+    finally:
+        run.stop()
+    assert isinstance(run.error, CopyRefused), run.error
+    assert f"message {sent.id}" in str(run.error) and "stays in" in str(run.error)
+    assert run.worker.stats.dead_lettered == 0
+    found = counts(bench, app)
+    assert found[bench.queue] == 1, found  # kept, not rejected to nowhere
+    assert sum(found.values()) == 1
+
+
+# ------------------------------------------------------------ item 3: headers that fill the frame
+
+
+@pytest.mark.parametrize("size", [130_000, MAX_PROPERTIES - 600])
+def test_large_headers_on_a_failing_handler_are_retried_a_bounded_number_of_times(
+    bench: Bench, size: int
+) -> None:
+    app, runs = failing_app("x" * 900)
+    bench.declare(app)
+    envelope = event()
+    bench.send(envelope, headers=headers_of_size(envelope, size))
+    run = Run(bench, app)
+    try:
+        [letter] = letters(bench, 1)
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert len(runs) == FAST.max_attempts  # bounded: 3 handler runs, no loop
+    assert letter.attempts == FAST.max_attempts
+    assert letter.error_type == "ValueError"
+    found = counts(bench, app)
+    assert found[bench.dead] == 1 and sum(found.values()) == 1, found
+
+
+def test_headers_that_leave_no_room_are_dead_lettered_by_the_broker(bench: Bench) -> None:
+    app, runs = failing_app()
+    bench.declare(app)
+    envelope = event()
+    # 100 bytes under the frame with the envelope's own headers: no failure record fits.
+    bench.send(envelope, headers=headers_of_size(envelope, MAX_PROPERTIES - 100))
+    run = Run(bench, app)
+    try:
+        wait_until(lambda: counts(bench, app)[bench.dead] == 1, "the dead letter")
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert len(runs) == 1
+    found = counts(bench, app)
+    assert found[bench.dead] == 1 and sum(found.values()) == 1, found
+
+
+# ------------------------------------------------------------ item 4: texts and numbers the wire refuses
+
+
+def test_a_lone_surrogate_in_a_handler_error_is_dead_lettered_and_the_worker_goes_on(bench: Bench) -> None:
+    app, _runs = failing_app("bad \ud800 input")
+    bench.declare(app)
+    bench.send(event())
+    run = Run(bench, app)
+    try:
+        [letter] = letters(bench, 1)
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert letter.reason == "ValueError: bad \\ud800 input"
+
+
+def test_a_lone_surrogate_in_an_invalid_field_is_dead_lettered(bench: Bench) -> None:
+    app, runs = failing_app()
+    bench.declare(app)
+    # JSON may escape a lone surrogate; the schema refuses the field and names it.
+    body = b'{"input": "a.jpg", "width": 1, "height": 1, "\\ud800": 1}'
+    bench.send(event(), body=body, headers={}, type=RESIZE, content_type="application/json")
+    bench.send(event())  # behind it: the queue is not blocked
+    run = Run(bench, app)
+    try:
+        found = letters(bench, 2)
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert found[0].error_type == "InvalidMessage"
+    assert found[0].reason == 'data["\\ud800"]: not allowed here'
+    assert len(runs) == FAST.max_attempts
+
+
+def test_a_forged_attempt_count_does_not_crash_the_worker(bench: Bench) -> None:
+    app, runs = failing_app()
+    bench.declare(app)
+    envelope = event()
+    props = to_properties(envelope)
+    bench.send(envelope, headers={**props.headers, ATTEMPTS: 2**63 - 1})
+    run = Run(bench, app)
+    try:
+        [letter] = letters(bench, 1)
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert len(runs) == 1  # a count that large is out of attempts
+    assert letter.error_type == "ValueError"
+    found = counts(bench, app)
+    assert found[bench.dead] == 1 and sum(found.values()) == 1, found
+
+
+YEAR_10000 = 253_402_300_800  # seconds: 10000-01-01T00:00:00Z, past what `datetime` holds
+
+
+def test_a_timestamp_header_after_the_year_9999_is_handled_and_dead_lettered(bench: Bench) -> None:
+    app, runs = failing_app()
+    bench.declare(app)
+    envelope = event()
+    headers = {**to_properties(envelope).headers, "when": FarTimestamp(YEAR_10000 + 1)}
+    bench.send(envelope, headers=headers)
+    run = Run(bench, app)
+    try:
+        [letter] = letters(bench, 1)
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert len(runs) == FAST.max_attempts  # each attempt was delivered: the connection stayed up
+    assert letter.error_type == "ValueError"
+    [delivery] = bench.drain(bench.dead)
+    assert delivery.headers["when"] == YEAR_10000 + 1
+    assert isinstance(delivery.headers["when"], FarTimestamp) or bench.kind == "memory"
