@@ -9,6 +9,7 @@ wrapping pika's table value codec.
 from __future__ import annotations
 
 import struct
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -18,7 +19,20 @@ from routing._frozen import EMPTY, FrozenDict
 from routing.transport.base import Delivery, Properties
 
 
+class FarTimestamp(int):
+    """An AMQP timestamp that `datetime` cannot hold (after the year 9999), as its seconds
+    since the epoch; sent again, it is a timestamp again. pika's decoder raises on such a
+    value while it reads the frame, which closed the connection: the message came back
+    again and again and blocked the queue for every consumer."""
+
+    def __repr__(self) -> str:
+        return f"FarTimestamp({int(self)})"
+
+
 def _encode_value(pieces: list[Any], value: Any) -> int:
+    if isinstance(value, FarTimestamp):
+        pieces.append(struct.pack(">cQ", b"T", value))
+        return 9
     if isinstance(value, float):
         pieces.append(struct.pack(">cd", b"d", value))
         return 9
@@ -31,6 +45,12 @@ def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
         return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
     if kind == b"f":
         return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
+    if kind == b"T":
+        seconds = struct.unpack_from(">Q", encoded, offset + 1)[0]
+        try:
+            return datetime.fromtimestamp(seconds, UTC), offset + 9
+        except (OverflowError, OSError, ValueError):
+            return FarTimestamp(seconds), offset + 9
     return _pika_decode_value(encoded, offset)
 
 
