@@ -27,8 +27,17 @@ LAST_FAILURE = "x-routing-last-failure"
 ORIGINAL_EXCHANGE = "x-routing-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-routing-original-routing-key"
 FAILED_QUEUE = "x-routing-queue"
-# What RabbitMQ adds when it dead-letters a message itself (reject, TTL, length limit).
-BROKER_DEATH = ("x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange")
+# What RabbitMQ adds when it dead-letters a message itself (reject, TTL, length limit);
+# the x-last-death-* headers since 3.13 (seen on 4.0.5).
+BROKER_DEATH = (
+    "x-death",
+    "x-first-death-reason",
+    "x-first-death-queue",
+    "x-first-death-exchange",
+    "x-last-death-reason",
+    "x-last-death-queue",
+    "x-last-death-exchange",
+)
 
 _MAX_TEXT = 1000
 _SHORT_TEXT = 200
