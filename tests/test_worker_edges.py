@@ -12,10 +12,20 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from test_worker import FAST, RESIZE, WAIT, Bench, _quick_stop, bench, event, wait_until
+from test_worker import (
+    FAST,
+    RESIZE,
+    WAIT,
+    Bench,
+    _quick_stop,
+    bench,
+    event,
+    recording_app,
+    wait_until,
+)
 
 from routing import Envelope, to_properties
-from routing.errors import ChannelClosed
+from routing.errors import BrokerError, ChannelClosed
 from routing.topology import Overflow, Queue, Topology
 from routing.transport import open_transport
 from routing.transport.rabbitmq._encode import encode_properties
@@ -258,3 +268,40 @@ def test_a_timestamp_header_after_the_year_9999_is_handled_and_dead_lettered(ben
     [delivery] = bench.drain(bench.dead)
     assert delivery.headers["when"] == YEAR_10000 + 1
     assert isinstance(delivery.headers["when"], FarTimestamp) or bench.kind == "memory"
+
+
+# ------------------------------------------------------------ item 5: a queue deleted under a consumer
+
+
+def test_a_queue_deleted_under_a_consumer_is_an_error_and_stays_deleted(bench: Bench) -> None:
+    queue = Queue(f"{bench.queue}.gone")
+    bench.queues.add(queue.name)
+    with open_transport(bench.url) as t:
+        t.declare(Topology.of(queue))
+        consumer = t.consume(queue.name)
+        assert consumer.get(timeout=0.05) is None
+        bench.t.delete_queue(queue.name)  # an operator, on another connection
+        with pytest.raises(BrokerError, match="was deleted: the broker cancelled the consumer"):
+            wait_until(lambda: consumer.get(timeout=0.05) is not None, "the cancel")
+        assert getattr(t, "reconnects", 0) == 0  # the cancel did not cost the connection
+        t.publish("", "nowhere", b"{}")  # the transport still works
+        assert t.flush(timeout=WAIT) == []
+    with pytest.raises(ChannelClosed, match="404"):  # not declared again behind the operator's back
+        bench.t.get(queue.name)
+
+
+def test_a_worker_whose_queue_is_deleted_stops_with_one_line(bench: Bench) -> None:
+    app, handled = recording_app()
+    bench.declare(app)
+    bench.send(event())
+    run = Run(bench, app)
+    try:
+        wait_until(lambda: handled, "the worker to consume")
+        bench.t.delete_queue(bench.queue)
+        wait_until(lambda: not run.thread.is_alive(), "the worker to stop")
+    finally:
+        run.stop()
+    assert isinstance(run.error, BrokerError)
+    assert str(run.error) == f"queue {bench.queue!r} was deleted: the broker cancelled the consumer"
+    with pytest.raises(ChannelClosed, match="404"):
+        bench.t.get(bench.queue)

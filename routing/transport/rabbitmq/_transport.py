@@ -414,10 +414,14 @@ class RabbitTransport:
 
     def delete_queue(self, queue: str) -> None:
         self._control(f"delete queue {queue!r}", lambda ch: ch.queue_delete(queue))
-        with self._lock:  # not declared again after a reconnect
-            self._queues.pop(queue, None)
-            for b in [b for b in self._bindings if b.destination_type == "queue" and b.destination == queue]:
-                del self._bindings[b]
+        with self._lock:
+            self._forget_queue(queue)
+
+    def _forget_queue(self, queue: str) -> None:
+        """A deleted queue (here or by someone else) is not declared again after a reconnect."""
+        self._queues.pop(queue, None)
+        for b in [b for b in self._bindings if b.destination_type == "queue" and b.destination == queue]:
+            del self._bindings[b]
 
     def delete_exchange(self, exchange: str) -> None:
         self._control(f"delete exchange {exchange!r}", lambda ch: ch.exchange_delete(exchange))
