@@ -7,10 +7,14 @@ queue at the end: nothing lost, nothing looping. Both brokers, through `Bench` (
 
 from __future__ import annotations
 
+import json
+import runpy
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pika
 import pytest
 from test_worker import (
     FAST,
@@ -305,3 +309,44 @@ def test_a_worker_whose_queue_is_deleted_stops_with_one_line(bench: Bench) -> No
     assert str(run.error) == f"queue {bench.queue!r} was deleted: the broker cancelled the consumer"
     with pytest.raises(ChannelClosed, match="404"):
         bench.t.get(bench.queue)
+
+
+# ------------------------------------------------------------ item 27: the tutorial's producer
+
+
+def tutorial_producer(url: str, queue: str, jobs: list[dict[str, Any]]) -> None:
+    """The seed tutorial's producer, as its users wrote it: plain pika, plain JSON, persistent."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for message in jobs:
+        channel.basic_publish(
+            exchange="",
+            routing_key=queue,
+            body=json.dumps(message),
+            properties=pika.BasicProperties(
+                delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json"
+            ),
+        )
+    connection.close()
+
+
+@pytest.mark.broker
+def test_the_example_worker_handles_the_tutorials_plain_jobs(amqp_url: str, unique: str) -> None:
+    example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "resize_worker.py"))
+    app: App = example["app"]
+    b = Bench("rabbitmq", amqp_url, unique)
+    try:
+        b.declare(app)
+        jobs = [{"id": n, "action": "resize_image", "path": f"/uploads/img_{n}.jpg"} for n in (1, 2)]
+        tutorial_producer(amqp_url, b.queue, jobs)
+        run = Run(b, app)
+        try:
+            wait_until(lambda: run.worker.stats.processed == 2, "both jobs handled", timeout=WAIT)
+        finally:
+            run.stop()
+        assert run.error is None, run.error
+        assert (run.worker.stats.retried, run.worker.stats.dead_lettered) == (0, 0)
+        assert sum(counts(b, app).values()) == 0
+    finally:
+        b.close()

@@ -17,9 +17,21 @@ from routing.worker.failures import DeadLetter, for_replay
 
 def show(transport: Transport, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
     """Up to `limit` dead letters from `queue`, oldest first; the queue keeps them all."""
+    return show_counted(transport, queue, limit=limit)[0]
+
+
+def show_counted(
+    transport: Transport, queue: str, *, limit: int | None = None
+) -> tuple[list[DeadLetter], int]:
+    """`show`, and how many dead letters `queue` holds in all (ready ones)."""
     taken = _take(transport, queue, limit)
     try:
-        return [DeadLetter.from_delivery(d) for d in taken]
+        letters = [DeadLetter.from_delivery(d) for d in taken]
+        total = len(taken)
+        if limit is not None and len(taken) == limit:
+            # What is taken is unacked: the queue's ready count is the rest.
+            total += transport.message_count(queue)
+        return letters, total
     finally:
         _put_back(transport, taken)
 

@@ -408,6 +408,11 @@ class RabbitTransport:
         with self._lock:
             return self._guarded(what, lambda: call(self._open("_ctl").channel))
 
+    def message_count(self, queue: str) -> int:
+        """Ready messages in a queue (a passive `queue.declare`)."""
+        frame = self._control(f"count {queue!r}", lambda ch: ch.queue_declare(queue, passive=True))
+        return int(frame.method.message_count)
+
     def purge(self, queue: str) -> int:
         frame = self._control(f"purge {queue!r}", lambda ch: ch.queue_purge(queue))
         return int(frame.method.message_count)
