@@ -329,3 +329,88 @@ def test_worker_on_an_incompatible_queue_leaves_nothing_behind(
         finally:
             for name in [queue, *around]:
                 t.delete_queue(name)
+
+
+# ------------------------------------------------------------------ dead letters as others left them
+
+
+def publish_raw(amqp_url: str, queue: str, body: bytes, **properties: object) -> None:
+    """Publish with plain pika, as another client would (header names and values pika
+    sends as given, bytes included)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, body, pika.BasicProperties(**properties))  # type: ignore[arg-type]
+    connection.close()
+
+
+@pytest.mark.broker
+def test_dlq_show_and_replay_a_forged_x_death_count(amqp_url: str, dead: Dead) -> None:
+    """Issue 12 item 29: a count "abc" made show and replay fail with a traceback."""
+    death = {
+        "count": "abc",
+        "reason": "rejected",
+        "queue": dead.queue,
+        "exchange": "",
+        "routing-keys": [dead.queue],
+    }
+    headers = {"x-death": [death], "x-first-death-reason": "rejected", "x-first-death-queue": dead.queue}
+    publish_raw(amqp_url, dead.dead, b'{"y": 1}', message_id="forged", headers=headers)
+    shown = run("dlq", "show", dead.dead, "--url", amqp_url)
+    assert shown.exit_code == 0, shown.output
+    assert f"3. id forged  type -  attempts abc  from exchange '' key {dead.queue!r}" in shown.output
+    as_json = run("dlq", "show", dead.dead, "--json", "--url", amqp_url)
+    assert json.loads(as_json.output.splitlines()[2])["attempts"] == "abc"
+    replayed = run("dlq", "replay", dead.dead, "--id", "forged", "--url", amqp_url)
+    assert replayed.exit_code == 0, replayed.output
+    assert replayed.output.splitlines()[-1] == "1 replayed, 0 failed, 0 not found"
+    assert dead.ids_in(dead.queue) == ["forged"]
+    assert dead.ids_in(dead.dead) == dead.ids
+
+
+@pytest.mark.broker
+def test_dlq_replay_all_of_letters_with_lone_surrogates_and_bad_utf8(amqp_url: str, dead: Dead) -> None:
+    """Issue 12 item 29: a body with an escaped "\\ud800", and header names and values that
+    are not UTF-8, are shown and replayed, not a traceback."""
+    headers = {
+        b"bad\xed\xa0\x80": b"v\xed\xa0\x80",
+        "x-routing-attempts": 1,
+        "x-routing-original-routing-key": dead.queue,
+        "x-routing-queue": dead.queue,
+        "x-routing-error": b"reason \xed\xa0\x80",
+    }
+    publish_raw(amqp_url, dead.dead, b'{"x": "\\ud800"}', message_id="odd", headers=headers)
+    shown = run("dlq", "show", dead.dead, "--url", amqp_url)
+    assert shown.exit_code == 0, shown.output
+    assert "3. id odd" in shown.output and "Traceback" not in shown.output
+    result = run("dlq", "replay", dead.dead, "--all", "--url", amqp_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "3 replayed, 0 failed, 0 not found"
+    assert dead.ids_in(dead.queue) == [*dead.ids, "odd"]
+    [odd] = [d for d in dead_deliveries(dead.t, dead.queue) if d.properties.message_id == "odd"]
+    assert odd.body == b'{"x": "\\ud800"}'
+
+
+def dead_deliveries(t: Transport, queue: str) -> list[Delivery]:
+    taken = []
+    while (delivery := t.get(queue)) is not None:
+        taken.append(delivery)
+    for delivery in reversed(taken):
+        t.nack(delivery, requeue=True)
+    return taken
+
+
+@pytest.mark.broker
+def test_dlq_replay_refuses_a_letter_with_no_origin(amqp_url: str, dead: Dead) -> None:
+    """Issue 12 item 34: a message published straight to the dead-letter queue was sent back
+    into it and reported as replayed."""
+    publish_raw(amqp_url, dead.dead, b'{"job": 1}', message_id="stray")
+    result = run("dlq", "replay", dead.dead, "--id", "stray", "--url", amqp_url)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        "not replayed stray: no record of where it was first published (no x-routing-* headers, "
+        f"no x-death): replaying it would put it back into {dead.dead!r}"
+    ]
+    assert result.stdout.splitlines()[-1] == "0 replayed, 1 failed, 0 not found"
+    assert dead.ids_in(dead.dead) == [*dead.ids, "stray"]  # kept, in its place
+    assert dead.ids_in(dead.queue) == []

@@ -171,7 +171,7 @@ def for_replay(properties: Properties) -> Properties:
     headers = {
         k: v
         for k, v in (properties.headers or {}).items()
-        if not k.startswith("x-routing-") and k not in BROKER_DEATH
+        if not (isinstance(k, str) and (k.startswith("x-routing-") or k in BROKER_DEATH))
     }
     return replace(properties, headers=FrozenDict(headers))
 
@@ -187,7 +187,7 @@ class DeadLetter:
     type: str | None
     reason: str
     error_type: str
-    attempts: int
+    attempts: int | str  # a forged count that is no number is shown as it is
     first_failure: str | None
     last_failure: str | None
     exchange: str  # where it was first published: replay sends it there again
@@ -201,8 +201,8 @@ class DeadLetter:
         p = delivery.properties
         h = p.headers or {}
         common: dict[str, Any] = {
-            "id": p.message_id or body_id(delivery.body),
-            "type": p.type,
+            "id": _text(p.message_id) or body_id(delivery.body),
+            "type": _text(p.type) or None,
             "size": len(delivery.body),
         }
         if ATTEMPTS in h:
@@ -220,14 +220,15 @@ class DeadLetter:
             )
         death = _first_death(h)
         if death is not None:
-            keys = death.get("routing-keys") or [""]
+            keys = death.get("routing-keys")
+            keys = keys if isinstance(keys, list | tuple) and keys else [""]
             when = death.get("time")
             stamp = _timestamp(when) if isinstance(when, datetime) else None
             return cls(
                 **common,
                 reason=f"dead-lettered by RabbitMQ: {_text(h.get('x-first-death-reason'))}",
                 error_type=_text(h.get("x-first-death-reason")),
-                attempts=int(death.get("count") or 1),
+                attempts=_count(death.get("count")),
                 first_failure=stamp,
                 last_failure=stamp,
                 exchange=_text(h.get("x-first-death-exchange", death.get("exchange"))),
@@ -271,9 +272,19 @@ def _timestamp(now: datetime | None) -> str:
 
 
 def _text(value: Any) -> str:
+    """A header value as text to show: bytes decoded with replacements, lone surrogates
+    escaped (a terminal cannot print them)."""
     if value is None:
         return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return _utf8(text)
+
+
+def _count(value: Any) -> int | str:
+    """An `x-death` count: a number, or what was there instead, as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return 1 if value is None else _text(value)
 
 
 def _clip(text: str, limit: int = _MAX_TEXT) -> str:
