@@ -16,6 +16,7 @@ from typing import Any
 
 import pika
 import pytest
+from loguru import logger
 from test_worker import (
     FAST,
     RESIZE,
@@ -34,7 +35,7 @@ from routing.topology import Overflow, Queue, Topology
 from routing.transport import open_transport
 from routing.transport.rabbitmq._encode import encode_properties
 from routing.transport.rabbitmq._wire import FarTimestamp
-from routing.worker import App, DeadLetter, Worker, deadletters
+from routing.worker import NO_RETRY, App, DeadLetter, Worker, deadletters
 from routing.worker.failures import ATTEMPTS, MAX_PROPERTIES
 from routing.worker.runner import CopyRefused
 
@@ -350,3 +351,35 @@ def test_the_example_worker_handles_the_tutorials_plain_jobs(amqp_url: str, uniq
         assert sum(counts(b, app).values()) == 0
     finally:
         b.close()
+
+
+# ------------------------------------------------------------ item 35: plain bodies, ids and log lines
+
+
+def test_two_identical_plain_jobs_are_two_dead_letters_replayed_one_by_one(bench: Bench) -> None:
+    app, _runs = failing_app(policy=NO_RETRY)
+    app.event_type = RESIZE
+    bench.declare(app)
+    job = b'{"input": "same.jpg", "width": 1, "height": 1}'
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING", format="{message}")
+    logger.enable("routing")
+    try:
+        for _ in range(2):
+            bench.send(event(), body=job, headers={}, message_id=None, type=None)
+        run = Run(bench, app)
+        try:
+            found = letters(bench, 2)
+        finally:
+            run.stop()
+    finally:
+        logger.remove(sink)
+        logger.disable("routing")
+    assert run.error is None, run.error
+    first, second = (letter.id for letter in found)
+    assert first != second  # not one content hash for both
+    result = deadletters.replay(bench.t, bench.dead, ids={second})
+    assert [r.id for r in result.replayed] == [second]
+    assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [first]
+    # The warnings name the message: the body's hash, as the handler saw it.
+    assert all("message sha256:" in line for line in warnings), warnings
