@@ -6,6 +6,12 @@
         --data '{"input": "cat.jpg", "width": 320, "height": 200}' --url amqp://guest:guest@localhost/
     routing dlq show resize.dead --url amqp://guest:guest@localhost/
 
+The tutorial's own producer works as it is: its plain JSON jobs (`{"id": 1, "action":
+"resize_image", "path": "/uploads/img_1.jpg"}`, application/json, persistent) name no event
+type, and this queue takes them as `task.resize_image` (`App(event_type=...)`; for another
+app, `routing worker ... --type task.resize_image`). Each plain job is its own message: its
+id is the AMQP message_id, or a fresh one once it fails.
+
 A job whose input ends in `.corrupt` always fails: it is retried after 1, 2, 4 and 8 seconds,
 then dead-lettered with the reason. Duplicates (a redelivery after a crash) are skipped by id.
 """
@@ -19,7 +25,10 @@ from loguru import logger
 from routing import Envelope, Exchange, Topology
 from routing.worker import App, RetryPolicy, idempotent
 
-app = App(retry=RetryPolicy(initial=1.0, multiplier=2.0, max_delay=30.0, max_attempts=5))
+app = App(
+    retry=RetryPolicy(initial=1.0, multiplier=2.0, max_delay=30.0, max_attempts=5),
+    event_type="task.resize_image",  # plain JSON bodies, such as the tutorial's jobs
+)
 
 jobs = Exchange("jobs", "direct")
 topology = Topology.of(jobs, app.topology("resize"), jobs.bind("resize", "resize"))
@@ -29,7 +38,8 @@ topology = Topology.of(jobs, app.topology("resize"), jobs.bind("resize", "resize
 @idempotent
 def resize(event: Envelope) -> None:
     job = event.data
-    if str(job.get("input", "")).endswith(".corrupt"):
-        raise ValueError(f"cannot decode {job['input']}")
+    source = str(job.get("input") or job.get("path") or "")
+    if source.endswith(".corrupt"):
+        raise ValueError(f"cannot decode {source}")
     time.sleep(0.2)  # the "resize"
-    logger.info("resized {} to {}x{}", job.get("input"), job.get("width"), job.get("height"))
+    logger.info("resized {} to {}x{}", source, job.get("width", "-"), job.get("height", "-"))

@@ -32,6 +32,18 @@ from routing.errors import PropertyError
 # 315360000000 is taken, 315360000001 refused, for x-message-ttl, x-expires and expiration.
 MAX_EXPIRY_MS = 315_360_000_000
 INT64 = (-(2**63), 2**63 - 1)
+
+
+class FarTimestamp(int):
+    """An AMQP timestamp that `datetime` cannot hold (after the year 9999), as its seconds
+    since the epoch; sent again, it is a timestamp again. pika's decoder raised on such a
+    value while it read the frame, which closed the connection: the message came back again
+    and again and blocked the queue for every consumer."""
+
+    def __repr__(self) -> str:
+        return f"FarTimestamp({int(self)})"
+
+
 _U32_MAX = 2**32 - 1
 
 _LEN = struct.Struct(">I")
@@ -144,6 +156,8 @@ def _value(v: Any) -> bytes:
     if isinstance(v, list | tuple):
         return _array(v)
     # Subclasses (StrEnum, IntEnum...) and the rarer types.
+    if kind is FarTimestamp:
+        return _TIME.pack(b"T", v)
     if isinstance(v, bool):
         return _TRUE if v else _FALSE
     if isinstance(v, str):
@@ -301,7 +315,7 @@ def decode_value(data: bytes, offset: int) -> tuple[Any, int]:
         (seconds,) = _SECONDS.unpack_from(data, offset)
         # Beyond year 9999 Python has no datetime: the seconds, rather than an error that
         # would abort the connection for every message behind this one.
-        when = datetime.fromtimestamp(seconds, UTC) if seconds <= _MAX_DATETIME else seconds
+        when = datetime.fromtimestamp(seconds, UTC) if seconds <= _MAX_DATETIME else FarTimestamp(seconds)
         return when, offset + 8
     if tag == b"D":
         scale, value = _SCALE.unpack_from(data, offset)

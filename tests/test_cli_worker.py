@@ -8,16 +8,25 @@ the dead-letter queue is tested in test_worker.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 
+import pika
 import pytest
 from click.testing import CliRunner, Result
 
 from routing import Envelope, encode, to_properties
 from routing.cli import main
+from routing.errors import ChannelClosed
+from routing.topology import Queue, Topology
 from routing.transport import Delivery, Transport, open_transport
+from routing.urls import redact
 from routing.worker import NO_RETRY, App, DeadLetter, Failure
 from routing.worker.failures import record_failure
 
@@ -29,14 +38,22 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-def one_line_error(result: Result) -> str:
-    """The single `Error: ...` line of a failed command (exit 1, no traceback)."""
+def one_line_error(result: Result, *, stderr: bool = False) -> str:
+    """The single `Error: ...` line of a failed command (exit 1, no traceback); with
+    `stderr`, the one line there (stdout may name the broker first)."""
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
-    [line] = result.output.splitlines()
+    [line] = (result.stderr if stderr else result.output).splitlines()
     assert line.startswith("Error: ")
     return line
+
+
+def worker_app() -> App:
+    """tests/worker_apps.py's app (its retry queues are the ones `routing worker` declares)."""
+    import worker_apps
+
+    return worker_apps.app
 
 
 def resize(envelope: Envelope) -> None:
@@ -100,7 +117,8 @@ def dead(amqp_url: str, unique: str) -> Iterator[Dead]:
 def test_dlq_show_lists_each_letter_and_why(amqp_url: str, dead: Dead) -> None:
     result = run("dlq", "show", dead.dead, "--url", amqp_url)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    broker, *lines = result.output.splitlines()
+    assert broker == f"broker: {redact(amqp_url)}"  # every command names its broker first
     assert lines[0] == f"2 dead letter(s) in {dead.dead!r}"
     first, second = dead.ids
     assert (
@@ -118,7 +136,8 @@ def test_dlq_show_lists_each_letter_and_why(amqp_url: str, dead: Dead) -> None:
 
     limited = run("dlq", "show", dead.dead, "--limit", "1", "--url", amqp_url)
     assert limited.exit_code == 0, limited.output
-    assert limited.output.splitlines()[0] == f"1 dead letter(s) in {dead.dead!r} (first 1)"
+    # Issue 12 item 35: "(first 1)" did not say of how many.
+    assert limited.output.splitlines()[1] == f"2 dead letter(s) in {dead.dead!r} (the first 1 of 2)"
     assert f"id {second}" not in limited.output
     assert dead.ids_in(dead.dead) == dead.ids
 
@@ -141,9 +160,12 @@ def test_dlq_show_json(amqp_url: str, dead: Dead) -> None:
 @pytest.mark.broker
 def test_dlq_show_of_an_empty_and_of_a_missing_queue(amqp_url: str, dead: Dead, unique: str) -> None:
     empty = run("dlq", "show", dead.queue, "--url", amqp_url)
-    assert (empty.exit_code, empty.output) == (0, f"0 dead letter(s) in {dead.queue!r}\n")
-    missing = one_line_error(run("dlq", "show", f"{unique}.none", "--url", amqp_url))
-    assert f"{unique}.none" in missing
+    assert (empty.exit_code, empty.stdout) == (
+        0,
+        f"broker: {redact(amqp_url)}\n0 dead letter(s) in {dead.queue!r}\n",
+    )
+    missing = run("dlq", "show", f"{unique}.none", "--url", amqp_url)
+    assert f"{unique}.none" in one_line_error(missing, stderr=True)
 
 
 def test_dlq_needs_rabbitmq() -> None:
@@ -160,6 +182,7 @@ def test_dlq_replay_by_id(amqp_url: str, dead: Dead) -> None:
     result = run("dlq", "replay", dead.dead, "--id", second, "--url", amqp_url)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
+        f"broker: {redact(amqp_url)}",
         f"replayed {second} to exchange '' key {dead.queue!r}",
         "1 replayed, 0 failed, 0 not found",
     ]
@@ -234,3 +257,160 @@ def test_worker_refuses_a_bad_app_reference(apps_on_path: None, ref: str, messag
 def test_worker_refuses_a_handler_given_for_the_app(apps_on_path: None) -> None:
     line = one_line_error(run("worker", "worker_apps:resize", "--queue", "jobs", "--url", NOWHERE))
     assert line.startswith("Error: worker_apps:resize: ")
+
+
+@pytest.mark.broker
+def test_worker_type_takes_the_tutorials_plain_jobs(amqp_url: str, unique: str, tmp_path: Path) -> None:
+    """`--type` names the event type of plain JSON bodies; at the default log level each
+    handled message is one line naming its id; the broker is named on the first line."""
+    queue = f"{unique}.tasks"
+    log = tmp_path / "work.log"
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "ROUTING_TEST_WORK_LOG": str(log)}
+    command = [sys.executable, "-m", "routing", "worker", "worker_apps:app", "--queue", queue]
+    command += ["--type", "task.resize_image", "--url", amqp_url]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        deadline = time.monotonic() + 30
+        while True:  # the worker declares the queue; the tutorial's producer then sends to it
+            try:
+                channel.queue_declare(queue, passive=True)
+                break
+            except pika.exceptions.ChannelClosedByBroker:
+                assert time.monotonic() < deadline and process.poll() is None, "the worker did not declare"
+                channel = connection.channel()
+                time.sleep(0.1)
+        job = {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}
+        channel.basic_publish(
+            "",
+            queue,
+            json.dumps(job),
+            pika.BasicProperties(delivery_mode=2, content_type="application/json", message_id="job-1"),
+        )
+        connection.close()
+        while not (log.exists() and log.read_text()):
+            assert time.monotonic() < deadline, "the job was not handled"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        with open_transport(amqp_url) as t:
+            for q in worker_app().topology(queue).queues:
+                t.delete_queue(q.name)
+    assert process.returncode == 0, err
+    assert log.read_text().split()[0] == "job-1"
+    lines = out.splitlines()
+    assert lines[0] == f"broker: {redact(amqp_url)}; 1 worker(s) on {queue!r}, prefetch 1"
+    assert lines[-1] == "stopped: 1 processed, 0 retried, 0 dead-lettered"
+    assert "message job-1 (task.resize_image) handled in" in err
+
+
+@pytest.mark.broker
+def test_worker_on_an_incompatible_queue_leaves_nothing_behind(
+    apps_on_path: None, amqp_url: str, unique: str
+) -> None:
+    """Issue 12 item 32: `tasks` exists as another kind of queue; the worker fails and does
+    not leave `tasks.dead` and `tasks.retry.*` behind."""
+    queue = f"{unique}.tasks"
+    around = [q.name for q in worker_app().topology(queue).queues if q.name != queue]
+    with open_transport(amqp_url) as t:
+        t.declare(Topology.of(Queue(queue)))  # the tutorial's plain durable queue
+        try:
+            result = run("worker", "worker_apps:app", "--queue", queue, "--url", amqp_url)
+            assert result.exit_code == 1, result.output
+            assert "Traceback" not in result.output
+            assert result.stderr.splitlines()[-1] == (
+                f"Error: {queue!r}: the broker has these queues with other settings; nothing was declared"
+            )
+            for name in around:
+                with pytest.raises(ChannelClosed, match="404"):
+                    t.get(name)
+        finally:
+            for name in [queue, *around]:
+                t.delete_queue(name)
+
+
+# ------------------------------------------------------------------ dead letters as others left them
+
+
+def publish_raw(amqp_url: str, queue: str, body: bytes, **properties: object) -> None:
+    """Publish with plain pika, as another client would (header names and values pika
+    sends as given, bytes included)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, body, pika.BasicProperties(**properties))  # type: ignore[arg-type]
+    connection.close()
+
+
+@pytest.mark.broker
+def test_dlq_show_and_replay_a_forged_x_death_count(amqp_url: str, dead: Dead) -> None:
+    """Issue 12 item 29: a count "abc" made show and replay fail with a traceback."""
+    death = {
+        "count": "abc",
+        "reason": "rejected",
+        "queue": dead.queue,
+        "exchange": "",
+        "routing-keys": [dead.queue],
+    }
+    headers = {"x-death": [death], "x-first-death-reason": "rejected", "x-first-death-queue": dead.queue}
+    publish_raw(amqp_url, dead.dead, b'{"y": 1}', message_id="forged", headers=headers)
+    shown = run("dlq", "show", dead.dead, "--url", amqp_url)
+    assert shown.exit_code == 0, shown.output
+    assert f"3. id forged  type -  attempts abc  from exchange '' key {dead.queue!r}" in shown.output
+    as_json = run("dlq", "show", dead.dead, "--json", "--url", amqp_url)
+    assert json.loads(as_json.output.splitlines()[2])["attempts"] == "abc"
+    replayed = run("dlq", "replay", dead.dead, "--id", "forged", "--url", amqp_url)
+    assert replayed.exit_code == 0, replayed.output
+    assert replayed.output.splitlines()[-1] == "1 replayed, 0 failed, 0 not found"
+    assert dead.ids_in(dead.queue) == ["forged"]
+    assert dead.ids_in(dead.dead) == dead.ids
+
+
+@pytest.mark.broker
+def test_dlq_replay_all_of_letters_with_lone_surrogates_and_bad_utf8(amqp_url: str, dead: Dead) -> None:
+    """Issue 12 item 29: a body with an escaped "\\ud800", and header names and values that
+    are not UTF-8, are shown and replayed, not a traceback."""
+    headers = {
+        b"bad\xed\xa0\x80": b"v\xed\xa0\x80",
+        "x-routing-attempts": 1,
+        "x-routing-original-routing-key": dead.queue,
+        "x-routing-queue": dead.queue,
+        "x-routing-error": b"reason \xed\xa0\x80",
+    }
+    publish_raw(amqp_url, dead.dead, b'{"x": "\\ud800"}', message_id="odd", headers=headers)
+    shown = run("dlq", "show", dead.dead, "--url", amqp_url)
+    assert shown.exit_code == 0, shown.output
+    assert "3. id odd" in shown.output and "Traceback" not in shown.output
+    result = run("dlq", "replay", dead.dead, "--all", "--url", amqp_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "3 replayed, 0 failed, 0 not found"
+    assert dead.ids_in(dead.queue) == [*dead.ids, "odd"]
+    [odd] = [d for d in dead_deliveries(dead.t, dead.queue) if d.properties.message_id == "odd"]
+    assert odd.body == b'{"x": "\\ud800"}'
+
+
+def dead_deliveries(t: Transport, queue: str) -> list[Delivery]:
+    taken = []
+    while (delivery := t.get(queue)) is not None:
+        taken.append(delivery)
+    for delivery in reversed(taken):
+        t.nack(delivery, requeue=True)
+    return taken
+
+
+@pytest.mark.broker
+def test_dlq_replay_refuses_a_letter_with_no_origin(amqp_url: str, dead: Dead) -> None:
+    """Issue 12 item 34: a message published straight to the dead-letter queue was sent back
+    into it and reported as replayed."""
+    publish_raw(amqp_url, dead.dead, b'{"job": 1}', message_id="stray")
+    result = run("dlq", "replay", dead.dead, "--id", "stray", "--url", amqp_url)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        "not replayed stray: no record of where it was first published (no x-routing-* headers, "
+        f"no x-death): replaying it would put it back into {dead.dead!r}"
+    ]
+    assert result.stdout.splitlines()[-1] == "0 replayed, 1 failed, 0 not found"
+    assert dead.ids_in(dead.dead) == [*dead.ids, "stray"]  # kept, in its place
+    assert dead.ids_in(dead.queue) == []

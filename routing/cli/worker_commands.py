@@ -9,15 +9,20 @@ from dataclasses import asdict
 
 import click
 
-from routing.cli._shared import URL_HELP, fail, print_report, rabbit_url
+from routing.cli._logging import configure_logging
+from routing.cli._shared import fail, print_report, rabbit_url
 from routing.errors import DeclareConflicts, RoutingError
 from routing.loading import load_instance
 from routing.transport import open_transport
 from routing.urls import ENV_VAR, describe
 from routing.worker import App, Worker
-from routing.worker.deadletters import replay, show
+from routing.worker.deadletters import replay, show_counted
 from routing.worker.failures import DeadLetter
+from routing.worker.queues import declare_work_queues
 from routing.worker.supervisor import supervise
+
+# These commands need RabbitMQ: the embedded broker lives inside one process.
+URL_HELP = f"amqp:// or amqps:// URL of RabbitMQ (default: ${ENV_VAR})."
 
 
 def load_app(ref: str) -> App:
@@ -67,6 +72,12 @@ def register(group: click.Group) -> None:
         help="Seconds to finish the message in progress after SIGTERM/SIGINT.",
     )
     @click.option("--no-declare", is_flag=True, help="Do not declare the work, retry and dead-letter queues.")
+    @click.option(
+        "--type",
+        "event_type",
+        metavar="EVENT_TYPE",
+        help="The event type of plain JSON bodies on QUEUE (they name none), e.g. task.resize_image.",
+    )
     @click.option("--url", help=URL_HELP)
     @click.pass_context
     def worker(
@@ -77,6 +88,7 @@ def register(group: click.Group) -> None:
         concurrency: int,
         shutdown_timeout: float,
         no_declare: bool,
+        event_type: str | None,
         url: str | None,
     ) -> None:
         """Run the handlers of MODULE:APP (a routing.worker.App) on QUEUE until SIGTERM/SIGINT.
@@ -91,27 +103,39 @@ def register(group: click.Group) -> None:
         Example:
           routing worker shop.jobs:app --queue resize --concurrency 3 --url amqp://guest:guest@localhost/
         """
+        root = ctx.find_root()
+        if root.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+            # A worker says what it did with each message: INFO unless asked otherwise.
+            configure_logging("INFO", root.params["log_json"])
         try:
             broker_url = rabbit_url(url, "worker")
             app = load_app(app_ref)
+            if event_type is not None:
+                app.event_type = event_type
+            click.echo(f"{describe(broker_url)}; {concurrency} worker(s) on {queue!r}, prefetch {prefetch}")
             if not no_declare:
                 with open_transport(broker_url) as transport:
-                    print_report(transport.declare(app.topology(queue)))
+                    print_report(declare_work_queues(transport, app.queues(queue)))
         except DeclareConflicts as exc:
             for line in exc.conflicts:
                 click.echo(f"conflict: {line}", err=True)
-            raise click.ClickException(f"{queue!r}: the broker has these queues with other settings") from exc
+            raise click.ClickException(
+                f"{queue!r}: the broker has these queues with other settings; nothing was declared"
+            ) from exc
         except RoutingError as exc:
             raise fail(exc) from exc
-        click.echo(f"{describe(broker_url)}; {concurrency} worker(s) on {queue!r}, prefetch {prefetch}")
         if concurrency > 1:
             # Each child is `routing worker ... --concurrency 1`; the URL (and its password)
             # goes by environment, never on a command line `ps` shows.
-            params = ctx.find_root().params
-            command = [sys.executable, "-m", "routing", "--log-level", params["log_level"]]
+            params = root.params
+            level = params["log_level"]
+            if root.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+                level = "INFO"
+            command = [sys.executable, "-m", "routing", "--log-level", level]
             command += ["--log-json"] if params["log_json"] else []
             command += ["worker", app_ref, "--queue", queue, "--prefetch", str(prefetch)]
             command += ["--shutdown-timeout", str(shutdown_timeout), "--no-declare"]
+            command += ["--type", event_type] if event_type is not None else []
             ctx.exit(supervise(command, concurrency, env={**os.environ, ENV_VAR: broker_url}))
         try:
             stats = Worker.serve(
@@ -146,15 +170,19 @@ def register(group: click.Group) -> None:
           routing dlq show resize.dead --url amqp://guest:guest@localhost/
         """
         try:
-            with open_transport(rabbit_url(url, "dlq show")) as transport:
-                letters = show(transport, queue, limit=limit)
+            broker_url = rabbit_url(url, "dlq show")
+            if not as_json:  # JSON output is one object a line, nothing else
+                click.echo(describe(broker_url))
+            with open_transport(broker_url) as transport:
+                letters, total = show_counted(transport, queue, limit=limit)
         except RoutingError as exc:
             raise fail(exc) from exc
         if as_json:
             for letter in letters:
                 click.echo(json.dumps(asdict(letter), ensure_ascii=False))
             return
-        click.echo(f"{len(letters)} dead letter(s) in {queue!r}" + (f" (first {limit})" if limit else ""))
+        shown = f" (the first {len(letters)} of {total})" if len(letters) < total else ""
+        click.echo(f"{total} dead letter(s) in {queue!r}{shown}")
         for number, letter in enumerate(letters, 1):
             _print_letter(number, letter)
 
@@ -175,7 +203,9 @@ def register(group: click.Group) -> None:
         if bool(ids) == replay_all:
             raise click.UsageError("give --id ID (one or more) or --all")
         try:
-            with open_transport(rabbit_url(url, "dlq replay")) as transport:
+            broker_url = rabbit_url(url, "dlq replay")
+            click.echo(describe(broker_url))
+            with open_transport(broker_url) as transport:
                 result = replay(transport, queue, ids=None if replay_all else set(ids))
         except RoutingError as exc:
             raise fail(exc) from exc

@@ -17,9 +17,21 @@ from routing.worker.failures import DeadLetter, for_replay
 
 def show(transport: Transport, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
     """Up to `limit` dead letters from `queue`, oldest first; the queue keeps them all."""
+    return show_counted(transport, queue, limit=limit)[0]
+
+
+def show_counted(
+    transport: Transport, queue: str, *, limit: int | None = None
+) -> tuple[list[DeadLetter], int]:
+    """`show`, and how many dead letters `queue` holds in all (ready ones)."""
     taken = _take(transport, queue, limit)
     try:
-        return [DeadLetter.from_delivery(d) for d in taken]
+        letters = [DeadLetter.from_delivery(d) for d in taken]
+        total = len(taken)
+        if limit is not None and len(taken) == limit:
+            # What is taken is unacked: the queue's ready count is the rest.
+            total += transport.message_count(queue)
+        return letters, total
     finally:
         _put_back(transport, taken)
 
@@ -38,12 +50,19 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
     taken = _take(transport, queue, None)
     chosen: list[tuple[Delivery, DeadLetter]] = []
     keep: list[Delivery] = []
+    failed: list[tuple[DeadLetter, str]] = []
+    found: set[str] = set()
     for delivery in taken:
         letter = DeadLetter.from_delivery(delivery)
-        if ids is None or letter.id in ids:
-            chosen.append((delivery, letter))
-        else:
+        if ids is not None and letter.id not in ids:
             keep.append(delivery)
+            continue
+        found.add(letter.id)
+        if _into_itself(letter, queue):
+            keep.append(delivery)
+            failed.append((letter, _NO_ORIGIN.format(queue=queue)))  # the caller says so
+        else:
+            chosen.append((delivery, letter))
     try:
         publications = [
             transport.publish(
@@ -55,7 +74,7 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
     except BaseException:
         _put_back(transport, taken)
         raise
-    done, failed = [], []
+    done = []
     for (delivery, letter), publication in zip(chosen, publications, strict=True):
         if publication.outcome is Outcome.CONFIRMED:
             transport.ack(delivery)
@@ -65,9 +84,20 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
             failed.append((letter, str(publication.error or publication.outcome)))
             logger.bind(queue=queue, id=letter.id).error("replay not confirmed: {}", publication.error)
     _put_back(transport, keep)
-    found = {letter.id for _, letter in chosen}
     missing = tuple(i for i in ids or () if i not in found)
     return Replayed(tuple(done), tuple(failed), missing)
+
+
+_NO_ORIGIN = (
+    "no record of where it was first published (no x-routing-* headers, no x-death): "
+    "replaying it would put it back into {queue!r}"
+)
+
+
+def _into_itself(letter: DeadLetter, queue: str) -> bool:
+    """Would the replay go straight back into the dead-letter queue it is read from? A
+    message published to it directly carries no origin but that queue."""
+    return letter.queue == queue or (letter.exchange == "" and letter.routing_key == queue)
 
 
 def _take(transport: Transport, queue: str, limit: int | None) -> list[Delivery]:

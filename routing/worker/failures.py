@@ -8,6 +8,7 @@ dead-letters itself, so the worker publishes the copy and then acks the original
 from __future__ import annotations
 
 import traceback
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,11 +27,28 @@ LAST_FAILURE = "x-routing-last-failure"
 ORIGINAL_EXCHANGE = "x-routing-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-routing-original-routing-key"
 FAILED_QUEUE = "x-routing-queue"
-# What RabbitMQ adds when it dead-letters a message itself (reject, TTL, length limit).
-BROKER_DEATH = ("x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange")
+# What RabbitMQ adds when it dead-letters a message itself (reject, TTL, length limit);
+# the x-last-death-* headers since 3.13 (seen on 4.0.5).
+BROKER_DEATH = (
+    "x-death",
+    "x-first-death-reason",
+    "x-first-death-queue",
+    "x-first-death-exchange",
+    "x-last-death-reason",
+    "x-last-death-queue",
+    "x-last-death-exchange",
+)
 
 _MAX_TEXT = 1000
+_SHORT_TEXT = 200
 _TRACEBACK_FRAMES = 5
+# More failed attempts than this is a forged count: it is taken as this (out of attempts),
+# and one more still fits AMQP's signed 64-bit integer.
+MAX_ATTEMPTS = 2**31 - 1
+# A content header is one frame: its properties may take RabbitMQ's default frame_max
+# (131,072 bytes) less the frame's 8 bytes and the header's own 12. A larger copy makes
+# RabbitMQ close the connection (501 FRAME_ERROR) and the message comes back again.
+MAX_PROPERTIES = 131_072 - 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +69,23 @@ class Failure:
         tb = tb.tb_next or tb if tb is not None else None  # the first frame is the worker's own call
         frames = traceback.extract_tb(tb)[-_TRACEBACK_FRAMES:]
         summary = "; ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in frames)
-        return cls(type(exc).__name__, _clip(f"{type(exc).__name__}: {exc}"), _clip(summary))
+        return cls(type(exc).__name__, _clip(f"{type(exc).__name__}: {_str(exc)}"), _clip(summary))
 
 
 def attempts(properties: Properties) -> int:
     """How many attempts at this message have failed so far (0 for a fresh one)."""
     value = (properties.headers or {}).get(ATTEMPTS)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return 0
+    return min(value, MAX_ATTEMPTS)
 
 
 def record_failure(delivery: Delivery, failure: Failure, *, now: datetime | None = None) -> Properties:
     """The delivery's properties for its retry or dead-letter copy: one more failed
     attempt, this failure as the latest, and where it was first published. Per-message
-    TTL is dropped: the retry queue's TTL is the delay."""
+    TTL is dropped: the retry queue's TTL is the delay. A message without a `message_id`
+    gets a fresh one: two identical plain jobs are two dead letters, replayed one by one.
+    Texts that UTF-8 cannot carry (a lone surrogate) are written with backslash escapes."""
     headers: dict[str, Any] = dict(delivery.properties.headers or {})
     when = _timestamp(now)
     headers.setdefault(FIRST_FAILURE, when)
@@ -72,11 +94,76 @@ def record_failure(delivery: Delivery, failure: Failure, *, now: datetime | None
     headers[FAILED_QUEUE] = delivery.queue
     headers[ATTEMPTS] = attempts(delivery.properties) + 1
     headers[LAST_FAILURE] = when
-    headers[ERROR_TYPE] = failure.error_type
-    headers[ERROR_HEADER] = failure.reason
-    headers[ERROR_PATH_HEADER] = failure.path
-    headers[TRACEBACK] = failure.traceback
-    return replace(delivery.properties, headers=FrozenDict(headers), expiration=None)
+    headers[ERROR_TYPE] = _utf8(failure.error_type)
+    headers[ERROR_HEADER] = _utf8(failure.reason)
+    headers[ERROR_PATH_HEADER] = _utf8(failure.path)
+    headers[TRACEBACK] = _utf8(failure.traceback)
+    return replace(
+        delivery.properties,
+        headers=FrozenDict(headers),
+        expiration=None,
+        message_id=delivery.properties.message_id or str(uuid.uuid4()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCopy:
+    """The properties for a failed message's copy, made to fit one frame. `properties` is
+    None when no copy can (the message's own headers fill the frame, or cannot be sent
+    again): `why` says so. `trimmed` says what was left out to make it fit."""
+
+    properties: Properties | None
+    trimmed: str = ""
+    why: str = ""
+
+
+def failure_copy(
+    delivery: Delivery, failure: Failure, *, now: datetime | None = None, limit: int = MAX_PROPERTIES
+) -> FailureCopy:
+    """`record_failure`, then smaller failure records until the copy fits `limit` bytes."""
+    full = record_failure(delivery, failure, now=now)
+    size = _encoded_size(full)
+    if size is not None and size <= limit:
+        return FailureCopy(full)
+    short = replace(
+        failure,
+        reason=_clip(failure.reason, _SHORT_TEXT),
+        traceback="",
+        path=_clip(failure.path, _SHORT_TEXT),
+    )
+    smaller = replace(record_failure(delivery, short, now=now), message_id=full.message_id)
+    # Last, without what RabbitMQ wrote each time a retry queue sent it back (`x-death`
+    # grows by an entry per retry queue): the attempt count says as much.
+    headers = {k: v for k, v in smaller.headers.items() if k not in BROKER_DEATH}
+    smallest = replace(smaller, headers=FrozenDict(headers))
+    for fewer, left_out in ((smaller, "traceback"), (smallest, "traceback and x-death")):
+        fewer_size = _encoded_size(fewer)
+        if fewer_size is not None and fewer_size <= limit:
+            return FailureCopy(
+                fewer,
+                trimmed=f"its headers are large ({size} bytes with the full failure record, over "
+                f"the frame's {limit}): {left_out} left out of the copy, reason clipped",
+            )
+    if size is None and _encoded_size(smallest) is None:
+        return FailureCopy(None, why="its headers cannot be sent again as they are")
+    return FailureCopy(
+        None, why=f"its own headers leave no room in the frame ({limit} bytes) for the failure record"
+    )
+
+
+def _encoded_size(properties: Properties) -> int | None:
+    """Bytes the properties take on the wire; None when they cannot be encoded at all."""
+    from routing.transport.rabbitmq._encode import encode_properties  # the codec RabbitMQ gets
+
+    try:
+        return len(encode_properties(properties))
+    except Exception:
+        return None
+
+
+def message_id(delivery: Delivery) -> str:
+    """The id that names a delivery in log lines: its message_id, else its body's hash."""
+    return _text(delivery.properties.message_id) or body_id(delivery.body)
 
 
 def for_replay(properties: Properties) -> Properties:
@@ -84,7 +171,7 @@ def for_replay(properties: Properties) -> Properties:
     headers = {
         k: v
         for k, v in (properties.headers or {}).items()
-        if not k.startswith("x-routing-") and k not in BROKER_DEATH
+        if not (isinstance(k, str) and (k.startswith("x-routing-") or k in BROKER_DEATH))
     }
     return replace(properties, headers=FrozenDict(headers))
 
@@ -100,7 +187,7 @@ class DeadLetter:
     type: str | None
     reason: str
     error_type: str
-    attempts: int
+    attempts: int | str  # a forged count that is no number is shown as it is
     first_failure: str | None
     last_failure: str | None
     exchange: str  # where it was first published: replay sends it there again
@@ -114,8 +201,8 @@ class DeadLetter:
         p = delivery.properties
         h = p.headers or {}
         common: dict[str, Any] = {
-            "id": p.message_id or body_id(delivery.body),
-            "type": p.type,
+            "id": _text(p.message_id) or body_id(delivery.body),
+            "type": _text(p.type) or None,
             "size": len(delivery.body),
         }
         if ATTEMPTS in h:
@@ -133,14 +220,15 @@ class DeadLetter:
             )
         death = _first_death(h)
         if death is not None:
-            keys = death.get("routing-keys") or [""]
+            keys = death.get("routing-keys")
+            keys = keys if isinstance(keys, list | tuple) and keys else [""]
             when = death.get("time")
             stamp = _timestamp(when) if isinstance(when, datetime) else None
             return cls(
                 **common,
                 reason=f"dead-lettered by RabbitMQ: {_text(h.get('x-first-death-reason'))}",
                 error_type=_text(h.get("x-first-death-reason")),
-                attempts=int(death.get("count") or 1),
+                attempts=_count(death.get("count")),
                 first_failure=stamp,
                 last_failure=stamp,
                 exchange=_text(h.get("x-first-death-exchange", death.get("exchange"))),
@@ -184,10 +272,32 @@ def _timestamp(now: datetime | None) -> str:
 
 
 def _text(value: Any) -> str:
+    """A header value as text to show: bytes decoded with replacements, lone surrogates
+    escaped (a terminal cannot print them)."""
     if value is None:
         return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return _utf8(text)
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+def _count(value: Any) -> int | str:
+    """An `x-death` count: a number, or what was there instead, as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return 1 if value is None else _text(value)
+
+
+def _clip(text: str, limit: int = _MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _utf8(text: str) -> str:
+    """`text`, with what UTF-8 cannot encode (lone surrogates) written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message cannot be shown>"

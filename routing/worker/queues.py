@@ -12,11 +12,17 @@ annotated copy) still ends there. All are durable: a wait survives a broker rest
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from routing.errors import BrokerError, DeclareConflicts
 from routing.topology import DEFAULT_EXCHANGE, Overflow, Queue, QueueType, Topology
+from routing.transport.base import DeclareReport
+
+if TYPE_CHECKING:
+    from routing.transport.base import Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +76,29 @@ class WorkQueues:
             for delay in self.delays_ms
         )
         return Topology.of(work, Queue(self.dead, type=kind), *retries)
+
+
+def declare_work_queues(transport: Transport, queues: WorkQueues) -> DeclareReport:
+    """Declare the work queue first, then its retry and dead-letter queues. When the broker
+    has any of them with other settings, nothing this call created is left behind: an
+    existing `tasks` queue of another kind must not gain a `tasks.dead` beside it."""
+    every = queues.topology.queues
+    work = next(q for q in every if q.name == queues.name)
+    others = [q for q in every if q is not work]
+    created: list[str] = []
+    try:
+        first = transport.declare(Topology.of(work))
+        created += first.created
+        rest = transport.declare(Topology.of(*others))
+    except DeclareConflicts as exc:
+        created += getattr(exc.report, "created", ())
+        for queue in every:
+            if f"queue {queue.name!r}" in created:
+                with contextlib.suppress(BrokerError):
+                    transport.delete_queue(queue.name)
+        raise
+    return DeclareReport(
+        created=(*first.created, *rest.created),
+        unchanged=(*first.unchanged, *rest.unchanged),
+        unverified=(*first.unverified, *rest.unverified),
+    )

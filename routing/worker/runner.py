@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
@@ -19,12 +20,14 @@ from types import FrameType
 from loguru import logger
 
 from routing.envelope import Rejection, decode_or_reject
-from routing.errors import RoutingError
-from routing.transport import Delivery, Outcome, Transport, open_transport
+from routing.errors import BrokerError, ConnectionLost, RoutingError
+from routing.properties import Properties
+from routing.topology import Topology
+from routing.transport import Delivery, Outcome, Publication, Transport, open_transport
 from routing.urls import resolve
 from routing.worker.app import App
-from routing.worker.failures import Failure, attempts, record_failure
-from routing.worker.queues import WorkQueues
+from routing.worker.failures import Failure, attempts, failure_copy, message_id
+from routing.worker.queues import WorkQueues, declare_work_queues
 
 POLL = 0.25  # seconds between checks for a stop request while the queue is empty
 KEEPALIVE_AFTER = 1.0  # a handler running longer than this gets its connection serviced
@@ -34,8 +37,13 @@ KEEPALIVE_AFTER = 1.0  # a handler running longer than this gets its connection 
 class WorkerStats:
     processed: int = 0  # handler returned, acked
     retried: int = 0  # handler raised; a copy waits in a retry queue
-    dead_lettered: int = 0  # invalid, no handler, or out of attempts
+    dead_lettered: int = 0  # invalid, no handler, or out of attempts; confirmed in QUEUE.dead
     interrupted: bool = False  # stopped at once (second signal, shutdown timeout)
+
+
+class CopyRefused(BrokerError):
+    """The broker did not take a retry or dead-letter copy: the original stays in the queue
+    and the worker stops, rather than lose it or take it again and again."""
 
 
 class Shutdown(BaseException):
@@ -88,7 +96,7 @@ class Worker:
         """Connect, declare the queues (`app.topology(queue)`), and run until a signal."""
         with open_transport(resolve(url)) as transport:
             if declare:
-                transport.declare(app.topology(queue))
+                declare_work_queues(transport, app.queues(queue))
             worker = cls(app, transport, queue, prefetch=prefetch, shutdown_timeout=shutdown_timeout)
             with worker.signals():
                 try:
@@ -144,23 +152,29 @@ class Worker:
             reason = f"no handler for event type {event.type!r} (handled: {known})"
             self._dead_letter(delivery, Failure("NoHandler", reason, permanent=True))
             return
+        log = self._log.bind(id=event.id, type=event.type)
+        started = time.monotonic()
         try:
             with self._keeper.busy():
                 route.function(event)
         except Exception as exc:  # the handler's failure is the message's, not the worker's
             failure = Failure.from_exception(exc)
             delay = route.retry.delay_ms(attempts(delivery.properties) + 1)
-            self._log.bind(id=event.id, type=event.type).warning(
-                "handler failed ({}); {}",
+            log.warning(
+                "message {} ({}): handler failed ({}); {}",
+                event.id,
+                event.type,
                 failure.reason,
                 "giving up" if delay is None else f"retry in {delay} ms",
             )
             if delay is None:
                 self._dead_letter(delivery, failure)
-            else:
-                self._forward(delivery, failure, self.queues.retry(delay))
+            elif self._forward(delivery, failure, self.queues.retry(delay)):
                 self.stats.retried += 1
             return
+        log.info(
+            "message {} ({}) handled in {:.0f} ms", event.id, event.type, (time.monotonic() - started) * 1000
+        )
         self.stats.processed += 1
         if self.ack_batch == 1:
             self.transport.ack(delivery)
@@ -180,29 +194,77 @@ class Worker:
 
     def _dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         if failure.permanent:
-            self._log.warning("dead-lettering message: {}", failure.reason)
-        self._forward(delivery, failure, self.queues.dead)
-        self.stats.dead_lettered += 1
+            self._log.bind(id=message_id(delivery)).warning(
+                "message {}: dead-lettering it: {}", message_id(delivery), failure.reason
+            )
+        if self._forward(delivery, failure, self.queues.dead):
+            self.stats.dead_lettered += 1
 
-    def _forward(self, delivery: Delivery, failure: Failure, queue: str) -> None:
-        """Publish the annotated copy to `queue`; ack the original once it is confirmed."""
+    def _forward(self, delivery: Delivery, failure: Failure, queue: str) -> bool:
+        """Publish the annotated copy to `queue` and ack the original once the broker
+        confirmed the copy; True if it did. A copy the broker did not take leaves the
+        original where it is (requeued), never rejected to a queue that may not be there."""
         t = self.transport
         self._ack_done()  # settle the finished ones first: acks go out in delivery order
-        publication = t.publish("", queue, delivery.body, record_failure(delivery, failure), mandatory=True)
-        t.flush()
+        log = self._log.bind(id=message_id(delivery))
+        copy = failure_copy(delivery, failure)
+        if copy.trimmed:
+            log.warning("message {}: {}", message_id(delivery), copy.trimmed)
+        if copy.properties is None:
+            # No copy can carry the failure (its own headers fill the frame). The work queue
+            # dead-letters a rejected message to QUEUE.dead: make sure that queue is there.
+            self._redeclare(self.queues.dead)
+            log.error(
+                "message {}: {}; rejecting it: RabbitMQ dead-letters it to {!r} (reason 'rejected')",
+                message_id(delivery),
+                copy.why,
+                self.queues.dead,
+            )
+            t.reject(delivery, requeue=False)
+            if queue != self.queues.dead:  # meant for a retry, it is dead-lettered instead
+                self.stats.dead_lettered += 1
+            return queue == self.queues.dead
+        publication = self._publish_copy(queue, delivery.body, copy.properties)
+        if publication.outcome is Outcome.RETURNED and self._redeclare(queue):
+            log.warning("{!r} was missing (the copy came back); declared it again", queue)
+            publication = self._publish_copy(queue, delivery.body, copy.properties)
         if publication.outcome is Outcome.CONFIRMED:
             t.ack(delivery)
-            return
-        # Not lost either way: rejected, the work queue's dead-letter exchange takes it to
-        # NAME.dead (reason "rejected"); if the connection went, RabbitMQ requeued it.
-        self._log.error(
-            "could not publish to {!r} ({}); rejecting it: the work queue dead-letters it to {!r}"
-            " (if the connection is gone, RabbitMQ has requeued it instead)",
-            queue,
-            publication.error,
-            self.queues.dead,
+            return True
+        if isinstance(publication.error, ConnectionLost):
+            # The connection went: RabbitMQ has put the original back; it comes again.
+            log.warning(
+                "message {}: copy to {!r} not confirmed ({}); it will come again",
+                message_id(delivery),
+                queue,
+                publication.error,
+            )
+            return False
+        t.nack(delivery, requeue=True)
+        raise CopyRefused(
+            f"message {message_id(delivery)}: the broker did not take its copy to {queue!r} "
+            f"({publication.error or publication.outcome}); the message stays in {self.queues.name!r}; "
+            "stopping the worker: fix the queue, then start it again"
         )
-        t.reject(delivery, requeue=False)
+
+    def _publish_copy(self, queue: str, body: bytes, properties: Properties) -> Publication:
+        t = self.transport
+        publication = t.publish("", queue, body, properties, mandatory=True)
+        t.flush()
+        return publication
+
+    def _redeclare(self, queue: str) -> bool:
+        """Declare one of the worker's own queues again (an operator deleted it); False
+        when `queue` is not one of them or the broker refused."""
+        wanted = [q for q in self.queues.topology.queues if q.name == queue]
+        if not wanted:
+            return False
+        try:
+            self.transport.declare(Topology.of(*wanted))
+        except RoutingError as exc:
+            self._log.error("cannot declare {!r} again: {}", queue, exc)
+            return False
+        return True
 
     @contextlib.contextmanager
     def signals(self) -> Iterator[None]:

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import pika
 import pika.exceptions as px
 
 from routing.errors import BrokerError, ConnectionLost
@@ -99,9 +100,17 @@ class RabbitConsumer:
             buffer.append(delivery(method, props, body, queue, chan))
 
         def cancelled(_frame: Any) -> None:
+            # The queue was deleted (or its node went): tell the consumer, and do not
+            # declare it again on a reconnect, which would undo the operator's delete.
             self.lost_queue = True
+            t._forget_queue(queue)
 
         ok: list[bool] = []
+        # BlockingChannel's own handler looks the tag up among the consumers it started;
+        # ours it did not start, so it raised KeyError and pika closed the connection.
+        impl.callbacks.remove(
+            impl.channel_number, pika.spec.Basic.Cancel, chan.channel._on_consumer_cancelled_by_broker
+        )
         impl.add_on_cancel_callback(cancelled)
         impl.basic_consume(queue, deliver, auto_ack=False, callback=lambda _f: ok.append(True))
         t._pump(lambda: bool(ok) or not chan.alive, None)

@@ -414,16 +414,25 @@ class RabbitTransport:
         with self._lock:
             return self._guarded(what, lambda: call(self._open("_ctl").channel))
 
+    def message_count(self, queue: str) -> int:
+        """Ready messages in a queue (a passive `queue.declare`)."""
+        frame = self._control(f"count {queue!r}", lambda ch: ch.queue_declare(queue, passive=True))
+        return int(frame.method.message_count)
+
     def purge(self, queue: str) -> int:
         frame = self._control(f"purge {queue!r}", lambda ch: ch.queue_purge(queue))
         return int(frame.method.message_count)
 
     def delete_queue(self, queue: str) -> None:
         self._control(f"delete queue {queue!r}", lambda ch: ch.queue_delete(queue))
-        with self._lock:  # not declared again after a reconnect
-            self._queues.pop(queue, None)
-            for b in [b for b in self._bindings if b.destination_type == "queue" and b.destination == queue]:
-                del self._bindings[b]
+        with self._lock:
+            self._forget_queue(queue)
+
+    def _forget_queue(self, queue: str) -> None:
+        """A deleted queue (here or by someone else) is not declared again after a reconnect."""
+        self._queues.pop(queue, None)
+        for b in [b for b in self._bindings if b.destination_type == "queue" and b.destination == queue]:
+            del self._bindings[b]
 
     def delete_exchange(self, exchange: str) -> None:
         self._control(f"delete exchange {exchange!r}", lambda ch: ch.exchange_delete(exchange))
