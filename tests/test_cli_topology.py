@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from routing import Exchange, Queue, Topology, explain
 from routing.cli import main
-from routing.cli.topology_commands import parse_header
+from routing.cli._shared import parse_header
 from routing.definitions import dump_definitions, load_definitions
 from routing.graph import markdown, mermaid
 from routing.loading import load_topology

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import click
 
-from routing.cli.topology_commands import parse_header
 from routing.errors import RoutingError
 from routing.profiles import ProfileError
 from routing.topology import Topology
@@ -28,6 +28,22 @@ header_option = click.option(
     metavar="NAME=VALUE",
     help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
 )
+
+
+def parse_header(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE`; the value is JSON when it parses (`n=1` is 1, `ok=true` is True), else a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. --header region=eu)")
+
+    def no_constants(word: str) -> Any:
+        raise ValueError(word)  # NaN and Infinity are not JSON: keep them as text
+
+    try:
+        value = json.loads(raw, parse_constant=no_constants)
+    except ValueError:
+        value = raw
+    return name, value
 
 
 def parse_headers(values: tuple[str, ...]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from routing.cli._shared import target_check
+from routing.cli._shared import parse_header, target_check
 from routing.definitions import dump_definitions, void_arguments
 from routing.errors import RoutingError, UnknownExchange
 from routing.graph import markdown, mermaid
@@ -75,22 +75,6 @@ def _one_line() -> Iterator[None]:
         yield
     except RoutingError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def parse_header(text: str) -> tuple[str, Any]:
-    """`NAME=VALUE`; the value is JSON when it parses (`n=1` is 1, `ok=true` is True), else a string."""
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. --header region=eu)")
-
-    def no_constants(word: str) -> Any:
-        raise ValueError(word)  # NaN and Infinity are not JSON: keep them as text
-
-    try:
-        value = json.loads(raw, parse_constant=no_constants)
-    except ValueError:
-        value = raw
-    return name, value
 
 
 def _headers(ctx: click.Context, param: click.Parameter, given: Sequence[str]) -> dict[str, Any] | None:
