@@ -212,8 +212,11 @@ class RabbitNode:
         return {name: int(n) for name, n in (line.split("\t") for line in out.splitlines() if "\t" in line)}
 
     def stop(self) -> None:
+        # Given the pid file, `stop` returns once the VM has exited, so nothing it still
+        # writes (its logs) comes back after the directory is removed.
+        pid_file = [self.env["RABBITMQ_PID_FILE"]] if (self.base / "pid").exists() else []
         try:
-            self.ctl("stop", timeout=60)
+            self.ctl("stop", *pid_file, timeout=60)
         except (RuntimeError, subprocess.TimeoutExpired):
             pid = (self.base / "pid").read_text().strip() if (self.base / "pid").exists() else ""
             if pid.isdigit():
