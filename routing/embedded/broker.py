@@ -322,7 +322,7 @@ class EmbeddedBroker:
             names = [n for n in names if not is_cycle(n, headers["x-death"])]
         count = 0
         if q.quorum and self.profile.dead_letters_keep_delivery_count:
-            count = msg.delivery_count + (reason == REJECTED)
+            count = msg.delivery_count + (reason == REJECTED)  # a reject counts one more
         now = None
         for name in names:
             target = self._queues[name]

@@ -231,9 +231,9 @@ class Run:
         seen: list[Any] = []
         for step in self.scenario.steps:
             seen.append((str(step), self.step(step), self.quiet()))
-        for consumer in self.consumers:
+        for consumer in self.consumers:  # one at a time: what one gives back may reach another
             consumer.cancel()
-        self.quiet()
+            self.quiet()
         for q in self.queues:
             bodies = []
             while (delivery := self.t.get(q)) is not None:
