@@ -414,3 +414,12 @@ def test_dlq_replay_refuses_a_letter_with_no_origin(amqp_url: str, dead: Dead) -
     assert result.stdout.splitlines()[-1] == "0 replayed, 1 failed, 0 not found"
     assert dead.ids_in(dead.dead) == [*dead.ids, "stray"]  # kept, in its place
     assert dead.ids_in(dead.queue) == []
+
+
+@pytest.mark.parametrize("command", [["worker"], ["dlq", "show"], ["dlq", "replay"]])
+def test_commands_that_need_rabbitmq_do_not_offer_the_embedded_broker(command: list[str]) -> None:
+    """Issue 12 item 35: their --url help offered memory://, which they refuse."""
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "memory://" not in result.output
+    assert "amqp://" in result.output
