@@ -414,3 +414,52 @@ def test_dlq_replay_refuses_a_letter_with_no_origin(amqp_url: str, dead: Dead) -
     assert result.stdout.splitlines()[-1] == "0 replayed, 1 failed, 0 not found"
     assert dead.ids_in(dead.dead) == [*dead.ids, "stray"]  # kept, in its place
     assert dead.ids_in(dead.queue) == []
+
+
+@pytest.mark.parametrize("command", [["worker"], ["dlq", "show"], ["dlq", "replay"]])
+def test_commands_that_need_rabbitmq_do_not_offer_the_embedded_broker(command: list[str]) -> None:
+    """Issue 12 item 35: their --url help offered memory://, which they refuse."""
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "memory://" not in result.output
+    assert "amqp://" in result.output
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_concurrent_workers_survive_a_forged_attempt_count_without_restarts(
+    amqp_url: str, unique: str, tmp_path: Path
+) -> None:
+    """Issue 12 item 4: a forged x-routing-attempts of 2**63-1 on a failing message crashed
+    the worker (struct.error) and the supervisor restarted workers again and again."""
+    queue = f"{unique}.tasks"
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "ROUTING_TEST_WORK_LOG": str(tmp_path / "work.log")}
+    command = [sys.executable, "-m", "routing", "worker", "worker_apps:app", "--queue", queue]
+    command += ["--concurrency", "2", "--url", amqp_url]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = open_transport(amqp_url)
+    try:
+        deadline = time.monotonic() + 30
+        poison = Envelope.new("task.resize_image", {"input": "poison.jpg", "width": 1, "height": 1})
+        props = to_properties(poison)
+        props = replace(props, headers={**props.headers, "x-routing-attempts": 2**63 - 1})
+        while True:  # once the worker has declared the queue
+            t.publish("", queue, encode(poison), props, mandatory=True)
+            if t.flush(timeout=10) == []:
+                break
+            assert time.monotonic() < deadline and process.poll() is None, "the worker did not declare"
+            time.sleep(0.2)
+        while (letter := t.get(f"{queue}.dead")) is None:
+            assert time.monotonic() < deadline, "no dead letter"
+            time.sleep(0.1)
+        t.ack(letter)
+        time.sleep(1.0)  # a crashed child would be restarted within this
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+        for q in worker_app().topology(queue).queues:
+            t.delete_queue(q.name)
+        t.close()
+    assert process.returncode == 0, err
+    assert letter.headers["x-routing-error-type"] == "ValueError"
+    assert "restarting" not in err and "Traceback" not in err, err

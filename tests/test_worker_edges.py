@@ -8,7 +8,10 @@ queue at the end: nothing lost, nothing looping. Both brokers, through `Bench` (
 from __future__ import annotations
 
 import json
+import os
 import runpy
+import shutil
+import subprocess
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -383,3 +386,65 @@ def test_two_identical_plain_jobs_are_two_dead_letters_replayed_one_by_one(bench
     assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [first]
     # The warnings name the message: the body's hash, as the handler saw it.
     assert all("message sha256:" in line for line in warnings), warnings
+
+
+NODE_PRODUCER = """
+const amqp = require('amqplib');
+(async () => {
+  const connection = await amqp.connect(process.argv[2]);
+  const channel = await connection.createConfirmChannel();
+  const job = {id: 7, action: 'resize_image', path: '/uploads/img_7.jpg'};
+  channel.sendToQueue(process.argv[3], Buffer.from(JSON.stringify(job)),
+                      {persistent: true, contentType: 'application/json'});
+  await channel.waitForConfirms();
+  await connection.close();
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+@pytest.fixture(scope="module")
+def amqplib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with Node's `amqplib` installed (npm), for a producer we did not write."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI needs node and npm for the amqplib interop test")
+        pytest.skip("node and npm are not installed")
+    folder = tmp_path_factory.mktemp("amqplib")
+    subprocess.run(
+        ["npm", "install", "--silent", "--no-audit", "--no-fund", "amqplib"],
+        cwd=folder,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    (folder / "producer.js").write_text(NODE_PRODUCER)
+    return folder
+
+
+@pytest.mark.broker
+def test_the_example_worker_handles_a_plain_job_from_node_amqplib(
+    amqp_url: str, unique: str, amqplib: Path
+) -> None:
+    example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "resize_worker.py"))
+    app: App = example["app"]
+    b = Bench("rabbitmq", amqp_url, unique)
+    try:
+        b.declare(app)
+        node_url = amqp_url.split("?", 1)[0]
+        subprocess.run(
+            ["node", "producer.js", node_url, b.queue],
+            cwd=amqplib,
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+        run = Run(b, app)
+        try:
+            wait_until(lambda: run.worker.stats.processed == 1, "the job handled")
+        finally:
+            run.stop()
+        assert run.error is None, run.error
+        assert (run.worker.stats.retried, run.worker.stats.dead_lettered) == (0, 0)
+        assert sum(counts(b, app).values()) == 0
+    finally:
+        b.close()
