@@ -41,21 +41,13 @@ _TEXT_FIELDS = (
 
 def check_encodable(routing_key: str, properties: Properties) -> None:
     """Refuse what AMQP cannot carry or RabbitMQ cannot decode, naming the field."""
-    if not routing_key.isascii():
-        _text(routing_key, "the routing key")
+    _text(routing_key, "the routing key")
     for name in _TEXT_FIELDS:
         value = getattr(properties, name)
-        if value is not None and not value.isascii():
+        if value is not None:
             _text(value, f"property {name}")
-    headers = properties.headers
-    if headers:
-        for key, value in headers.items():
-            if not key.isascii():
-                _text(key, f"header name {key!r}")
-            kind = type(value)
-            if (kind is int and -(2**63) <= value < 2**63) or (kind is str and value.isascii()):
-                continue  # the common cases, checked without a call
-            _value(value, f"header {key!r}")
+    if properties.headers:
+        _table(properties.headers, "header")
 
 
 def _text(value: str, where: str) -> None:
@@ -65,8 +57,13 @@ def _text(value: str, where: str) -> None:
         raise InvalidMessage(f"{where} is not valid UTF-8 ({exc.reason} at {exc.start})") from None
 
 
+def _table(table: Mapping[str, Any], where: str) -> None:
+    for key, value in table.items():
+        _text(key, f"{where} name {key!r}")
+        _value(value, f"{where} {key!r}")
+
+
 def _value(value: Any, where: str) -> None:
-    """Check one header value; `where` names it (built only for values that need a look)."""
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, int):
@@ -78,17 +75,12 @@ def _value(value: Any, where: str) -> None:
                 f"{where} is {value}: RabbitMQ closes the connection (541) on a non-finite float"
             )
     elif isinstance(value, str):
-        if not value.isascii():
-            _text(value, where)
+        _text(value, where)
     elif isinstance(value, Mapping):
-        for key, item in value.items():
-            if not key.isascii():
-                _text(key, f"{where} name {key!r}")
-            _value(item, f"{where} {key!r}")
+        _table(value, where)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            if type(item) is not int or item not in _INT64:
-                _value(item, f"{where}[{i}]")
+            _value(item, f"{where}[{i}]")
 
 
 def check_channel(properties: Properties, user: str, profile: Profile) -> int | None:
