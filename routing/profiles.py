@@ -61,10 +61,12 @@ class Profile:
     quorum_delivery_limit_credit_leak: bool
     # 3.10's rabbit_dead_letter regroups two or more earlier x-death entries with a fold that
     # reverses them, so repeated deaths reorder the older entries. Found by the differential
-    # test (tests/conformance/test_differential.py, seed 46) on 3.10.8.
+    # test (tests/conformance/test_differential.py, seed 46) on 3.10.8. (4.0 builds x-death
+    # from records in the message instead: see dead_letter_routing_key_drops_cc.)
     x_death_regroup_reverses: bool
-    # 3.10 lets dead letters into a quorum `reject-publish` queue over its limit (only
-    # publishing channels are told to stop). Found by the differential test (seed 51).
+    # Dead letters get into a quorum `reject-publish` queue over its limit (only publishing
+    # channels are told to stop), on 3.10.8 and 4.0.5. Found by the differential test (seed 51);
+    # tests/test_embedded_queue_reference.py::test_dead_letters_get_into_a_refusing_quorum_queue.
     quorum_reject_publish_takes_dead_letters: bool
     # 4.0 builds x-death from records kept in the message (mc:record_death): each entry starts
     # with original-expiration, and x-last-death-{reason,queue,exchange} come with it. Checked

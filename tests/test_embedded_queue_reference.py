@@ -198,3 +198,14 @@ def test_quorum_default_delivery_limit(both: Callable[[Scenario], None], unique:
     again = (Get(q.name), Settle(0, "requeue"))
     steps = (Publish("", q.name, "m1"), Together(again * 20), Get(q.name), Settle(0, "requeue"), Get(q.name))
     both(Scenario((dlx, dlq, b, q), steps))
+
+
+def test_dead_letters_get_into_a_refusing_quorum_queue(both: Callable[[Scenario], None], unique: str) -> None:
+    # Only publishing channels are told a quorum reject-publish queue is full: a dead letter
+    # (here from q0's reject-publish-dlx, back through the same fanout) still gets in.
+    x = Exchange(f"{unique}.x", "fanout", durable=False, auto_delete=True)
+    q0 = Queue(f"{unique}.q0", max_length=1, overflow="reject-publish-dlx", dead_letter_exchange=x.name)
+    q2 = Queue(f"{unique}.q2", type="quorum", max_length=1, overflow="reject-publish")
+    qc = Queue(f"{unique}.qc")
+    entities = (x, q0, q2, qc, x.bind(q0), x.bind(q2), x.bind(qc))
+    both(Scenario(entities, tuple(Publish(x.name, "", f"m{i}") for i in range(3))))
