@@ -16,7 +16,8 @@ from typing import Any
 
 from routing._frozen import FrozenDict
 from routing.envelope import ERROR_HEADER, ERROR_PATH_HEADER, body_id
-from routing.properties import Properties
+from routing.errors import PropertyError
+from routing.properties import Properties, encode_properties
 from routing.transport.base import Delivery
 
 ATTEMPTS = "x-routing-attempts"  # failed attempts so far
@@ -153,11 +154,9 @@ def failure_copy(
 
 def _encoded_size(properties: Properties) -> int | None:
     """Bytes the properties take on the wire; None when they cannot be encoded at all."""
-    from routing.transport.rabbitmq._encode import encode_properties  # the codec RabbitMQ gets
-
     try:
         return len(encode_properties(properties))
-    except Exception:
+    except PropertyError:
         return None
 
 
