@@ -463,3 +463,41 @@ def test_concurrent_workers_survive_a_forged_attempt_count_without_restarts(
     assert process.returncode == 0, err
     assert letter.headers["x-routing-error-type"] == "ValueError"
     assert "restarting" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_concurrent_workers_whose_queue_is_deleted_stop_and_are_not_restarted(
+    amqp_url: str, unique: str, tmp_path: Path
+) -> None:
+    """Issue 12 item 5 under the supervisor: each worker stops with one line; restarting
+    them would only fail again (404), so the command ends with exit 1."""
+    queue = f"{unique}.tasks"
+    log = tmp_path / "work.log"
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "ROUTING_TEST_WORK_LOG": str(log)}
+    command = [sys.executable, "-m", "routing", "worker", "worker_apps:app", "--queue", queue]
+    command += ["--concurrency", "2", "--url", amqp_url]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = open_transport(amqp_url)
+    try:
+        deadline = time.monotonic() + 30
+        job = Envelope.new("task.resize_image", {"input": "a.jpg", "width": 1, "height": 1})
+        while not (log.exists() and log.read_text()):  # a worker is consuming once it handled one
+            t.publish("", queue, encode(job), to_properties(job), mandatory=True)
+            t.flush(timeout=10)
+            assert time.monotonic() < deadline and process.poll() is None, "no worker consumed"
+            time.sleep(0.3)
+        time.sleep(0.5)  # both consume (each logged "worker consuming")
+        t.delete_queue(queue)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        for q in worker_app().topology(queue).queues:
+            t.delete_queue(q.name)
+        t.close()
+    assert process.returncode == 1, err
+    assert "restarting in" not in err and "Traceback" not in err, err
+    assert err.count("stopped on an error; not restarting it") == 2, err
+    assert err.count(f"Error: queue {queue!r} was deleted: the broker cancelled the consumer") == 2, err

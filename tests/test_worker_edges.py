@@ -34,10 +34,10 @@ from test_worker import (
 
 from routing import Envelope, to_properties
 from routing._amqp import FarTimestamp
-from routing.errors import BrokerError, ChannelClosed
+from routing.errors import BrokerError, ChannelClosed, RoutingError
+from routing.properties import encode_properties
 from routing.topology import Overflow, Queue, Topology
 from routing.transport import open_transport
-from routing.transport.rabbitmq._encode import encode_properties
 from routing.worker import NO_RETRY, App, DeadLetter, Worker, deadletters
 from routing.worker.failures import ATTEMPTS, MAX_PROPERTIES
 from routing.worker.runner import CopyRefused
@@ -448,3 +448,36 @@ def test_the_example_worker_handles_a_plain_job_from_node_amqplib(
         assert sum(counts(b, app).values()) == 0
     finally:
         b.close()
+
+
+class Refusing:
+    """A transport that refuses, before sending, any publish to `queue` (as a transport does
+    with headers it will not encode); everything else goes to `inner`."""
+
+    def __init__(self, inner: Any, queue: str) -> None:
+        self.inner = inner
+        self.queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def publish(self, exchange: str, routing_key: str, *args: Any, **kwargs: Any) -> Any:
+        if routing_key == self.queue:
+            raise RoutingError("header 'x': cannot be encoded")
+        return self.inner.publish(exchange, routing_key, *args, **kwargs)
+
+
+def test_a_copy_refused_before_sending_leaves_the_original_and_stops(bench: Bench) -> None:
+    app, _runs = failing_app()
+    bench.declare(app)
+    sent = bench.send(event({"input": 5}))  # invalid: its copy goes to the dead-letter queue
+    transport = Refusing(open_transport(bench.url), bench.dead)
+    worker = Worker(app, transport, bench.queue)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(CopyRefused, match=f"message {sent.id}: the broker did not take its copy"):
+            worker.run()
+    finally:
+        transport.inner.close()
+    assert worker.stats.dead_lettered == 0
+    found = counts(bench, app)
+    assert found[bench.queue] == 1 and sum(found.values()) == 1, found

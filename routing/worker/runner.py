@@ -248,8 +248,14 @@ class Worker:
         )
 
     def _publish_copy(self, queue: str, body: bytes, properties: Properties) -> Publication:
+        """Send the copy and wait for its confirm. A copy refused before it is sent (the
+        transport will not encode it) settles as not confirmed, with the reason."""
         t = self.transport
-        publication = t.publish("", queue, body, properties, mandatory=True)
+        try:
+            publication = t.publish("", queue, body, properties, mandatory=True)
+        except RoutingError as exc:
+            error = exc if isinstance(exc, BrokerError) else BrokerError(f"refused before sending: {exc}")
+            return Publication("", queue, 0, Outcome.UNCONFIRMED, error)
         t.flush()
         return publication
 

@@ -3,8 +3,11 @@
 Competing workers scale by process (one connection each, no shared GIL). Each child runs in
 its own session, so a Ctrl-C in the terminal reaches only the supervisor, which passes
 every SIGTERM/SIGINT on exactly once: the first makes the workers finish what they hold,
-the second stops them at once. A child that dies on its own is restarted, with backoff if
-it keeps dying; on Linux a child also gets SIGTERM if the supervisor itself is killed.
+the second stops them at once. A child that dies on its own (killed, out of memory) is
+restarted, with backoff if it keeps dying; on Linux a child also gets SIGTERM if the
+supervisor itself is killed. A child that exits 1 has stopped on an error it reported in
+one line (its queue deleted, a copy the broker refused): running it again would only say
+that again, so it is not restarted, and once every child has stopped the supervisor exits 1.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from loguru import logger
 _PR_SET_PDEATHSIG = 1
 POLL = 0.2
 STABLE_AFTER = 60.0  # a child that ran this long is healthy again: its restart backoff resets
+STOPPED_ON_ERROR = 1  # the CLI's exit code for an error it reported in one line
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -40,6 +44,7 @@ class _Child:
         self.restart_at = 0.0
         self.started = 0.0
         self.process: subprocess.Popen[bytes] | None = None
+        self.gave_up = False  # stopped on an error: not restarted
 
     def start(self) -> None:
         linux = sys.platform.startswith("linux")
@@ -72,6 +77,9 @@ def supervise(command: Sequence[str], count: int, *, env: Mapping[str, str] | No
         while True:
             if not signals:
                 _restart_dead(children)
+                if all(c.gave_up for c in children):
+                    logger.error("every worker stopped on an error; see the lines above")
+                    return STOPPED_ON_ERROR
             elif all(c.process is None or c.process.poll() is not None for c in children):
                 return max((abs(c.process.returncode) for c in children if c.process is not None), default=0)
             time.sleep(POLL)
@@ -89,7 +97,13 @@ def _restart_dead(children: list[_Child]) -> None:
                 child.start()
             continue
         code = process.poll()
-        if code is None:
+        if code is None or child.gave_up:
+            continue
+        if code == STOPPED_ON_ERROR:
+            logger.error(
+                "worker {} (pid {}) stopped on an error; not restarting it", child.number, process.pid
+            )
+            child.gave_up = True
             continue
         lived = now - child.started
         child.backoff = 0.0 if lived > STABLE_AFTER else min(30.0, max(0.5, child.backoff * 2))
