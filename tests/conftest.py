@@ -108,3 +108,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("figures measured by the fault tests")
     for nodeid, figures in _FIGURES:
         terminalreporter.write_line(f"{nodeid}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+# Fixtures that reach the broker under test: a test that asks for one is a broker test even
+# when it forgot the marker, so CI's second run (`-m "broker or conformance"`, on 4.0) runs it.
+_BROKER_FIXTURES = {"amqp_url", "management_url", "rabbitmq_version", "rabbitmq_profile"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker(
+            "broker"
+        ):
+            item.add_marker(pytest.mark.broker)

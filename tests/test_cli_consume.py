@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 from broker_under_test import naming_management as with_management
+from broker_under_test import plain_amqp_url
 from click.testing import CliRunner, Result
 
 from routing.cli import main
@@ -27,7 +28,7 @@ def run(*args: str) -> Result:
 
 def _tutorial_publish(url: str, queue: str, bodies: list[bytes]) -> None:
     """As the pika tutorial's `new_task.py` sends its jobs."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         channel = connection.channel()
         for body in bodies:
@@ -44,7 +45,7 @@ def _tutorial_publish(url: str, queue: str, bodies: list[bytes]) -> None:
 
 
 def _depth(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
     finally:

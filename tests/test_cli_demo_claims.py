@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 from click.testing import CliRunner
 
 from routing.cli import main
@@ -46,7 +47,7 @@ def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
 
 
 def _depth(url: str, queue: str) -> int | None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
     except pika.exceptions.ChannelClosedByBroker:
@@ -57,7 +58,7 @@ def _depth(url: str, queue: str) -> int | None:
 
 
 def _exchange_exists(url: str, name: str) -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         connection.channel().exchange_declare(name, passive=True)
         return True

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 from click.testing import CliRunner
 
 from routing.cli import main
@@ -116,7 +117,7 @@ def test_a_non_utf8_routing_key_argument_in_a_subprocess(amqp_url: str) -> None:
 
 
 def _publish_raw(url: str, queue: str, body: bytes, headers: dict[object, object]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         props = pika.BasicProperties(content_type="application/json", headers=headers)  # type: ignore[arg-type]
         connection.channel().basic_publish("", queue, body, props)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 from click.testing import CliRunner
 
 from routing.cli import main
@@ -26,7 +27,7 @@ LOG = {"level": "error", "service": "billing", "message": "boom", "time": "2026-
 
 
 def _depth(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
     finally:
@@ -52,7 +53,7 @@ def test_a_plain_body_reaches_the_tutorials_plain_consumer(amqp_url: str, task_q
     assert "published 2: 2 confirmed" in sent.stdout
     assert _depth(amqp_url, task_queue) == 2
 
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     received: list[tuple[dict[str, object], pika.BasicProperties]] = []
     try:
         channel = connection.channel()

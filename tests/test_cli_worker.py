@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 from click.testing import CliRunner, Result
 
 from routing import Envelope, encode, to_properties
@@ -270,7 +271,7 @@ def test_worker_type_takes_the_tutorials_plain_jobs(amqp_url: str, unique: str, 
     command += ["--type", "task.resize_image", "--url", amqp_url]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
         channel = connection.channel()
         deadline = time.monotonic() + 30
         while True:  # the worker declares the queue; the tutorial's producer then sends to it
@@ -337,7 +338,7 @@ def test_worker_on_an_incompatible_queue_leaves_nothing_behind(
 def publish_raw(amqp_url: str, queue: str, body: bytes, **properties: object) -> None:
     """Publish with plain pika, as another client would (header names and values pika
     sends as given, bytes included)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     channel = connection.channel()
     channel.confirm_delivery()
     channel.basic_publish("", queue, body, pika.BasicProperties(**properties))  # type: ignore[arg-type]

@@ -227,7 +227,7 @@ def test_cli_commands_at_debug(
     # URL names a port where nothing answers (the conventional one may be another broker's):
     # the fallback runs, and logs why.
     closed = f"http://127.0.0.1:{free_port()}"
-    assert "management API not usable for bindings" in run("declare", str(path), management=closed)
+    assert "management API not usable for " in run("declare", str(path), management=closed)
     sent = run("publish", "--exchange", exchange, "--routing-key", "k", "--type", "log.record",
                "--data", json.dumps(LOG))  # fmt: skip
     assert "1 confirmed" in sent

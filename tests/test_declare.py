@@ -242,7 +242,7 @@ def test_declare_reports_what_diff_finds(amqp_url: str, management_url: str, uni
     x = Exchange(f"{unique}-x", "topic", auto_delete=True, alternate_exchange=f"{unique}-ae")
     q = Queue(f"{unique}-q", type="quorum", expires=60_000, delivery_limit=3)
     topology = Topology.of(x, Exchange(f"{unique}-ae", "fanout", auto_delete=True), q, x.bind(q, "#"))
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     ch = conn.channel()
     ch.exchange_declare(x.name, "topic", durable=True, auto_delete=True)  # no alternate exchange
     ch.queue_declare(q.name, durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000})
@@ -300,7 +300,7 @@ def test_a_difference_rabbitmq_lets_pass_is_a_conflict_too(
     """A classic queue redeclared over a quorum queue of that name: RabbitMQ accepts the declare
     (no x-queue-type is sent), so declare once said "unchanged"; diff says they differ."""
     q = Queue(f"{unique}-jobs", expires=60_000)
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     conn.channel().queue_declare(
         q.name, durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 
 from routing._amqp import MAX_EXPIRY_MS
 from routing.errors import TopologyError
@@ -30,7 +31,7 @@ def test_ten_years_is_rabbitmqs_limit_and_ours(
     # One more, sent around our check: RabbitMQ refuses it (406 value_too_large).
     arguments = dict(largest.declare_arguments)
     arguments[f"x-{'message-ttl' if field == 'message_ttl' else 'expires'}"] = MAX_EXPIRY_MS + 1
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     try:
         with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="value_too_large"):
             connection.channel().queue_declare(unique, durable=True, arguments=arguments)
@@ -39,7 +40,7 @@ def test_ten_years_is_rabbitmqs_limit_and_ours(
 
 
 def test_classic_only_arguments_are_refused_by_rabbitmq_on_quorum_queues(amqp_url: str, unique: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     try:
         for arg, value in (
             ("x-queue-mode", "lazy"),

@@ -45,7 +45,9 @@ def test_minus_one_is_no_limit_and_none_is_the_releases_default(
         with open_transport(url) as t:
             t.declare(topology)
             try:
-                t.publish("", work.name, b"job").raise_for_outcome()
+                sent = t.publish("", work.name, b"job")
+                t.flush()
+                sent.raise_for_outcome()
                 nacks = _nacked_until_gone(t, work.name)
                 for _ in range(50):  # the dead letter, if any, lands asynchronously on RabbitMQ
                     if nacks == NACKS or t.message_count(dead.name) == 1:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 
 from routing.embedded import forget
 from routing.errors import ChannelClosed, PropertyError
@@ -50,7 +51,7 @@ def _text(text: str) -> str:
 
 
 def _on_rabbitmq(url: str, queue: str | None, fields: dict[str, Any]) -> tuple[Any, ...]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     try:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -101,7 +102,7 @@ def test_publish_refused_as_rabbitmq_refuses_it(
     memory.broker.profile = profile(rabbitmq_profile)
     if queue is not None:
         memory.declare(Topology.of(queue))
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
         connection.channel().queue_declare(queue.name, auto_delete=True, arguments={"x-expires": 60000})
         connection.close()
     rabbit = _on_rabbitmq(amqp_url, queue.name if queue else None, fields)

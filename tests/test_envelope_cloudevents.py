@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
@@ -129,7 +130,7 @@ def test_a_timestamp_ce_time_header_through_rabbitmq(amqp_url: str, unique: str)
     queue = f"{unique}.ce"
     with open_transport(amqp_url) as t:
         t.declare(Topology.of(Queue(queue, auto_delete=True)))
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
         try:
             headers = {"ce-specversion": "1.0", "ce-id": "e-9", "ce-source": "urn:x", "ce-type": "log.record"}
             connection.channel().basic_publish(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pika
 import pytest
+from broker_under_test import plain_amqp_url
 from loguru import logger
 from test_worker import (
     FAST,
@@ -320,7 +321,7 @@ def test_a_worker_whose_queue_is_deleted_stops_with_one_line(bench: Bench) -> No
 
 def tutorial_producer(url: str, queue: str, jobs: list[dict[str, Any]]) -> None:
     """The seed tutorial's producer, as its users wrote it: plain pika, plain JSON, persistent."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
     channel = connection.channel()
     channel.confirm_delivery()
     for message in jobs:
