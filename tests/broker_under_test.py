@@ -75,3 +75,21 @@ def release(amqp_url: str = AMQP_URL) -> str:
     finally:
         connection.close()
     return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def admin(management_url: str, method: str, path: str, body: object = None) -> None:
+    """One call to the management HTTP API (`PUT vhosts/x`), with the URL's credentials."""
+    import base64
+    import json
+    import urllib.request
+
+    parts = urlsplit(management_url)
+    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{parts.scheme}://{parts.hostname}:{parts.port}/api/{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Basic {token}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from urllib.parse import urlsplit
+from collections.abc import Iterator
+from urllib.parse import quote, urlsplit
 
 import pytest
-from broker_under_test import AMQP_URL, MANAGEMENT_URL, naming_management, release
+from broker_under_test import AMQP_URL, MANAGEMENT_URL, admin, naming_management, release
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -64,6 +65,22 @@ def rabbitmq_profile(rabbitmq_version: str) -> str:
     from routing.profiles import profile
 
     return profile(rabbitmq_version).name
+
+
+@pytest.fixture
+def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
+    """An AMQP URL for a vhost of this test's own (it sees only what the test made), naming
+    the management API when the library would not find it; the vhost is deleted after."""
+    vhost = quote(unique, safe="")
+    admin(management_url, "PUT", f"vhosts/{vhost}", {})
+    user = urlsplit(management_url).username
+    admin(
+        management_url, "PUT", f"permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
+    )
+    try:
+        yield naming_management(urlsplit(amqp_url)._replace(path=f"/{vhost}").geturl(), management_url)
+    finally:
+        admin(management_url, "DELETE", f"vhosts/{vhost}")
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from broker_under_test import naming_management as with_management
@@ -219,34 +217,6 @@ def test_tail_of_a_missing_exchange_fails_cleanly(amqp_url: str, unique: str) ->
 
 
 # ------------------------------------------------------------------ diff
-
-
-def _admin(management_url: str, method: str, path: str, body: Any = None) -> None:
-    parts = urlsplit(management_url)
-    base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
-    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{base}/api/{path}",
-        data=data,
-        method=method,
-        headers={"Authorization": f"Basic {token}", "content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
-@pytest.fixture
-def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
-    """An AMQP URL for a vhost of this test's own: `diff` sees only what the test made."""
-    vhost = quote(unique, safe="")
-    _admin(management_url, "PUT", f"vhosts/{vhost}", {})
-    user = urlsplit(management_url).username
-    _admin(
-        management_url, "PUT", f"permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
-    )
-    yield urlsplit(amqp_url)._replace(path=f"/{vhost}").geturl()  # its query names the management API
-    _admin(management_url, "DELETE", f"vhosts/{vhost}")
 
 
 DIFF_TOPOLOGY = Topology.of(

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.request
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import quote, urlsplit
 
 import pika
 import pytest
@@ -17,33 +12,6 @@ from click.testing import CliRunner
 from routing.cli import main
 from routing.topology import Queue, Topology
 from routing.transport import open_transport
-
-
-def _admin(management_url: str, method: str, path: str, body: Any = None) -> None:
-    parts = urlsplit(management_url)
-    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-    request = urllib.request.Request(
-        f"{parts.scheme}://{parts.hostname}:{parts.port}/api/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Basic {token}", "content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
-@pytest.fixture
-def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
-    """A vhost of this test's own, so the demo's fixed names meet only what the test made."""
-    vhost = quote(unique, safe="")
-    _admin(management_url, "PUT", f"vhosts/{vhost}", {})
-    user = urlsplit(management_url).username
-    _admin(
-        management_url, "PUT", f"permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
-    )
-    parts = urlsplit(amqp_url)
-    yield f"{parts.scheme}://{parts.netloc}/{vhost}"
-    _admin(management_url, "DELETE", f"vhosts/{vhost}")
 
 
 def _depth(url: str, queue: str) -> int | None:

@@ -13,19 +13,14 @@ is stopped (a worker) is stopped after a few seconds with SIGTERM and must exit 
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -101,39 +96,13 @@ def test_the_python_examples_run_in_order() -> None:
 # ------------------------------------------------------------------ sh
 
 
-def _admin(management_url: str, method: str, path: str, body: Any = None) -> None:
-    parts = urlsplit(management_url)
-    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-    request = urllib.request.Request(
-        f"{parts.scheme}://{parts.hostname}:{parts.port}/api/{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Basic {token}", "content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
-@pytest.fixture
-def broker_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
-    """The URL that stands in for the README's localhost one: a vhost of this test's own."""
-    vhost = quote(unique, safe="")
-    _admin(management_url, "PUT", f"vhosts/{vhost}", {})
-    user = urlsplit(management_url).username
-    _admin(
-        management_url, "PUT", f"permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
-    )
-    amqp, mgmt = urlsplit(amqp_url), urlsplit(management_url)
-    yield f"{amqp.scheme}://{amqp.netloc}/{vhost}?management={mgmt.scheme}://{mgmt.hostname}:{mgmt.port}"
-    _admin(management_url, "DELETE", f"vhosts/{vhost}")
-
-
 def _skipped(command: str) -> str | None:
     return next((why for prefix, why in SKIPPED.items() if command.startswith(prefix)), None)
 
 
 @pytest.mark.broker
-def test_the_shell_examples_run_in_order(broker_url: str, tmp_path: Path) -> None:
+def test_the_shell_examples_run_in_order(vhost_url: str, tmp_path: Path) -> None:
+    broker_url = vhost_url  # stands in for the README's localhost URL
     for name in ("examples", "demos"):
         (tmp_path / name).symlink_to(ROOT / name)
     env = {k: v for k, v in os.environ.items() if k != "ROUTING_URL"}
