@@ -93,3 +93,18 @@ def admin(management_url: str, method: str, path: str, body: object = None) -> N
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
+
+
+def queue_depth(url: str, queue: str) -> int | None:
+    """How many messages `queue` holds on the broker at `url` (a passive declare through plain
+    pika, not the toolkit under test), or None when there is no such queue."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if connection.is_open:
+            connection.close()

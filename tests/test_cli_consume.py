@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 from broker_under_test import naming_management as with_management
-from broker_under_test import plain_amqp_url
+from broker_under_test import plain_amqp_url, queue_depth
 from click.testing import CliRunner, Result
 
 from routing.cli import main
@@ -44,14 +44,6 @@ def _tutorial_publish(url: str, queue: str, bodies: list[bytes]) -> None:
         connection.close()
 
 
-def _depth(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def plain_queue(amqp_url: str, unique: str) -> Iterator[str]:
     """A durable queue with no dead-letter exchange, as the tutorial declares `task_queue`."""
@@ -66,7 +58,7 @@ def plain_queue(amqp_url: str, unique: str) -> Iterator[str]:
 @pytest.mark.broker
 def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str, plain_queue: str) -> None:
     _tutorial_publish(amqp_url, plain_queue, [json.dumps(JOB).encode()])
-    assert _depth(amqp_url, plain_queue) == 1
+    assert queue_depth(amqp_url, plain_queue) == 1
     got = run("consume", plain_queue, "--limit", "1", "--timeout", "5", "--url", amqp_url)
     assert got.exit_code == 1, got.output
     assert "REJECTED" in got.stdout and "no event type" in got.stdout
@@ -74,7 +66,7 @@ def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str
         "Error: 1 message(s) not accepted: 1 left on the queue (it has no dead-letter exchange)"
     )
     assert "Traceback" not in got.output
-    assert _depth(amqp_url, plain_queue) == 1  # nothing lost
+    assert queue_depth(amqp_url, plain_queue) == 1  # nothing lost
     # Typed by the command line, the same job is accepted and acked.
     typed = run(
         "consume", plain_queue, "--type", "task.resize_image", "--limit", "1", "--timeout", "5",
@@ -82,7 +74,7 @@ def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str
     )  # fmt: skip
     assert typed.exit_code == 0, typed.output
     assert "task.resize_image" in typed.stdout and "(redelivered)" in typed.stdout
-    assert _depth(amqp_url, plain_queue) == 0
+    assert queue_depth(amqp_url, plain_queue) == 0
 
 
 @pytest.mark.broker
@@ -109,7 +101,7 @@ def test_a_message_that_cannot_be_accepted_goes_to_the_queues_dead_letter_exchan
         )
         assert got.exit_code == 1, got.output
         assert f"2 message(s) not accepted: 2 dead-lettered to exchange '{dlx}'" in got.stderr
-        assert (_depth(amqp_url, work), _depth(amqp_url, dead)) == (0, 2)
+        assert (queue_depth(amqp_url, work), queue_depth(amqp_url, dead)) == (0, 2)
     finally:
         with open_transport(amqp_url) as t:
             t.delete_queue(work)
@@ -125,7 +117,7 @@ def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str
         "--url", amqp_url,
     )  # fmt: skip
     assert got.exit_code == 0, got.output
-    assert _depth(amqp_url, plain_queue) == 3
+    assert queue_depth(amqp_url, plain_queue) == 3
     rest = run(
         "consume", plain_queue, "--type", "task.resize_image", "--limit", "3", "--timeout", "5",
         "--json", "--url", amqp_url,
@@ -133,4 +125,4 @@ def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str
     records = [json.loads(line) for line in rest.stdout.splitlines()]
     assert [r["redelivered"] for r in records] == [False, False, False]
     assert [r["envelope"]["data"]["id"] for r in records] == [2, 3, 4]
-    assert _depth(amqp_url, plain_queue) == 0
+    assert queue_depth(amqp_url, plain_queue) == 0

@@ -6,23 +6,12 @@ import json
 
 import pika
 import pytest
-from broker_under_test import plain_amqp_url
+from broker_under_test import plain_amqp_url, queue_depth
 from click.testing import CliRunner
 
 from routing.cli import main
 from routing.topology import Queue, Topology
 from routing.transport import open_transport
-
-
-def _depth(url: str, queue: str) -> int | None:
-    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-    except pika.exceptions.ChannelClosedByBroker:
-        return None  # no such queue
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 def _exchange_exists(url: str, name: str) -> bool:
@@ -48,14 +37,14 @@ def test_an_existing_queue_of_a_demos_name_is_left_alone(vhost_url: str) -> None
     assert refused.exit_code == 1, refused.output
     [line] = refused.stderr.splitlines()
     assert "the broker already has queue 'demo.logs.pager'" in line and "--force" in line
-    assert _depth(vhost_url, "demo.logs.pager") == 3  # its messages are still there
+    assert queue_depth(vhost_url, "demo.logs.pager") == 3  # its messages are still there
     # What the demo created before it found out is gone again.
-    assert _depth(vhost_url, "demo.logs.archive") is None
+    assert queue_depth(vhost_url, "demo.logs.archive") is None
     assert not _exchange_exists(vhost_url, "demo.logs")
 
     forced = CliRunner().invoke(main, ["demo", "topic-logs", "--url", vhost_url, "--force"])
     assert forced.exit_code == 0, forced.output
-    assert _depth(vhost_url, "demo.logs.pager") is None  # replaced, then cleaned up as usual
+    assert queue_depth(vhost_url, "demo.logs.pager") is None  # replaced, then cleaned up as usual
 
 
 @pytest.mark.broker

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from broker_under_test import plain_amqp_url
+from broker_under_test import plain_amqp_url, queue_depth
 from click.testing import CliRunner
 
 from routing.cli import main
@@ -24,14 +24,6 @@ from routing.transport import open_transport
 
 JOB = {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}
 LOG = {"level": "error", "service": "billing", "message": "boom", "time": "2026-01-01T00:00:00Z"}
-
-
-def _depth(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
-    try:
-        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-    finally:
-        connection.close()
 
 
 @pytest.fixture
@@ -51,7 +43,7 @@ def test_a_plain_body_reaches_the_tutorials_plain_consumer(amqp_url: str, task_q
     sent = CliRunner().invoke(main, [*args, "--count", "2", "--url", amqp_url])
     assert sent.exit_code == 0, sent.output
     assert "published 2: 2 confirmed" in sent.stdout
-    assert _depth(amqp_url, task_queue) == 2
+    assert queue_depth(amqp_url, task_queue) == 2
 
     connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
     received: list[tuple[dict[str, object], pika.BasicProperties]] = []
@@ -74,7 +66,7 @@ def test_a_plain_body_reaches_the_tutorials_plain_consumer(amqp_url: str, task_q
     assert {p.content_type for _, p in received} == {"application/json"}
     assert {p.delivery_mode for _, p in received} == {2}
     assert len({p.message_id for _, p in received}) == 2  # two identical jobs, two ids
-    assert _depth(amqp_url, task_queue) == 0
+    assert queue_depth(amqp_url, task_queue) == 0
 
 
 @pytest.mark.broker
@@ -91,7 +83,7 @@ def test_a_typed_plain_body_is_checked_and_read_back_by_consume(amqp_url: str, t
     assert got.exit_code == 0, got.output
     [record] = [json.loads(line) for line in got.stdout.splitlines()]
     assert record["envelope"]["type"] == "task.resize_image" and record["envelope"]["data"] == JOB
-    assert _depth(amqp_url, task_queue) == 0
+    assert queue_depth(amqp_url, task_queue) == 0
 
 
 def test_publish_needs_a_type_or_a_body() -> None:
@@ -109,7 +101,7 @@ def test_ctrl_c_during_a_bulk_publish_reports_what_was_confirmed(amqp_url: str, 
     )
     try:
         deadline = time.monotonic() + 30
-        while _depth(amqp_url, task_queue) < 500 and time.monotonic() < deadline:
+        while queue_depth(amqp_url, task_queue) < 500 and time.monotonic() < deadline:
             time.sleep(0.1)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
@@ -125,7 +117,7 @@ def test_ctrl_c_during_a_bulk_publish_reports_what_was_confirmed(amqp_url: str, 
     assert match, (text, err)
     sent, confirmed = int(match[1]), int(match[2])
     assert 0 < sent < 200000 and confirmed == sent
-    assert _depth(amqp_url, task_queue) == confirmed  # every confirmed message is there
+    assert queue_depth(amqp_url, task_queue) == confirmed  # every confirmed message is there
     last = err.decode().strip().splitlines()[-1]
     assert last == f"Error: interrupted: {sent} of 200000 sent, {confirmed} confirmed"
     assert "Aborted!" not in err.decode() and "Traceback" not in err.decode()
