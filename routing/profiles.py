@@ -84,6 +84,13 @@ class Profile:
     # that x-delivery-count. 3.10 starts it afresh. Found by the differential test (seed 2003)
     # on 4.0.5.
     dead_letters_keep_delivery_count: bool
+    # A quorum delivery_limit of -1: 4.0 takes it as "no limit"; 3.10 as 0 (the first return
+    # dead-letters the message). Checked live: tests/test_release_defaults.py.
+    quorum_delivery_limit_minus_one_is_none: bool
+    # The largest message body the broker takes by default (`max_message_size`): 128 MiB on
+    # 3.10, 16 MiB on 4.0, where one byte more closes the channel with 406 "message size N is
+    # larger than configured max size M". Checked live: tests/test_release_defaults.py.
+    max_message_size: int
     # What this family deprecates (warns about) or, from a later release on, refuses: names of
     # DEPRECATIONS. 3.10 warns of none of them (checked live: it takes them all silently).
     deprecations: tuple[str, ...] = ()
@@ -144,6 +151,8 @@ PROFILES: dict[str, Profile] = {
         dead_letter_routing_key_drops_cc=True,
         queues_in_reverse_name_order=True,
         dead_letters_keep_delivery_count=False,
+        quorum_delivery_limit_minus_one_is_none=False,
+        max_message_size=134_217_728,
     ),
     "4.0": Profile(
         name="4.0",
@@ -161,6 +170,8 @@ PROFILES: dict[str, Profile] = {
         dead_letter_routing_key_drops_cc=False,
         queues_in_reverse_name_order=False,
         dead_letters_keep_delivery_count=True,
+        quorum_delivery_limit_minus_one_is_none=True,
+        max_message_size=16_777_216,
         deprecations=tuple(DEPRECATIONS),
     ),
 }

@@ -73,4 +73,14 @@ def check_topology(topology: Topology, *, rabbitmq: str | Profile | None = None)
                     verb="gives",
                 )
             )
+        if q.delivery_limit == -1 and not target.quorum_delivery_limit_minus_one_is_none:
+            out.append(
+                TargetWarning(
+                    entity,
+                    str(shown),
+                    "delivery_limit=-1 as 0: the first message given back is dead-lettered, or dropped",
+                    "no delivery_limit on 3.10-3.12 (no limit there); -1 means none from 4.0 on",
+                    verb="takes",
+                )
+            )
     return tuple(out)

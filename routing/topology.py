@@ -226,8 +226,8 @@ _QUEUE_ARGUMENTS: dict[str, tuple[str, Any, str, tuple[QueueType, ...]]] = {
     ),
     "x-delivery-limit": (
         "delivery_limit",
-        # -1 is "no limit": RabbitMQ 4.0 gives a quorum queue a limit of 20 unless told so
-        # (3.10.8 and 4.0.5 both take it, checked live).
+        # -1 is "no limit" on 4.0, which gives a quorum queue a limit of 20 unless told so;
+        # 3.10 takes -1 as 0 (tests/test_release_defaults.py; routing.targets warns of it).
         lambda v: (type(v) is int and v == -1) or _non_negative_int(v),
         "an integer >= 0 and < 2**63, or -1 for no limit",
         (QueueType.QUORUM,),

@@ -58,3 +58,11 @@ def test_the_default_target_is_the_newest_verified_release() -> None:
 def test_an_unknown_release_is_a_clear_error() -> None:
     with pytest.raises(ProfileError, match="supported"):
         TOPOLOGY.check(rabbitmq="3.8.9")
+
+
+def test_delivery_limit_minus_one_is_none_on_40_and_zero_on_310() -> None:
+    # Checked live in tests/test_release_defaults.py: 3.10 dead-letters at the first return.
+    topology = Topology.of(Queue("q", type="quorum", delivery_limit=-1))
+    [warning] = topology.check(rabbitmq="3.10")
+    assert "delivery_limit=-1 as 0" in str(warning) and not warning.refused
+    assert topology.check(rabbitmq="4.0") == ()

@@ -31,7 +31,7 @@ from routing.embedded.equivalence import VHOST, check_exchange, check_queue
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
 from routing.embedded.validate import check_channel
-from routing.errors import ChannelClosed
+from routing.errors import ChannelClosed, PreconditionFailed
 from routing.matching import BindingTable, routing_keys, walk
 from routing.profiles import Profile, profile
 from routing.properties import Properties, check_message
@@ -222,6 +222,12 @@ class EmbeddedBroker:
         """Route and enqueue. Returns (routed, accepted): accepted is False when a queue
         refused the message (`reject-publish`), which RabbitMQ answers with a nack."""
         check_message(exchange, routing_key, properties)  # what the RabbitMQ transport refuses too
+        if len(body) > self.profile.max_message_size:  # rabbit_channel checks it first
+            raise PreconditionFailed(
+                406,
+                f"PRECONDITION_FAILED - message size {len(body)} is larger than configured max size "
+                f"{self.profile.max_message_size}",
+            )
         x = self._exchanges.get(exchange)
         if x is None:
             raise _not_found("exchange", exchange)

@@ -97,7 +97,9 @@ class MessageQueue:
         limit = definition.delivery_limit
         if self.quorum and limit is None:
             limit = profile.quorum_default_delivery_limit
-        self.delivery_limit = limit if limit is None or limit >= 0 else None  # -1: no limit (4.0)
+        if limit is not None and limit < 0:  # -1: no limit on 4.0, a limit of 0 on 3.10
+            limit = None if profile.quorum_delivery_limit_minus_one_is_none else 0
+        self.delivery_limit = limit
         self.returns = 0  # quorum: returned messages at the head of `ready`, served first
         self.refusing = False  # quorum reject-publish: over the limit, not yet back at 80%
         self.single_active = bool(definition.single_active_consumer)

@@ -1,4 +1,5 @@
-"""A quorum queue's delivery limit per release: 4.0's default of 20, and -1 for none, on both brokers."""
+"""Defaults that differ between releases, on the live broker and the embedded one of the same release:
+a quorum queue's delivery limit (4.0: 20, and -1 for none) and the largest message (4.0: 16 MiB)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from routing.embedded import forget
 from routing.topology import Exchange, Queue, Topology
-from routing.transport import Transport, open_transport
+from routing.transport import Outcome, Transport, open_transport
 
 NACKS = 25  # past 4.0's default limit of 20
 
@@ -30,7 +31,7 @@ def _nacked_until_gone(t: Transport, queue: str) -> int:
 
 @pytest.mark.broker
 @pytest.mark.parametrize(
-    ("limit", "expected"), [(-1, {"3.10": NACKS, "4.0": NACKS}), (None, {"3.10": NACKS, "4.0": 21})]
+    ("limit", "expected"), [(-1, {"3.10": 1, "4.0": NACKS}), (None, {"3.10": NACKS, "4.0": 21})]
 )
 def test_minus_one_is_no_limit_and_none_is_the_releases_default(
     limit: int | None, expected: dict[str, int], amqp_url: str, rabbitmq_profile: str, unique: str
@@ -61,3 +62,26 @@ def test_minus_one_is_no_limit_and_none_is_the_releases_default(
     want = expected[rabbitmq_profile]
     assert seen[amqp_url] == (want, 0 if want == NACKS else 1)
     assert seen[memory_url] == seen[amqp_url]  # the embedded broker of the same release agrees
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_the_largest_message_is_the_releases_default(
+    amqp_url: str, rabbitmq_profile: str, unique: str
+) -> None:
+    queue = Queue(f"{unique}.big", durable=False, auto_delete=True)
+    body = b"x" * (16 * 1024 * 1024 + 1)  # one byte over 4.0's max_message_size
+    memory_url = f"memory://{unique}?rabbitmq={rabbitmq_profile}"
+    seen = {}
+    for url in (amqp_url, memory_url):
+        with open_transport(url) as t:
+            t.declare(Topology.of(queue))
+            sent = t.publish("", queue.name, body)
+            t.flush()
+            code = getattr(sent.error, "code", None)
+            seen[url] = (sent.outcome, code)
+            t.delete_queue(queue.name)
+    forget(memory_url)
+    expected = (Outcome.CONFIRMED, None) if rabbitmq_profile == "3.10" else (Outcome.UNCONFIRMED, 406)
+    assert seen[amqp_url] == expected
+    assert seen[memory_url] == seen[amqp_url]
