@@ -257,6 +257,31 @@ def test_a_forged_attempt_count_does_not_crash_the_worker(bench: Bench) -> None:
     assert found[bench.dead] == 1 and sum(found.values()) == 1, found
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [["junk"], [{"count": "abc", "reason": "expired", "queue": "Q.retry", "exchange": ""}]],
+    ids=["not-a-table", "text-count"],
+)
+def test_a_forged_x_death_is_left_out_of_retry_copies_and_nothing_is_lost(bench: Bench, forged: Any) -> None:
+    # RabbitMQ 3.10 dropped the copy and everything else in its retry queue when that queue's
+    # TTL dead-lettered a copy carrying the forged x-death (review of issue 12).
+    app, runs = failing_app()
+    bench.declare(app)
+    first, second = event(), event()
+    bench.send(first, headers={**to_properties(first).headers, "x-death": forged})
+    bench.send(second)
+    run = Run(bench, app)
+    try:
+        found_letters = letters(bench, 2)
+    finally:
+        run.stop()
+    assert run.error is None, run.error
+    assert len(runs) == 2 * FAST.max_attempts
+    assert sorted(letter.id for letter in found_letters) == sorted([first.id, second.id])
+    found = counts(bench, app)
+    assert found[bench.dead] == 2 and sum(found.values()) == 2, found
+
+
 YEAR_10000 = 253_402_300_800  # seconds: 10000-01-01T00:00:00Z, past what `datetime` holds
 
 

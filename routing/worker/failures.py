@@ -88,6 +88,10 @@ def record_failure(delivery: Delivery, failure: Failure, *, now: datetime | None
     gets a fresh one: two identical plain jobs are two dead letters, replayed one by one.
     Texts that UTF-8 cannot carry (a lone surrogate) are written with backslash escapes."""
     headers: dict[str, Any] = dict(delivery.properties.headers or {})
+    if "x-death" in headers and not well_formed_x_death(headers["x-death"]):
+        # RabbitMQ 3.10 crashes the queue process that dead-letters such a copy (the retry
+        # queue, when its TTL sends the copy back), losing every message in that queue.
+        del headers["x-death"]
     when = _timestamp(now)
     headers.setdefault(FIRST_FAILURE, when)
     headers.setdefault(ORIGINAL_EXCHANGE, delivery.exchange)
@@ -105,6 +109,31 @@ def record_failure(delivery: Delivery, failure: Failure, *, now: datetime | None
         expiration=None,
         message_id=delivery.properties.message_id or str(uuid.uuid4()),
     )
+
+
+_X_DEATH_TEXT = ("reason", "queue", "exchange")
+
+
+def well_formed_x_death(value: object) -> bool:
+    """An `x-death` as RabbitMQ writes it: an array of tables with an integer `count` and
+    text `reason`, `queue` and `exchange`. A client can publish anything under that name;
+    RabbitMQ 3.10 reads it when it dead-letters the message, and a malformed one (`["junk"]`,
+    a count of "abc") makes it drop that message and every other in the queue (seen live on
+    3.10.8; 4.0 ignores a client's `x-death`)."""
+    if not isinstance(value, list | tuple):
+        return False
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            return False
+        count = entry.get("count", 0)
+        if not isinstance(count, int) or isinstance(count, bool):
+            return False
+        if any(not isinstance(entry.get(k, ""), str) for k in _X_DEATH_TEXT):
+            return False
+        keys = entry.get("routing-keys", ())
+        if not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
