@@ -104,9 +104,9 @@ def headers_of_size(envelope: Envelope, size: int) -> dict[str, Any]:
 class Run:
     """A Worker in a thread on a connection of its own, its stats and what ended it."""
 
-    def __init__(self, b: Bench, app: App) -> None:
+    def __init__(self, b: Bench, app: App, *, dead_letters_to_queue: bool = True) -> None:
         self.transport = open_transport(b.url)
-        self.worker = Worker(app, self.transport, b.queue)
+        self.worker = Worker(app, self.transport, b.queue, dead_letters_to_queue=dead_letters_to_queue)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -203,6 +203,25 @@ def test_headers_that_leave_no_room_are_dead_lettered_by_the_broker(bench: Bench
     assert len(runs) == 1
     found = counts(bench, app)
     assert found[bench.dead] == 1 and sum(found.values()) == 1, found
+
+
+def test_headers_that_leave_no_room_on_a_queue_it_did_not_declare_stay_and_stop_the_worker(
+    bench: Bench,
+) -> None:
+    # With --no-declare the work queue may be a plain one: a reject would destroy the
+    # message (review of issue 12: it did, and the stats said "dead-lettered").
+    app, runs = failing_app()
+    plain = Queue(bench.queue, durable=False, auto_delete=False)
+    bench.t.declare(Topology.of(plain))
+    bench.queues.add(plain.name)
+    envelope = event()
+    bench.send(envelope, headers=headers_of_size(envelope, MAX_PROPERTIES - 100))
+    run = Run(bench, app, dead_letters_to_queue=False)
+    run.thread.join(WAIT)
+    run.stop()
+    assert isinstance(run.error, CopyRefused) and "--no-declare" in str(run.error), run.error
+    assert len(runs) == 1 and run.worker.stats.dead_lettered == 0
+    wait_until(lambda: bench.t.message_count(plain.name) == 1, "the message back on its queue")
 
 
 # ------------------------------------------------------------ item 4: texts and numbers the wire refuses

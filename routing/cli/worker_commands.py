@@ -72,6 +72,8 @@ def register(group: click.Group) -> None:
         help="Seconds to finish the message in progress after SIGTERM/SIGINT.",
     )
     @click.option("--no-declare", is_flag=True, help="Do not declare the work, retry and dead-letter queues.")
+    # A child of --concurrency: its parent declared the queues (so QUEUE dead-letters to QUEUE.dead).
+    @click.option("--declared-by-parent", "declared_by_parent", is_flag=True, hidden=True)
     @click.option(
         "--type",
         "event_type",
@@ -88,6 +90,7 @@ def register(group: click.Group) -> None:
         concurrency: int,
         shutdown_timeout: float,
         no_declare: bool,
+        declared_by_parent: bool,
         event_type: str | None,
         url: str | None,
     ) -> None:
@@ -135,6 +138,7 @@ def register(group: click.Group) -> None:
             command += ["--log-json"] if params["log_json"] else []
             command += ["worker", app_ref, "--queue", queue, "--prefetch", str(prefetch)]
             command += ["--shutdown-timeout", str(shutdown_timeout), "--no-declare"]
+            command += [] if no_declare and not declared_by_parent else ["--declared-by-parent"]
             command += ["--type", event_type] if event_type is not None else []
             ctx.exit(supervise(command, concurrency, env={**os.environ, ENV_VAR: broker_url}))
         try:
@@ -145,6 +149,7 @@ def register(group: click.Group) -> None:
                 prefetch=prefetch,
                 shutdown_timeout=shutdown_timeout,
                 declare=False,
+                dead_letters_to_queue=not no_declare or declared_by_parent,
             )
         except RoutingError as exc:
             raise fail(exc) from exc

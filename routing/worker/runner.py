@@ -66,8 +66,13 @@ class Worker:
         prefetch: int = 1,
         shutdown_timeout: float = 30.0,
         ack_batch: int | None = None,
+        dead_letters_to_queue: bool = True,
     ) -> None:
         self.app = app
+        # Whether the work queue is known to dead-letter to QUEUE.dead: true when it was
+        # declared from `app.topology(queue)` (not with `--no-declare`, where it may be a
+        # plain queue whose rejected messages are gone).
+        self.dead_letters_to_queue = dead_letters_to_queue
         self.transport = transport
         self.queues: WorkQueues = app.queues(queue)
         self.prefetch = prefetch
@@ -92,12 +97,22 @@ class Worker:
         prefetch: int = 1,
         shutdown_timeout: float = 30.0,
         declare: bool = True,
+        dead_letters_to_queue: bool | None = None,
     ) -> WorkerStats:
-        """Connect, declare the queues (`app.topology(queue)`), and run until a signal."""
+        """Connect, declare the queues (`app.topology(queue)`), and run until a signal.
+        `dead_letters_to_queue`: the work queue is known to dead-letter to QUEUE.dead (by
+        default, when this call declares it)."""
         with open_transport(resolve(url)) as transport:
             if declare:
                 declare_work_queues(transport, app.queues(queue))
-            worker = cls(app, transport, queue, prefetch=prefetch, shutdown_timeout=shutdown_timeout)
+            worker = cls(
+                app,
+                transport,
+                queue,
+                prefetch=prefetch,
+                shutdown_timeout=shutdown_timeout,
+                dead_letters_to_queue=declare if dead_letters_to_queue is None else dead_letters_to_queue,
+            )
             with worker.signals():
                 try:
                     return worker.run()
@@ -210,6 +225,13 @@ class Worker:
         copy = failure_copy(delivery, failure)
         if copy.trimmed:
             log.warning("message {}: {}", message_id(delivery), copy.trimmed)
+        if copy.properties is None and not self.dead_letters_to_queue:
+            t.nack(delivery, requeue=True)
+            raise CopyRefused(
+                f"message {message_id(delivery)}: {copy.why}, and {self.queues.name!r} was not declared "
+                "by this worker (--no-declare), so a reject may lose it; the message stays in the queue; "
+                "stopping the worker: declare the queue with the worker's topology, then start it again"
+            )
         if copy.properties is None:
             # No copy can carry the failure (its own headers fill the frame). The work queue
             # dead-letters a rejected message to QUEUE.dead: make sure that queue is there.
