@@ -94,13 +94,28 @@ class Management:
         return data if isinstance(data, dict) else None
 
     def dead_letter_exchange(self, queue: str) -> str | None:
-        """The dead-letter exchange `queue` has (its argument, else its policy's), or None."""
+        """The dead-letter exchange `queue` has (its argument, else its policy's), when a
+        message rejected there would land somewhere; None when it has none, or when it names
+        an exchange that does not exist or routes nowhere (RabbitMQ then drops the message
+        without a word)."""
         item = self.queue(queue) or {}
         arguments = item.get("arguments") or {}
         policy = item.get("effective_policy_definition") or {}
         # The queue's own argument wins over a policy's key, as in RabbitMQ.
         found = arguments.get("x-dead-letter-exchange", policy.get("dead-letter-exchange"))
-        return found if isinstance(found, str) else None
+        if not isinstance(found, str):
+            return None
+        if found == "":  # the default exchange: to the queue the dead-letter routing key names
+            key = arguments.get("x-dead-letter-routing-key", policy.get("dead-letter-routing-key"))
+            return found if isinstance(key, str) and self.queue(key) is not None else None
+        exchange = self.exchange(found)
+        if exchange is None:
+            return None
+        if (exchange.get("arguments") or {}).get("alternate-exchange"):
+            return found
+        vhost = quote(self.vhost, safe="")
+        bindings = self.get(f"exchanges/{vhost}/{quote(found, safe='')}/bindings/source")
+        return found if bindings else None
 
     def nodes(self) -> list[dict[str, Any]]:
         """`GET /api/nodes`: every node of the cluster, running or not (`name`, `running`...)."""

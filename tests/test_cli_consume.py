@@ -126,3 +126,41 @@ def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str
     assert [r["redelivered"] for r in records] == [False, False, False]
     assert [r["envelope"]["data"]["id"] for r in records] == [2, 3, 4]
     assert queue_depth(amqp_url, plain_queue) == 0
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("exists", [False, True], ids=["missing-dlx", "dlx-with-no-binding"])
+def test_a_dead_letter_exchange_that_would_drop_the_message_is_not_trusted(
+    amqp_url: str, management_url: str, unique: str, exists: bool
+) -> None:
+    # RabbitMQ drops, without a word, a message dead-lettered to an exchange that does not
+    # exist or routes nowhere (review of issue 12: consume said "dead-lettered" and it was gone).
+    work, dlx = f"{unique}.work", f"{unique}.dlx"
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
+    channel = connection.channel()
+    if exists:
+        channel.exchange_declare(dlx, "fanout")
+    channel.queue_declare(
+        work, durable=True, arguments={"x-dead-letter-exchange": dlx}
+    )  # as a careless app would
+    connection.close()
+    try:
+        _tutorial_publish(amqp_url, work, [json.dumps(JOB).encode()])
+        got = run(
+            "consume",
+            work,
+            "--limit",
+            "1",
+            "--timeout",
+            "5",
+            "--url",
+            with_management(amqp_url, management_url),
+        )
+        assert got.exit_code == 1, got.output
+        assert "dead-lettered" not in got.stderr and "left on the queue" in got.stderr, got.stderr
+        assert queue_depth(amqp_url, work) == 1  # nothing lost
+    finally:
+        with open_transport(amqp_url) as t:
+            t.delete_queue(work)
+            if exists:
+                t.delete_exchange(dlx)
