@@ -138,3 +138,11 @@ def test_the_topology_in_a_help_example_loads(command: str) -> None:
     assert refs, example
     for ref in refs:
         assert load_topology(ref).exchanges, ref
+
+
+def test_consume_json_is_json_even_for_an_infinite_number_in_the_data() -> None:
+    # `1e999` parses as inf: the envelope printed "Infinity" or stopped the command (review).
+    item = Delivery(b"{}", Properties(), "x", "k", "q", 1, False, None)
+    envelope = Envelope.new("log.record", {**LOG, "n": float("inf")})
+    record = json.loads(_render(item, envelope, True, 1))  # strict: no Infinity or NaN
+    assert record["envelope"]["data"]["n"] == "Infinity"

@@ -62,7 +62,7 @@ def _render(item: Delivery, result: Envelope | Rejection, as_json: bool, number:
         if isinstance(result, Rejection):
             record["rejected"] = {"reason": result.reason, "path": result.path}
         else:
-            record["envelope"] = result.to_dict()
+            record["envelope"] = _jsonable(result.to_dict())  # its data may hold 1e999 (inf)
         return json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
     shown = item.exchange or "(default)"
     head = f"#{number} {shown} {item.routing_key!r}" + (" (redelivered)" if item.redelivered else "")
