@@ -37,6 +37,7 @@ def test_an_existing_queue_of_a_demos_name_is_left_alone(vhost_url: str) -> None
     assert refused.exit_code == 1, refused.output
     [line] = refused.stderr.splitlines()
     assert "the broker already has queue 'demo.logs.pager'" in line and "--force" in line
+    assert line.count("demo topic-logs:") == 1, line
     assert queue_depth(vhost_url, "demo.logs.pager") == 3  # its messages are still there
     # What the demo created before it found out is gone again.
     assert queue_depth(vhost_url, "demo.logs.archive") is None

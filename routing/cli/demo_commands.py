@@ -42,7 +42,10 @@ def register(group: click.Group) -> None:
             try:
                 result = DEMOS[n](url, force=force)
             except RoutingError as exc:
-                raise click.ClickException(f"demo {n}: {exc}") from exc
+                text = str(exc)  # a demo's own refusal names it already
+                raise click.ClickException(
+                    text if text.startswith(f"demo {n}:") else f"demo {n}: {text}"
+                ) from exc
             results.append(result)
             if not as_machine:
                 click.echo(render(result) + "\n")
