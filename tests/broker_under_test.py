@@ -108,3 +108,25 @@ def queue_depth(url: str, queue: str) -> int | None:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def tutorial_publish(url: str, queue: str, bodies: list[bytes]) -> None:
+    """As the pika tutorial's `new_task.py` sends its jobs: plain pika, plain JSON bodies,
+    persistent, to the default exchange (with confirms, so they are there on return)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for body in bodies:
+            channel.basic_publish(
+                exchange="",
+                routing_key=queue,
+                body=body,
+                properties=pika.BasicProperties(
+                    content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent
+                ),
+            )
+    finally:
+        connection.close()

@@ -84,6 +84,20 @@ def vhost_url(amqp_url: str, management_url: str, unique: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def task_queue(amqp_url: str, unique: str) -> Iterator[str]:
+    """A durable queue with no dead-letter exchange, as the pika tutorial declares `task_queue`."""
+    from routing.topology import Queue, Topology
+    from routing.transport import open_transport
+
+    name = f"{unique}.task_queue"
+    with open_transport(amqp_url) as t:
+        t.declare(Topology.of(Queue(name)))
+    yield name
+    with open_transport(amqp_url) as t:
+        t.delete_queue(name)
+
+
+@pytest.fixture
 def unique() -> str:
     """A prefix unique to this test, so runs never collide on the shared broker."""
     return f"t-{uuid.uuid4().hex[:10]}"

@@ -7,12 +7,11 @@ with pika itself; messages are counted on the live broker before and after each 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pika
 import pytest
 from broker_under_test import naming_management as with_management
-from broker_under_test import plain_amqp_url, queue_depth
+from broker_under_test import plain_amqp_url, queue_depth, tutorial_publish
 from click.testing import CliRunner, Result
 
 from routing.cli import main
@@ -26,55 +25,26 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-def _tutorial_publish(url: str, queue: str, bodies: list[bytes]) -> None:
-    """As the pika tutorial's `new_task.py` sends its jobs."""
-    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
-    try:
-        channel = connection.channel()
-        for body in bodies:
-            channel.basic_publish(
-                exchange="",
-                routing_key=queue,
-                body=body,
-                properties=pika.BasicProperties(
-                    content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent
-                ),
-            )
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def plain_queue(amqp_url: str, unique: str) -> Iterator[str]:
-    """A durable queue with no dead-letter exchange, as the tutorial declares `task_queue`."""
-    name = f"{unique}.task_queue"
-    with open_transport(amqp_url) as t:
-        t.declare(Topology.of(Queue(name)))
-    yield name
-    with open_transport(amqp_url) as t:
-        t.delete_queue(name)
-
-
 @pytest.mark.broker
-def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str, plain_queue: str) -> None:
-    _tutorial_publish(amqp_url, plain_queue, [json.dumps(JOB).encode()])
-    assert queue_depth(amqp_url, plain_queue) == 1
-    got = run("consume", plain_queue, "--limit", "1", "--timeout", "5", "--url", amqp_url)
+def test_a_plain_job_on_a_queue_without_dead_letter_exchange_stays(amqp_url: str, task_queue: str) -> None:
+    tutorial_publish(amqp_url, task_queue, [json.dumps(JOB).encode()])
+    assert queue_depth(amqp_url, task_queue) == 1
+    got = run("consume", task_queue, "--limit", "1", "--timeout", "5", "--url", amqp_url)
     assert got.exit_code == 1, got.output
     assert "REJECTED" in got.stdout and "no event type" in got.stdout
     assert got.stderr.strip().splitlines()[-1] == (
         "Error: 1 message(s) not accepted: 1 left on the queue (it has no dead-letter exchange)"
     )
     assert "Traceback" not in got.output
-    assert queue_depth(amqp_url, plain_queue) == 1  # nothing lost
+    assert queue_depth(amqp_url, task_queue) == 1  # nothing lost
     # Typed by the command line, the same job is accepted and acked.
     typed = run(
-        "consume", plain_queue, "--type", "task.resize_image", "--limit", "1", "--timeout", "5",
+        "consume", task_queue, "--type", "task.resize_image", "--limit", "1", "--timeout", "5",
         "--url", amqp_url,
     )  # fmt: skip
     assert typed.exit_code == 0, typed.output
     assert "task.resize_image" in typed.stdout and "(redelivered)" in typed.stdout
-    assert queue_depth(amqp_url, plain_queue) == 0
+    assert queue_depth(amqp_url, task_queue) == 0
 
 
 @pytest.mark.broker
@@ -88,7 +58,7 @@ def test_a_message_that_cannot_be_accepted_goes_to_the_queues_dead_letter_exchan
     with open_transport(amqp_url) as t:
         t.declare(topology)
     try:
-        _tutorial_publish(amqp_url, work, [b"{not json", json.dumps(JOB).encode()])
+        tutorial_publish(amqp_url, work, [b"{not json", json.dumps(JOB).encode()])
         got = run(
             "consume",
             work,
@@ -110,22 +80,22 @@ def test_a_message_that_cannot_be_accepted_goes_to_the_queues_dead_letter_exchan
 
 
 @pytest.mark.broker
-def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str, plain_queue: str) -> None:
-    _tutorial_publish(amqp_url, plain_queue, [json.dumps({**JOB, "id": n}).encode() for n in range(5)])
+def test_limit_caps_the_prefetch_so_nothing_comes_back_redelivered(amqp_url: str, task_queue: str) -> None:
+    tutorial_publish(amqp_url, task_queue, [json.dumps({**JOB, "id": n}).encode() for n in range(5)])
     got = run(
-        "consume", plain_queue, "--type", "task.resize_image", "--limit", "2", "--timeout", "5",
+        "consume", task_queue, "--type", "task.resize_image", "--limit", "2", "--timeout", "5",
         "--url", amqp_url,
     )  # fmt: skip
     assert got.exit_code == 0, got.output
-    assert queue_depth(amqp_url, plain_queue) == 3
+    assert queue_depth(amqp_url, task_queue) == 3
     rest = run(
-        "consume", plain_queue, "--type", "task.resize_image", "--limit", "3", "--timeout", "5",
+        "consume", task_queue, "--type", "task.resize_image", "--limit", "3", "--timeout", "5",
         "--json", "--url", amqp_url,
     )  # fmt: skip
     records = [json.loads(line) for line in rest.stdout.splitlines()]
     assert [r["redelivered"] for r in records] == [False, False, False]
     assert [r["envelope"]["data"]["id"] for r in records] == [2, 3, 4]
-    assert queue_depth(amqp_url, plain_queue) == 0
+    assert queue_depth(amqp_url, task_queue) == 0
 
 
 @pytest.mark.broker
@@ -145,7 +115,7 @@ def test_a_dead_letter_exchange_that_would_drop_the_message_is_not_trusted(
     )  # as a careless app would
     connection.close()
     try:
-        _tutorial_publish(amqp_url, work, [json.dumps(JOB).encode()])
+        tutorial_publish(amqp_url, work, [json.dumps(JOB).encode()])
         got = run(
             "consume",
             work,

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -19,21 +18,9 @@ from broker_under_test import plain_amqp_url, queue_depth
 from click.testing import CliRunner
 
 from routing.cli import main
-from routing.topology import Queue, Topology
-from routing.transport import open_transport
 
 JOB = {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}
 LOG = {"level": "error", "service": "billing", "message": "boom", "time": "2026-01-01T00:00:00Z"}
-
-
-@pytest.fixture
-def task_queue(amqp_url: str, unique: str) -> Iterator[str]:
-    name = f"{unique}.task_queue"
-    with open_transport(amqp_url) as t:
-        t.declare(Topology.of(Queue(name)))
-    yield name
-    with open_transport(amqp_url) as t:
-        t.delete_queue(name)
 
 
 @pytest.mark.broker

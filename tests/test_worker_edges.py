@@ -17,9 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
-from broker_under_test import plain_amqp_url
+from broker_under_test import tutorial_publish
 from loguru import logger
 from test_worker import (
     FAST,
@@ -363,23 +362,6 @@ def test_a_worker_whose_queue_is_deleted_stops_with_one_line(bench: Bench) -> No
 # ------------------------------------------------------------ item 27: the tutorial's producer
 
 
-def tutorial_producer(url: str, queue: str, jobs: list[dict[str, Any]]) -> None:
-    """The seed tutorial's producer, as its users wrote it: plain pika, plain JSON, persistent."""
-    connection = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(url)))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    for message in jobs:
-        channel.basic_publish(
-            exchange="",
-            routing_key=queue,
-            body=json.dumps(message),
-            properties=pika.BasicProperties(
-                delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json"
-            ),
-        )
-    connection.close()
-
-
 @pytest.mark.broker
 def test_the_example_worker_handles_the_tutorials_plain_jobs(amqp_url: str, unique: str) -> None:
     example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "resize_worker.py"))
@@ -388,7 +370,7 @@ def test_the_example_worker_handles_the_tutorials_plain_jobs(amqp_url: str, uniq
     try:
         b.declare(app)
         jobs = [{"id": n, "action": "resize_image", "path": f"/uploads/img_{n}.jpg"} for n in (1, 2)]
-        tutorial_producer(amqp_url, b.queue, jobs)
+        tutorial_publish(amqp_url, b.queue, [json.dumps(job).encode() for job in jobs])
         run = Run(b, app)
         try:
             wait_until(lambda: run.worker.stats.processed == 2, "both jobs handled", timeout=WAIT)
