@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from routing.errors import BrokerError, ConnectionFailed
-from routing.transport._amqp_url import parse_urls
+from routing.transport.rabbitmq._url import parse_urls
 from routing.urls import redact
 
 

@@ -24,8 +24,8 @@ from routing._frozen import thaw
 from routing.diff import diff_topology
 from routing.errors import ChannelClosed
 from routing.topology import Binding, Exchange, Queue, Topology
-from routing.transport._amqp_url import Endpoint
 from routing.transport.base import DeclareReport
+from routing.transport.rabbitmq._url import Endpoint
 
 
 class Ops(Protocol):
