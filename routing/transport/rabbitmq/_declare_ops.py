@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from loguru import logger
 
 from routing._frozen import thaw
-from routing.diff import diff_topology
+from routing.diff import as_management_shows, diff_topology
 from routing.errors import ChannelClosed
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport.base import DeclareReport
@@ -61,21 +61,10 @@ def conflict_line(entity: Exchange | Queue | Binding, error: ChannelClosed) -> s
     return f"{label(entity)}: {error.code} {text}"
 
 
-def _json_like_management(value: Any) -> Any:
-    """The management API shows an AMQP void as the string "undefined"."""
-    if value is None:
-        return "undefined"
-    if isinstance(value, dict):
-        return {k: _json_like_management(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_like_management(v) for v in value]
-    return value
-
-
 def _binding_key(
     destination_type: str, destination: str, routing_key: str, arguments: Any
 ) -> tuple[str, ...]:
-    args = _json_like_management(thaw(arguments or {}))
+    args = as_management_shows(thaw(arguments or {}))
     return (destination_type, destination, routing_key, json.dumps(args, sort_keys=True))
 
 
