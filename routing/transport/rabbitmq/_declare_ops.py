@@ -9,23 +9,21 @@ everything here is free of pika.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from loguru import logger
 
 from routing._frozen import thaw
 from routing.diff import as_management_shows, diff_topology
-from routing.errors import ChannelClosed
+from routing.errors import BrokerError, ChannelClosed
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport.base import DeclareReport
+from routing.transport.rabbitmq._management import Management
 from routing.transport.rabbitmq._url import Endpoint
+from routing.urls import redact
 
 
 class Ops(Protocol):
@@ -69,20 +67,27 @@ def _binding_key(
 
 
 class ManagementBindings:
-    """Existing bindings by source exchange, from the management HTTP API; None when it
-    cannot be asked (plugin off, unreachable, no permission)."""
+    """Existing bindings by source exchange, read through the management API; None when it
+    cannot be asked (plugin off, unreachable, no permission, no http(s) URL for it)."""
 
     def __init__(self, endpoint: Endpoint, timeout: float = 3.0) -> None:
         self._endpoint = endpoint
         self._timeout = timeout
-        self._cache: dict[str, set[tuple[str, ...]] | None] = {}
+        self._api: Management | None = None
+        self._cache: dict[str, set[tuple[str, ...]]] = {}
         self._down = False
 
     def existing(self, source: str) -> set[tuple[str, ...]] | None:
         if self._down:
             return None
         if source not in self._cache:
-            self._cache[source] = self._fetch(source)
+            rows = self._ask(lambda api: api.bindings_from(source))
+            if rows is None:
+                return None
+            self._cache[source] = {
+                _binding_key(r["destination_type"], r["destination"], r["routing_key"], r.get("arguments"))
+                for r in rows
+            }
         return self._cache[source]
 
     @property
@@ -91,38 +96,26 @@ class ManagementBindings:
 
     def definitions(self) -> Any:
         """The vhost's definitions (`GET /api/definitions/{vhost}`), or None when not answered."""
+        return self._ask(lambda api: api.definitions())
+
+    def _ask(self, read: Callable[[Management], Any]) -> Any:
+        """`read(api)`, or None from now on once the API has not answered."""
         if self._down:
             return None
-        return self._get(f"/api/definitions/{quote(self._endpoint.vhost, safe='')}")
-
-    def _get(self, path: str) -> Any:
-        ep = self._endpoint
-        # `?management=http://user:pass@host:15672`: urllib takes no credentials in the URL.
-        parts = urlsplit(ep.management_url)
-        user = unquote(parts.username) if parts.username else ep.username
-        password = unquote(parts.password or "") if parts.username else ep.password
-        base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")).rstrip("/")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request = urllib.request.Request(base + path, headers={"Authorization": f"Basic {token}"})
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return json.load(response)
-        except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
-            logger.bind(url=ep.management_url).info("management API not usable for declare: {}", exc)
+            if self._api is None:
+                self._api = Management.for_endpoint(self._endpoint, timeout=self._timeout)
+            answer = read(self._api)
+        except BrokerError as exc:
+            answer, reason = None, str(exc)
+        else:
+            reason = "not found"
+        if answer is None:
+            logger.bind(url=redact(self._endpoint.management_url)).info(
+                "management API not usable for declare: {}", reason
+            )
             self._down = True
-            return None
-
-    def _fetch(self, source: str) -> set[tuple[str, ...]] | None:
-        ep = self._endpoint
-        rows = self._get(
-            f"/api/exchanges/{quote(ep.vhost, safe='')}/{quote(source, safe='')}/bindings/source"
-        )
-        if rows is None:
-            return None
-        return {
-            _binding_key(r["destination_type"], r["destination"], r["routing_key"], r.get("arguments"))
-            for r in rows
-        }
+        return answer
 
 
 def _known_differences(topology: Topology, bindings: ManagementBindings | None) -> dict[str, list[str]]:
