@@ -1,62 +1,27 @@
-"""Declaring a topology on RabbitMQ: what exists, what to create, and every conflict.
+"""The RabbitMQ side of declaring (`routing.transport._declare` walks the topology): the
+channel operations, and what exists read from the management HTTP API.
 
 AMQP 0-9-1 can ask whether an exchange or queue exists (a passive declare) but not
 whether a binding does, so bindings are looked up in the management API when it answers;
-when it does not, re-declared bindings between entities that already existed are reported
-as `unverified`, never as created. The transport supplies the channel operations (`Ops`);
-everything here is free of pika.
+when it does not, `binding_exists` answers None. Free of pika: the transport supplies a
+function that runs a call on a live channel.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 
 from routing._frozen import thaw
-from routing.diff import as_management_shows, diff_topology
+from routing.diff import as_management_shows
 from routing.errors import BrokerError, ChannelClosed
-from routing.topology import Binding, Exchange, Queue, Topology
-from routing.transport.base import DeclareReport
+from routing.topology import Binding, Exchange, Queue
 from routing.transport.rabbitmq._management import Management
 from routing.transport.rabbitmq._url import Endpoint
 from routing.urls import redact
-
-
-class Ops(Protocol):
-    """Channel operations; each raises `routing.errors.ChannelClosed` when the broker refuses."""
-
-    def exchange_exists(self, name: str) -> bool: ...
-    def declare_exchange(self, exchange: Exchange) -> None: ...
-    def queue_exists(self, name: str) -> bool: ...
-    def declare_queue(self, queue: Queue) -> None: ...
-    def bind(self, binding: Binding) -> None: ...
-
-
-def label(entity: Exchange | Queue | Binding) -> str:
-    if isinstance(entity, Exchange):
-        return f"exchange {entity.name!r}"
-    if isinstance(entity, Queue):
-        return f"queue {entity.name!r}"
-    return f"binding {entity.describe()}"
-
-
-_INEQUIVALENT = re.compile(
-    r"inequivalent arg '([^']*)' for \w+ '.*?' in vhost '[^']*': (received .*? but current is .*?)"
-    r"(?: \(declare |$)"
-)
-
-
-def conflict_line(entity: Exchange | Queue | Binding, error: ChannelClosed) -> str:
-    """`exchange 'logs': argument 'type' differs: received 'fanout' but current is 'topic'`."""
-    text = error.text.split(" - ", 1)[-1]
-    m = _INEQUIVALENT.search(text)
-    if m:
-        return f"{label(entity)}: argument {m.group(1)!r} differs: {m.group(2)}"
-    return f"{label(entity)}: {error.code} {text}"
 
 
 def _binding_key(
@@ -118,119 +83,31 @@ class ManagementBindings:
         return answer
 
 
-def _known_differences(topology: Topology, bindings: ManagementBindings | None) -> dict[str, list[str]]:
-    """Every setting the broker has otherwise, by entity label, as `routing diff` finds them.
-
-    RabbitMQ's redeclare names one difference per refusal (the channel closes at the first)
-    and lets some pass: a queue declared without `x-queue-type` is taken for the quorum queue
-    the broker has (checked on 3.10.8 and 4.0.5). Where the management API answers, the
-    comparison is diff's, so declare and diff agree.
-    """
-    definitions = bindings.definitions() if bindings is not None else None
-    if not isinstance(definitions, dict):
-        return {}
-    found: dict[str, list[str]] = {}
-    for d in diff_topology(topology, definitions, vhost=bindings.vhost if bindings else "/").differ:
-        found.setdefault(d.entity, []).append(d.describe())
-    return found
-
-
-def declare_topology(topology: Topology, ops: Ops, bindings: ManagementBindings | None) -> DeclareReport:
-    """Exchanges, then queues, then bindings; each conflict recorded and the rest carried on.
-
-    An entity the broker has with other settings is left as it is, with one conflict line per
-    setting; the bindings that touch it are skipped, and named. Returns the report; the
-    caller raises `DeclareConflicts` when `conflicts` is not empty.
-    """
-    created: list[str] = []
-    unchanged: list[str] = []
-    unverified: list[str] = []
-    conflicts: list[str] = []
-    skipped: list[str] = []
-    refused: set[tuple[str, str]] = set()
-    fresh: set[tuple[str, str]] = set()
-    differing = _known_differences(topology, bindings)
-
-    def entity(kind: str, item: Exchange | Queue, exists: Any, declare: Any) -> None:
-        known = differing.get(label(item))
-        if known:
-            conflicts.extend(known)
-            refused.add((kind, item.name))
-            return
-        try:
-            existed = exists(item.name)
-            declare(item)
-        except ChannelClosed as exc:
-            conflicts.append(conflict_line(item, exc))
-            refused.add((kind, item.name))
-            return
-        if existed:
-            unchanged.append(label(item))
-        else:
-            created.append(label(item))
-            fresh.add((kind, item.name))
-
-    for ex in topology.exchanges:
-        entity("exchange", ex, ops.exchange_exists, ops.declare_exchange)
-    for q in topology.queues:
-        entity("queue", q, ops.queue_exists, ops.declare_queue)
-    for b in topology.bindings:
-        ends = {("exchange", b.source), (str(b.destination_type), b.destination)}
-        if ends & refused:
-            # Bound to something the broker has with other settings: fix that first.
-            blocked = ", ".join(f"{k} {n!r}" for k, n in sorted(ends & refused))
-            skipped.append(f"{label(b)}: not declared, {blocked} differs from the broker's")
-            continue
-        known = None if ends & fresh or bindings is None else bindings.existing(b.source)
-        existed = (
-            known is not None
-            and _binding_key(str(b.destination_type), b.destination, b.routing_key, b.arguments) in known
-        )
-        try:
-            ops.bind(b)
-        except ChannelClosed as exc:
-            conflicts.append(conflict_line(b, exc))
-            continue
-        if existed:
-            unchanged.append(label(b))
-        elif known is None and not ends & fresh:
-            unverified.append(label(b))
-        else:
-            created.append(label(b))
-    return DeclareReport(
-        created=tuple(created),
-        unchanged=tuple(unchanged),
-        unverified=tuple(unverified),
-        conflicts=tuple(conflicts),
-        skipped=tuple(skipped),
-    )
-
-
-def redeclare(
-    exchanges: Iterable[Exchange], queues: Iterable[Queue], bindings: Iterable[Binding], ops: Ops
-) -> list[str]:
-    """Declare again after a reconnect, without existence checks; returns conflict lines."""
-    problems = []
-    items: list[Exchange | Queue | Binding] = [*exchanges, *queues, *bindings]
-    for item in items:
-        try:
-            if isinstance(item, Exchange):
-                ops.declare_exchange(item)
-            elif isinstance(item, Queue):
-                ops.declare_queue(item)
-            else:
-                ops.bind(item)
-        except ChannelClosed as exc:
-            problems.append(conflict_line(item, exc))
-    return problems
-
-
 class ChannelOps:
-    """`Ops` over a pika-like channel. `run(what, call)` calls `call(channel)` on a live
-    channel and turns a refusal into `ChannelClosed` (the transport reopens the channel)."""
+    """`routing.transport._declare.DeclareOps` over a pika-like channel. `run(what, call)`
+    calls `call(channel)` on a live channel and turns a refusal into `ChannelClosed` (the
+    transport reopens the channel). What exists beyond exchanges and queues is read through
+    `existing`; without it, nothing is known."""
 
-    def __init__(self, run: Callable[[str, Callable[[Any], Any]], Any]) -> None:
+    def __init__(
+        self, run: Callable[[str, Callable[[Any], Any]], Any], existing: ManagementBindings | None = None
+    ) -> None:
         self._run = run
+        self._existing = existing
+
+    def reading(self, existing: ManagementBindings) -> ChannelOps:
+        """The same operations, reading what exists through `existing`."""
+        return ChannelOps(self._run, existing)
+
+    def binding_exists(self, binding: Binding) -> bool | None:
+        known = None if self._existing is None else self._existing.existing(binding.source)
+        if known is None:
+            return None
+        b = binding
+        return _binding_key(str(b.destination_type), b.destination, b.routing_key, b.arguments) in known
+
+    def definitions(self) -> Any:
+        return None if self._existing is None else self._existing.definitions()
 
     def _exists(self, what: str, call: Callable[[Any], Any]) -> bool:
         try:
