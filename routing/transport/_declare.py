@@ -110,12 +110,8 @@ def declare_topology(topology: Topology, ops: DeclareOps) -> DeclareReport:
             refused.add((kind, item.name))
             return
         try:
-            if isinstance(item, Exchange):
-                existed = ops.exchange_exists(item.name)
-                ops.declare_exchange(item)
-            else:
-                existed = ops.queue_exists(item.name)
-                ops.declare_queue(item)
+            existed = (ops.exchange_exists if isinstance(item, Exchange) else ops.queue_exists)(item.name)
+            _declare(item, ops)
         except ChannelClosed as exc:
             conflicts.append(conflict_line(item, exc))
             refused.add((kind, item.name))
@@ -140,7 +136,7 @@ def declare_topology(topology: Topology, ops: DeclareOps) -> DeclareReport:
         # A binding to something just created is new; otherwise ask, before binding.
         existed = False if ends & fresh else ops.binding_exists(b)
         try:
-            ops.bind(b)
+            _declare(b, ops)
         except ChannelClosed as exc:
             conflicts.append(conflict_line(b, exc))
             continue
@@ -167,12 +163,16 @@ def redeclare(
     items: list[Exchange | Queue | Binding] = [*exchanges, *queues, *bindings]
     for item in items:
         try:
-            if isinstance(item, Exchange):
-                ops.declare_exchange(item)
-            elif isinstance(item, Queue):
-                ops.declare_queue(item)
-            else:
-                ops.bind(item)
+            _declare(item, ops)
         except ChannelClosed as exc:
             problems.append(conflict_line(item, exc))
     return problems
+
+
+def _declare(item: Exchange | Queue | Binding, ops: DeclareOps) -> None:
+    if isinstance(item, Exchange):
+        ops.declare_exchange(item)
+    elif isinstance(item, Queue):
+        ops.declare_queue(item)
+    else:
+        ops.bind(item)
