@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from routing.definitions import dump_definitions
-from routing.errors import ChannelClosed
+from routing.errors import ChannelClosed, DeclareConflicts
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport._declare import DeclareOps, declare_topology, label, redeclare
+from routing.transport.memory import MemoryTransport
 
 ORDERS = Exchange("orders", "topic")
 AE = Exchange("ae", "fanout")
@@ -184,3 +185,20 @@ def test_redeclare_checks_nothing_and_returns_every_refusal() -> None:
 def test_the_declare_walk_needs_no_pika(module: str) -> None:
     code = f"import sys, {module}; sys.exit('pika' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_embedded_broker_reports_as_rabbitmq_does() -> None:
+    # The same walk on the memory transport: a skipped binding is named there too (it was left
+    # out silently), and an entity whose name holds a quote gets the one-line conflict.
+    x, q = Exchange("it's", "topic"), Queue("q")
+    with MemoryTransport("memory://declare-walk") as t:
+        t.declare(Topology.of(x))
+        with pytest.raises(DeclareConflicts) as info:
+            t.declare(Topology.of(Exchange("it's", "direct"), q, Binding("it's", "q", "k")))
+    assert info.value.conflicts == (
+        "exchange \"it's\": argument 'type' differs: received 'direct' but current is 'topic'",
+    )
+    assert info.value.report.created == ("queue 'q'",)
+    assert info.value.report.skipped == (
+        "binding it's -> q [k]: not declared, exchange \"it's\" differs from the broker's",
+    )
