@@ -85,14 +85,15 @@ def _canon(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """Arguments as shown in a report: void spelt "undefined" as the broker does."""
+def as_management_shows(value: Any) -> Any:
+    """A value as the management API shows it: void is the string "undefined", tables are
+    dicts and arrays lists (at any depth), everything else as it is."""
     if value is None:
         return "undefined"
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: as_management_shows(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [as_management_shows(v) for v in value]
     return value
 
 
@@ -149,7 +150,7 @@ def _bindings(items: list[Mapping[str, Any]], queues: set[str]) -> dict[tuple[An
 
 def _binding_label(source: str, kind: str, destination: str, key: str, arguments: Mapping[str, Any]) -> str:
     rule = [key] if key else []
-    rule += [f"{k}={json.dumps(_plain(v))}" for k, v in sorted(arguments.items())]
+    rule += [f"{k}={json.dumps(as_management_shows(v))}" for k, v in sorted(arguments.items())]
     arrow = f"{source} -> {destination}" + (" (exchange)" if kind == "exchange" else "")
     return f"binding {arrow}" + (f" [{' '.join(rule)}]" if rule else "")
 
@@ -164,7 +165,9 @@ def _settings(entity: str, mine: dict[str, Any], theirs: dict[str, Any]) -> list
     for key in sorted(a.keys() | b.keys()):
         left, right = a.get(key, MISSING), b.get(key, MISSING)
         if left is MISSING or right is MISSING or _canon(left) != _canon(right):
-            found.append(Difference(entity, f"argument {key!r}", _plain(left), _plain(right)))
+            found.append(
+                Difference(entity, f"argument {key!r}", as_management_shows(left), as_management_shows(right))
+            )
     return found
 
 

@@ -18,8 +18,20 @@ def is_memory(url: str) -> bool:
     return url.partition(":")[0].strip().lower() == "memory"  # urlsplit() raises on some typos
 
 
-# Where a new URL starts in a comma-separated list (a whole cluster in one ROUTING_URL).
+# Where a new URL starts in a comma-separated list: a comma, then a scheme and `://`.
+# Schemes are case-insensitive (RFC 3986 3.1): `AMQP://` starts a URL as `amqp://` does.
 _NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_urls(urls: str) -> list[str]:
+    """The URLs of a comma-separated list (a whole cluster in one `ROUTING_URL`), each as
+    written, spaces and all: `",".join()` gives the text back.
+
+    A comma starts a new URL only where a scheme follows it; one elsewhere (in a query
+    option, or unescaped in a password) stays in its URL. A password is safest with its
+    commas percent-encoded (`%2C`).
+    """
+    return _NEXT_URL.split(urls)
 
 
 def redact(url: str) -> str:
@@ -30,7 +42,7 @@ def redact(url: str) -> str:
     hold `/`) cuts a standard URL parse short and would show the rest of it. A URL with an
     `@` in its query string therefore shows less than it could, never more.
     """
-    return ",".join(_redact_one(part) for part in _NEXT_URL.split(url))
+    return ",".join(_redact_one(part) for part in split_urls(url))
 
 
 # The `management=` option of an AMQP URL holds a URL of its own, credentials and all.

@@ -14,7 +14,7 @@ import shlex
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from routing.management import Management
-from routing.transport._amqp_url import parse_url
+from routing.transport.rabbitmq._url import parse_url
 
 AMQP_URL = os.environ.get("ROUTING_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 

@@ -30,8 +30,8 @@ from routing.errors import ConnectionFailed, ConnectionLost, RoutingError
 from routing.management import Management
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import open_transport
-from routing.transport._amqp_url import parse_urls
 from routing.transport.rabbitmq import RabbitTransport
+from routing.transport.rabbitmq._url import parse_urls
 from routing.urls import ENV_VAR, describe, redact
 
 LOG = {"level": "error", "service": "billing", "message": "card declined", "time": "2026-01-01T00:00:00Z"}

@@ -6,7 +6,7 @@ import pytest
 
 from routing.errors import ChannelClosed
 from routing.topology import Exchange, Queue
-from routing.transport._amqp_declare import conflict_line
+from routing.transport._declare import conflict_line
 
 Q, X = Queue("jobs"), Exchange("logs", "topic")
 

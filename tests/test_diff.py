@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from routing.definitions import dump_definitions
-from routing.diff import MISSING, Difference, diff_topology
+from routing.diff import MISSING, Difference, as_management_shows, diff_topology
 from routing.topology import Binding, Exchange, Queue, Topology
 
 LOGS = Exchange("logs", "topic")
@@ -136,3 +137,16 @@ def test_other_vhosts_are_ignored_and_exclusive_queues_skipped() -> None:
     assert result.equal
     assert result.skipped == ("queue 'mine': exclusive, it exists only while its connection is open",)
     assert not diff_topology(TOPOLOGY, data, vhost="other").equal
+
+
+def test_void_is_undefined_at_any_depth_as_the_management_api_shows_it() -> None:
+    # One helper for diff's report and for declare's binding lookup (issue 14).
+    value = {"a": None, "b": [None, (1, None)], "c": MappingProxyType({"d": None}), "e": 0, "f": False}
+    assert as_management_shows(value) == {
+        "a": "undefined",
+        "b": ["undefined", [1, "undefined"]],
+        "c": {"d": "undefined"},
+        "e": 0,
+        "f": False,
+    }
+    assert as_management_shows(None) == "undefined" and as_management_shows("") == ""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from routing.errors import ConnectionLost, Nacked, PublishUnconfirmed, Unroutable
-from routing.transport._amqp_confirms import ConfirmTracker, Returned
 from routing.transport.base import Outcome
+from routing.transport.rabbitmq._confirms import ConfirmTracker, Returned
 
 
 def _send(tracker: ConfirmTracker, n: int, key: str = "k", mandatory: bool = False) -> list:

@@ -16,9 +16,9 @@ from routing._frozen import thaw
 from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, PreconditionFailed, Unroutable
 from routing.topology import Exchange, Queue, Topology
 from routing.transport import open_transport
-from routing.transport._amqp_url import parse_url
 from routing.transport.base import Consumer, Outcome, Properties, Transport
 from routing.transport.rabbitmq import RabbitTransport
+from routing.transport.rabbitmq._url import parse_url
 
 pytestmark = pytest.mark.broker
 

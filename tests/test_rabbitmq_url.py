@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from routing.errors import ConnectionFailed
-from routing.transport._amqp_url import parse_url, parse_urls
+from routing.transport.rabbitmq._url import parse_url, parse_urls
 
 
 def test_full_url() -> None:

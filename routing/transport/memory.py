@@ -9,7 +9,6 @@ closing it requeues what it left unacked and deletes them.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -28,29 +27,12 @@ from routing.errors import (
 )
 from routing.properties import Properties
 from routing.topology import Binding, Exchange, Queue, Topology
+from routing.transport._declare import declare_topology
 from routing.transport.base import DeclareReport, Delivery, Outcome, Publication
 from routing.urls import MEMORY_URL, is_memory, redact
 
 _NO_PROPERTIES = Properties()
 _monotonic = time.monotonic
-_INEQUIVALENT = re.compile(r"inequivalent arg '([^']*)' for \w+ '(?:[^']|'')*' in vhost '[^']*': (.*)")
-
-
-def _label(entity: Exchange | Queue | Binding) -> str:
-    if isinstance(entity, Exchange):
-        return f"exchange {entity.name!r}"
-    if isinstance(entity, Queue):
-        return f"queue {entity.name!r}"
-    return f"binding {entity.describe()}"
-
-
-def _conflict(entity: Exchange | Queue | Binding, error: ChannelClosed) -> str:
-    """One line per refused entity, worded as the RabbitMQ transport words it."""
-    text = error.text.split(" - ", 1)[-1]
-    m = _INEQUIVALENT.search(text)
-    if m:
-        return f"{_label(entity)}: argument {m.group(1)!r} differs: {m.group(2)}"
-    return f"{_label(entity)}: {error.code} {text}"
 
 
 class MemoryConsumer:
@@ -118,6 +100,37 @@ class MemoryConsumer:
         self.cancel()
 
 
+class _BrokerOps:
+    """`DeclareOps` on the embedded broker, for the transport that owns its exclusive queues.
+    The broker knows every binding; it has no definitions to read, and names a difference
+    as RabbitMQ's redeclare does."""
+
+    def __init__(self, broker: EmbeddedBroker, owner: MemoryTransport) -> None:
+        self._broker = broker
+        self._owner = owner
+
+    def exchange_exists(self, name: str) -> bool:
+        return self._broker.exchange(name) is not None
+
+    def queue_exists(self, name: str) -> bool:
+        return self._broker.has_queue(name)
+
+    def binding_exists(self, binding: Binding) -> bool:
+        return self._broker.has_binding(binding)
+
+    def definitions(self) -> None:
+        return None
+
+    def declare_exchange(self, exchange: Exchange) -> None:
+        self._broker.declare_exchange(exchange)
+
+    def declare_queue(self, queue: Queue) -> None:
+        self._broker.declare_queue(queue, self._owner)
+
+    def bind(self, binding: Binding) -> None:
+        self._broker.bind(binding, self._owner)
+
+
 class MemoryTransport:
     """A connection to the embedded broker named by a `memory://` URL."""
 
@@ -150,39 +163,12 @@ class MemoryTransport:
 
     def declare(self, topology: Topology) -> DeclareReport:
         """Exchanges, then queues, then bindings. Every conflict is collected (bindings to a
-        refused entity are skipped) and raised together as `DeclareConflicts`."""
-        broker = self._broker
-        created: list[str] = []
-        unchanged: list[str] = []
-        conflicts: list[str] = []
-        refused: set[tuple[str, str]] = set()
-        with broker.lock:
+        refused entity are skipped, and named) and raised together as `DeclareConflicts`."""
+        with self._broker.lock:
             self._check_open()
-            entities: list[Exchange | Queue] = [*topology.exchanges, *topology.queues]
-            for entity in entities:
-                kind = "exchange" if isinstance(entity, Exchange) else "queue"
-                try:
-                    if isinstance(entity, Exchange):
-                        new = broker.declare_exchange(entity)
-                    else:
-                        new = broker.declare_queue(entity, self)
-                except ChannelClosed as exc:
-                    conflicts.append(_conflict(entity, exc))
-                    refused.add((kind, entity.name))
-                    continue
-                (created if new else unchanged).append(_label(entity))
-            for b in topology.bindings:
-                if {("exchange", b.source), (str(b.destination_type), b.destination)} & refused:
-                    continue  # fix the refused end first
-                try:
-                    new = broker.bind(b, self)
-                except ChannelClosed as exc:
-                    conflicts.append(_conflict(b, exc))
-                    continue
-                (created if new else unchanged).append(_label(b))
-        report = DeclareReport(created=tuple(created), unchanged=tuple(unchanged), conflicts=tuple(conflicts))
-        if conflicts:
-            raise DeclareConflicts(conflicts, report)
+            report = declare_topology(topology, _BrokerOps(self._broker, self))
+        if report.conflicts:
+            raise DeclareConflicts(report.conflicts, report)
         return report
 
     def unbind(self, binding: Binding) -> None:

@@ -9,7 +9,7 @@ import pika
 import pika.exceptions as px
 
 from routing.errors import ChannelClosed, ConnectionFailed, PreconditionFailed
-from routing.transport._amqp_url import Endpoint
+from routing.transport.rabbitmq._url import Endpoint
 
 # What a dropped connection looks like from any call (ConnectionResetError: a reset socket
 # that pika has not wrapped yet).

@@ -15,14 +15,15 @@ from loguru import logger
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, ConnectionLost, DeclareConflicts
 from routing.topology import Binding, Exchange, Queue, Topology
-from routing.transport._amqp_confirms import ConfirmTracker, Pending, Returned
-from routing.transport._amqp_declare import ChannelOps, ManagementBindings, declare_topology, redeclare
-from routing.transport._amqp_url import parse_urls
+from routing.transport._declare import declare_topology, redeclare
 from routing.transport.base import DeclareReport, Delivery, Properties, Publication
+from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Returned
 from routing.transport.rabbitmq._connect import CONNECTION_ERRORS, channel_error, connect
 from routing.transport.rabbitmq._consumer import Chan, FairLock, RabbitConsumer
+from routing.transport.rabbitmq._declare_ops import ChannelOps, ManagementBindings
 from routing.transport.rabbitmq._encode import encode_properties
 from routing.transport.rabbitmq._frames import FrameWriter, send_method
+from routing.transport.rabbitmq._url import parse_urls
 from routing.transport.rabbitmq._wire import delivery
 
 POLL_EVERY = 64  # publishes between reads of the socket when the confirm window is not full
@@ -234,7 +235,7 @@ class RabbitTransport:
         conflict is reported (`DeclareConflicts`, with the report), not only the first."""
         with self._lock:
             self._ensure()
-            report = declare_topology(topology, self._ops(), ManagementBindings(self._endpoint))
+            report = declare_topology(topology, self._ops().reading(ManagementBindings(self._endpoint)))
             self._exchanges.update((e.name, e) for e in topology.exchanges)
             self._queues.update((q.name, q) for q in topology.queues)
             self._bindings.update(dict.fromkeys(topology.bindings))

@@ -8,13 +8,12 @@ certificate and host name verification; `cafile=` names the CA bundle, `certfile
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from routing.errors import ConnectionFailed
-from routing.urls import redact
+from routing.urls import redact, split_urls
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
@@ -141,7 +140,7 @@ def parse_urls(urls: str | Sequence[str]) -> tuple[Endpoint, ...]:
     """Endpoints for failover, in order. A string may hold several URLs separated by commas
     (so one `ROUTING_URL` can name a whole cluster)."""
     if isinstance(urls, str):
-        urls = [u for u in re.split(r"\s*,\s*(?=amqps?://)", urls.strip()) if u]
+        urls = [u.strip() for u in split_urls(urls) if u.strip()]
     endpoints = tuple(parse_url(u) for u in urls)
     if not endpoints:
         raise ConnectionFailed("no broker URL given; pass amqp://user:pass@host:5672/vhost")
