@@ -1,6 +1,7 @@
 """RabbitMQ pub/sub routing in code: topologies, RabbitMQ-exact routing rules, envelopes."""
 
-from loguru import logger
+# Private names: what this module binds is its public surface (tests/test_exported_members.py).
+from loguru import logger as _logger
 
 from routing.definitions import dump_definitions, load_definitions
 from routing.envelope import (
@@ -53,7 +54,7 @@ from routing.transport import Delivery, Outcome, Publication, Transport, open_tr
 __version__ = "0.1.0"
 
 # A library never decides where its logs go; the CLI (or the application) enables them.
-logger.disable("routing")
+_logger.disable("routing")
 
 __all__ = [
     "Binding",
