@@ -10,9 +10,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import tomllib
 import types
+from importlib.metadata import version
+from pathlib import Path
+
+from click.testing import CliRunner
 
 import routing
+from routing.cli import main
+
+ROOT = Path(__file__).parents[1]
 
 
 def ruff_order(name: str) -> tuple[int, list[int | str]]:
@@ -89,3 +97,22 @@ def test_every_public_all_is_sorted_unique_and_exists() -> None:
         if missing := [n for n in declared if not hasattr(module, n)]:
             problems.append(f"{name}.__all__ names what it does not have: {missing}")
     assert not problems, "\n".join(problems)
+
+
+def test_version_is_pyprojects() -> None:
+    """Written once, in pyproject.toml; routing.__version__ and `routing --version` read the metadata."""
+    written = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert routing.__version__ == version("routing") == written
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"routing, version {written}\n"
+
+
+def test_version_is_written_once() -> None:
+    written = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    holders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "routing").rglob("*.py"))
+        if f'"{written}"' in path.read_text(encoding="utf-8")
+    ]
+    assert not holders, f"the version {written!r} is written in {holders}; read routing.__version__ instead"
