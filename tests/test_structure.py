@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +272,50 @@ def surface_problems(found: dict[str, Module], prefix: str = "routing") -> tuple
     return missing, problems
 
 
+def readme_layers(readme: str) -> list[list[str]]:
+    """The import direction the README's Layout section draws: its last ```text block, a line per layer
+    from the top, the modules of a layer separated by commas; `transport/memory` is routing.transport.memory,
+    `(...)` is a remark."""
+    section = readme.partition("\n## Layout\n")[2].partition("\n## ")[0]
+    blocks = re.findall(r"^```text\n(.*?)^```$", section, flags=re.M | re.S)
+    assert blocks, "README.md's Layout section has no ```text block drawing the import direction"
+    layers = []
+    for line in blocks[-1].splitlines():
+        names = [re.sub(r"\(.*?\)", "", n).strip() for n in line.split(",")]
+        layers.append(["routing." + n.replace("/", ".") for n in names if n])
+    return [layer for layer in layers if layer]
+
+
+def layer_problems(found: dict[str, Module], layers: list[list[str]]) -> list[str]:
+    """Imports that go up the layers, modules the layers name that do not exist, and public modules they
+    do not place. A module is placed by the longest name in the layers it is, or is inside of; the package
+    itself (the public facade) and private modules outside every named package are not placed."""
+    named = {name: depth for depth, layer in enumerate(layers) for name in layer}
+    problems = [f"the Layout names {n}, which does not exist" for n in named if n not in found]
+
+    def depth(module: str) -> int | None:
+        parts = module.split(".")
+        for end in range(len(parts), 1, -1):
+            if ".".join(parts[:end]) in named:
+                return named[".".join(parts[:end])]
+        return None
+
+    for name, module in sorted(found.items(), key=lambda item: item[1].where):
+        if depth(name) is None and name != "routing" and not _is_private(name):
+            problems.append(f"{module.where}: {name} is in no layer of the Layout's import direction")
+    graph = import_graph(found)
+    for name, edges in sorted(graph.items()):
+        here = depth(name)
+        for target, line in sorted(edges.items()):
+            there = depth(target)
+            if here is not None and there is not None and there < here:
+                problems.append(
+                    f"{found[name].where}:{line}: {name} imports {target}, a layer above it "
+                    f"({', '.join(layers[there])} is above {', '.join(layers[here])})"
+                )
+    return problems
+
+
 # --- the rules, on routing/ ---------------------------------------------------------------------------
 
 
@@ -325,6 +370,16 @@ def test_every_public_module_declares_all_and_all_names_exist(package: dict[str,
         message.append(f"{len(problems)} problem(s) with __all__:\n" + "\n".join(f"  {p}" for p in problems))
     if message:
         _fail("\n".join(message))
+
+
+def test_imports_flow_the_way_the_readme_draws(package: dict[str, Module]) -> None:
+    layers = readme_layers((ROOT / "README.md").read_text(encoding="utf-8"))
+    problems = layer_problems(package, layers)
+    if problems:
+        _fail(
+            f"{len(problems)} way(s) the README's Layout (its import direction) and the code disagree:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 # --- each rule can fail -------------------------------------------------------------------------------
@@ -406,4 +461,38 @@ def test_surface_rule_can_fail(tmp_path: Path) -> None:
         "routing/built.py:2: __all__ must be one literal list, not built up",
         "routing/named.py: __all__ names 'gone', which it does not define",
         "routing/named.py: __all__ names 'j' twice",
+    ]
+
+
+def test_layer_rule_can_fail(tmp_path: Path) -> None:
+    readme = (
+        "# x\n\n## Layout\n\n```text\nrouting/  the package\n```\n\nImports:\n\n"
+        "```text\ncli\ntransport (open_transport), transport/memory\ntopology, gone\nerrors\n```\n\n## Next\n"
+    )
+    layers = readme_layers(readme)
+    assert layers == [
+        ["routing.cli"],
+        ["routing.transport", "routing.transport.memory"],
+        ["routing.topology", "routing.gone"],
+        ["routing.errors"],
+    ]
+    found = _write(
+        tmp_path,
+        {
+            "__init__.py": "import routing.cli\n",  # the facade is above every layer
+            "cli/__init__.py": "from routing.cli import _shared\n",
+            "cli/_shared.py": "import routing.transport\n",  # placed by its package: cli
+            "transport/__init__.py": "from routing.transport.memory import M\n",  # same layer
+            "transport/memory.py": "import routing.errors\nfrom routing import _util\n",
+            "_util.py": "import routing.cli\n",  # private, outside every named package: not placed
+            "topology.py": "def f():\n    from routing.transport import memory\n",  # up a layer
+            "errors.py": "",
+            "extra.py": "",  # public and in no layer
+        },
+    )
+    assert layer_problems(found, layers) == [
+        "the Layout names routing.gone, which does not exist",
+        "routing/extra.py: routing.extra is in no layer of the Layout's import direction",
+        "routing/topology.py:2: routing.topology imports routing.transport.memory, a layer above it "
+        "(routing.transport, routing.transport.memory is above routing.topology, routing.gone)",
     ]
