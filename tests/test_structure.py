@@ -1,9 +1,11 @@
-"""The package's shape, read from its source with `ast` (issue 14, "Done when"): small modules, imports
-that flow one way, pika behind the RabbitMQ transport, and a declared public surface.
+"""The package's shape, read from its source with `ast` (issue 14, "Done when"): no module of routing/ over
+400 lines, no import cycle (imports under `if TYPE_CHECKING:` and inside functions count), pika imported
+only under routing/transport/rabbitmq/, every public module with an `__all__` naming what it defines, and
+imports flowing down the layers the README's Layout section draws.
 
-Each rule is a function over a source tree, so it runs on `routing/` and, in the `*_can_fail` tests, on a
-small package written to a temporary directory that breaks it. Nothing here imports the package or needs
-a broker.
+Each rule is a function over a source tree, so it runs on routing/ (and demos/, installed as
+routing.demos) and, in the `*_can_fail` tests, on a small package written to a temporary directory that
+breaks it. Nothing here imports the package or needs a broker.
 """
 
 from __future__ import annotations
