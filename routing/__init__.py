@@ -1,6 +1,10 @@
 """RabbitMQ pub/sub routing in code: topologies, RabbitMQ-exact routing rules, envelopes."""
 
-from loguru import logger
+# Private names: what this module binds is its public surface (tests/test_exported_members.py).
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from loguru import logger as _logger
 
 from routing.definitions import dump_definitions, load_definitions
 from routing.envelope import (
@@ -50,10 +54,14 @@ from routing.topology import (
 )
 from routing.transport import Delivery, Outcome, Publication, Transport, open_transport
 
-__version__ = "0.1.0"
+# Written once, in pyproject.toml; the installed distribution's metadata carries it here.
+try:
+    __version__ = _version("routing")
+except _PackageNotFoundError:  # run from a source folder that was never installed
+    __version__ = "0+unknown"
 
 # A library never decides where its logs go; the CLI (or the application) enables them.
-logger.disable("routing")
+_logger.disable("routing")
 
 __all__ = [
     "Binding",

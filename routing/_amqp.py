@@ -150,7 +150,8 @@ def _value(v: Any) -> bytes:
     if kind is float:
         return _float(v)
     if kind is bytes:
-        return _I.pack(b"x", len(v)) + v
+        data: bytes = v
+        return _I.pack(b"x", len(data)) + data
     if isinstance(v, Mapping):
         return b"F" + _table(v)
     if isinstance(v, list | tuple):

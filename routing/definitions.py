@@ -269,7 +269,7 @@ def _section(origin: str, data: Mapping[str, Any], name: str) -> list[tuple[int,
     return list(enumerate(items))
 
 
-def _in_vhost(item: Mapping[str, Any], vhost: str) -> bool:
+def _in_vhost(item: Mapping[str, object], vhost: str) -> bool:
     return item.get("vhost", vhost) == vhost
 
 

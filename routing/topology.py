@@ -146,7 +146,7 @@ class Exchange:
     @property
     def declare_arguments(self) -> dict[str, Any]:
         """The `arguments` table as RabbitMQ receives it."""
-        args = thaw(self.arguments)
+        args: dict[str, Any] = thaw(self.arguments)
         if self.alternate_exchange is not None:
             args["alternate-exchange"] = self.alternate_exchange
         return args
@@ -328,7 +328,7 @@ class Queue:
     @property
     def declare_arguments(self) -> dict[str, Any]:
         """The `arguments` table as RabbitMQ receives it."""
-        args = thaw(self.arguments)
+        args: dict[str, Any] = thaw(self.arguments)
         if self.type is not QueueType.CLASSIC:
             args["x-queue-type"] = str(self.type)
         for attr, arg in _FIELD_ARGUMENT.items():

@@ -85,7 +85,9 @@ def _field(kind: str, name: str, key: str, current: Any, received: Any) -> None:
         raise _inequivalent(kind, name, key, f"'{_show(received)}'", f"'{_show(current)}'")
 
 
-def _arguments(kind: str, name: str, keys: tuple[str, ...], current: dict, received: dict) -> None:
+def _arguments(
+    kind: str, name: str, keys: tuple[str, ...], current: dict[str, Any], received: dict[str, Any]
+) -> None:
     for key in keys:
         old, new = current.get(key), received.get(key)
         if old is None and new is None:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from routing.errors import BrokerError, Nacked, PublishUnconfirmed, Unroutable
-from routing.properties import Properties  # re-exported: it moved below `envelope`
+from routing.properties import Properties as Properties  # re-exported: it moved below `envelope`
 from routing.topology import Topology
 
 
