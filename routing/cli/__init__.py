@@ -10,11 +10,12 @@ from loguru import logger
 
 from routing import __version__
 from routing.cli import (
-    consume_commands,
+    consume_command,
     declare_commands,
     demo_commands,
     envelope_commands,
     publish_command,
+    tail_command,
     topology_commands,
     worker_commands,
 )
@@ -86,7 +87,8 @@ for module in (
     envelope_commands,
     declare_commands,
     publish_command,
-    consume_commands,
+    tail_command,
+    consume_command,
     worker_commands,
     demo_commands,
 ):
