@@ -1,22 +1,24 @@
-"""What `consume` and `tail` share: the loop over deliveries, and how one is printed."""
+"""What `consume` and `tail` share: how a delivery is printed, and stopping at Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
-from routing.envelope import Envelope, Rejection, decode_or_reject
-from routing.schemas import SchemaRegistry
+from routing.envelope import Envelope, Rejection
 from routing.transport import Delivery
 
+T = TypeVar("T")
 
-class Source(Protocol):
-    """Where deliveries come from: a consumer, or `consume`'s basic.get fetcher."""
 
-    def get(self, timeout: float | None = None) -> Delivery | None: ...
-    def cancel(self) -> None: ...
+def until_ctrl_c(items: Iterable[T]) -> Iterator[T]:
+    """`items`, until they end or Ctrl-C stops them (then quietly: a summary follows)."""
+    try:
+        yield from items
+    except KeyboardInterrupt:
+        return
 
 
 def render_delivery(item: Delivery, result: Envelope | Rejection, as_json: bool, number: int) -> str:
@@ -52,29 +54,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-def watch(
-    consumer: Source,
-    handle: Callable[[Delivery, Envelope | Rejection], None],
-    registry: SchemaRegistry,
-    event_type: str | None,
-    limit: int | None,
-    timeout: float | None,
-) -> tuple[int, int]:
-    """Decode and hand on each delivery until `limit` of them, `timeout` seconds of silence,
-    or Ctrl-C; returns (shown, rejected)."""
-    shown = rejected = 0
-    try:
-        while limit is None or shown < limit:
-            item = consumer.get(timeout=timeout)
-            if item is None:
-                break
-            result = decode_or_reject(item.body, item.properties, registry=registry, event_type=event_type)
-            shown += 1
-            rejected += isinstance(result, Rejection)
-            handle(item, result)
-    except KeyboardInterrupt:
-        pass
-    consumer.cancel()
-    return shown, rejected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -17,44 +16,10 @@ from routing.cli._shared import (
     timeout_option,
     url_option,
 )
-from routing.cli._watching import render_delivery, watch
-from routing.envelope import Envelope, Rejection
-from routing.errors import RoutingError
-from routing.management import Management
-from routing.transport import Delivery, Transport, open_transport
-
-
-class _Fetcher:
-    """A consumer's `get`/`cancel` over basic.get, one message at a time: with --limit the
-    broker hands out no more than the limit (a prefetch window would take more, and give
-    them back redelivered when the command stops)."""
-
-    POLL = 0.05
-
-    def __init__(self, transport: Transport, queue: str) -> None:
-        self.transport = transport
-        self.queue = queue
-
-    def get(self, timeout: float | None = None) -> Delivery | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (item := self.transport.get(self.queue)) is None:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return None
-            self.transport.wait(self.POLL if remaining is None else min(self.POLL, remaining))
-        return item
-
-    def cancel(self) -> None:
-        """Nothing to stop: what is still unacked goes back to the queue when the transport closes."""
-
-
-def _dead_letter_exchange(url: str, queue: str) -> str | None:
-    """The queue's dead-letter exchange, as the management API tells; None when it has none
-    or nobody can tell (then a message that cannot be accepted stays on the queue)."""
-    try:
-        return Management.for_broker(url).dead_letter_exchange(queue)
-    except RoutingError:  # no management API, or a URL that names none (memory://)
-        return None
+from routing.cli._watching import render_delivery, until_ctrl_c
+from routing.envelope import Rejection
+from routing.transport import open_transport
+from routing.watching import ReadOutcome, read_queue
 
 
 @click.command()
@@ -109,38 +74,35 @@ def consume(
     event_type = event_type or old_event_type
     broker_url = announce(url, err=as_json)
     registry = load_registry(schemas, allow_unknown)
-    kept = dead_lettered = shown = 0
-    dlx = _dead_letter_exchange(broker_url, queue) if ack else None
-
-    def handle(item: Delivery, result: Envelope | Rejection) -> None:
-        nonlocal shown, kept, dead_lettered
-        shown += 1
-        click.echo(render_delivery(item, result, as_json, shown))
-        if not ack:
-            return
-        if not isinstance(result, Rejection):
-            transport.ack(item)
-        elif dlx is not None:
-            transport.reject(item, requeue=False)  # the queue's dead-letter exchange takes it
-            dead_lettered += 1
-        else:
-            kept += 1  # unacked: back on the queue when the consumer stops
-
+    counts = dict.fromkeys(ReadOutcome, 0)
+    rejected, dlx = 0, None
     with open_transport(broker_url) as transport:
-        # Without acks, a prefetch window would stall after `prefetch` messages.
-        consumer = (
-            _Fetcher(transport, queue) if limit else transport.consume(queue, prefetch=prefetch if ack else 0)
+        found = read_queue(
+            transport,
+            queue,
+            registry,
+            event_type=event_type,
+            ack=ack,
+            limit=limit,
+            timeout=timeout,
+            prefetch=prefetch,
+            url=broker_url,
         )
         if not as_json:
             click.echo(f"consuming from {queue!r}; Ctrl-C to stop")
-        total, rejected = watch(consumer, handle, registry, event_type, limit, timeout)
+        for number, read in enumerate(until_ctrl_c(found), 1):
+            click.echo(render_delivery(read.delivery, read.result, as_json, number))
+            counts[read.outcome] += 1
+            rejected += isinstance(read.result, Rejection)
+            dlx = read.dead_letter_exchange or dlx
+    total = sum(counts.values())
     click.echo(f"{total} message(s), {rejected} rejected" + ("" if ack else ", none acked"), err=as_json)
     if rejected and ack:
         parts = []
-        if dead_lettered:
-            parts.append(f"{dead_lettered} dead-lettered to exchange {dlx!r}")
-        if kept:
-            parts.append(f"{kept} left on the queue (it has no dead-letter exchange)")
+        if counts[ReadOutcome.DEAD_LETTERED]:
+            parts.append(f"{counts[ReadOutcome.DEAD_LETTERED]} dead-lettered to exchange {dlx!r}")
+        if counts[ReadOutcome.KEPT]:
+            parts.append(f"{counts[ReadOutcome.KEPT]} left on the queue (it has no dead-letter exchange)")
         raise click.ClickException(f"{rejected} message(s) not accepted: " + ", ".join(parts))
 
 

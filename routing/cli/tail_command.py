@@ -1,4 +1,4 @@
-"""`routing tail EXCHANGE`: what flows through an exchange, on a temporary queue (`routing.tail`)."""
+"""`routing tail EXCHANGE`: what flows through an exchange, on a temporary queue (`routing.watching`)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ from routing.cli._shared import (
     timeout_option,
     url_option,
 )
-from routing.cli._watching import render_delivery, watch
-from routing.envelope import Envelope, Rejection
+from routing.cli._watching import render_delivery, until_ctrl_c
 from routing.errors import DeclareConflicts
-from routing.tail import Tail, open_tail
 from routing.topology import ExchangeType
-from routing.transport import Delivery, open_transport
+from routing.transport import open_transport
+from routing.watching import Tail, open_tail
 
 _EXCHANGE_TYPES = click.Choice(["direct", "fanout", "topic", "headers"])
 
@@ -96,20 +95,15 @@ def tail(
     broker_url = announce(url, err=as_json)
     registry = load_registry(schemas, allow_unknown=True)
 
-    shown = 0
-
-    def handle(item: Delivery, result: Envelope | Rejection) -> None:
-        nonlocal shown
-        shown += 1
-        click.echo(render_delivery(item, result, as_json, shown))
-        transport.ack(item)
-
+    total = 0
     with open_transport(broker_url) as transport:
         try:
             with open_tail(transport, spec, url=broker_url) as tap:
                 if not as_json:
                     click.echo(f"watching {tap.binding.describe()}; Ctrl-C to stop")
-                total, _ = watch(tap.consumer, handle, registry, None, limit, timeout)
+                for delivery, result in until_ctrl_c(tap.read(registry, limit=limit, timeout=timeout)):
+                    total += 1
+                    click.echo(render_delivery(delivery, result, as_json, total))
         except DeclareConflicts as exc:
             raise click.ClickException(
                 f"{exc.conflicts[0]}; pass --exchange-type with the exchange's type"
