@@ -55,8 +55,8 @@ class PropertyError(RoutingError, ValueError):
 class UnknownExchange(RoutingError, LookupError):
     """An exchange name that the topology or broker does not have."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown exchange {name!r}")
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(message or f"unknown exchange {name!r}")
         self.name = name
 
 

@@ -4,35 +4,138 @@
         publisher = Publisher(transport, source="urn:shop:orders")
         publisher.emit("shop.events", "order.created", "order.created", {"id": 42})
         publisher.flush()     # every publication confirmed, or the failures
+        publisher.tally       # Tally(published=1, confirmed=1, ...)
 
 An invalid event is refused before it is sent, with the failing field named
 (`ValidationError`); what the broker returns, nacks or never confirms comes back from
-`flush()` (and from each `Publication`), never silently.
+`flush()` (and from each `Publication`), never silently, and is counted in `tally`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from routing._frozen import FrozenDict
 from routing.envelope import (
     DEFAULT_SOURCE,
+    JSON_TYPE,
     MAX_BYTES,
     Envelope,
+    decode,
     document_properties,
     encode_document,
     new_document,
 )
+from routing.errors import BrokerError, DecodeError
+from routing.properties import Properties
 from routing.schemas import SchemaRegistry
-from routing.transport.base import Publication, Transport
+from routing.transport.base import Outcome, Publication, Transport
+
+__all__ = ["Publisher", "Tally", "check_json_body"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tally:
+    """How the broker answered `published` messages: each was confirmed, returned
+    (mandatory and unroutable), nacked, unconfirmed (the connection dropped first), or is
+    still unsettled (no answer before `flush` gave up waiting)."""
+
+    published: int = 0
+    returned: int = 0
+    nacked: int = 0
+    unconfirmed: int = 0
+    unsettled: int = 0
+    first_error: BrokerError | None = field(default=None, compare=False)  # behind a failure
+
+    @classmethod
+    def of(cls, published: int, failures: Iterable[Publication]) -> Tally:
+        """The tally of `published` messages of which `failures` (what `flush` returned)
+        were not confirmed."""
+        counts = dict.fromkeys(Outcome, 0)
+        unsettled = 0
+        first_error = None
+        for publication in failures:
+            if publication.outcome is None:
+                unsettled += 1
+            else:
+                counts[publication.outcome] += 1
+            first_error = first_error or publication.error
+        return cls(
+            published=published,
+            returned=counts[Outcome.RETURNED],
+            nacked=counts[Outcome.NACKED],
+            unconfirmed=counts[Outcome.UNCONFIRMED],
+            unsettled=unsettled,
+            first_error=first_error,
+        )
+
+    @property
+    def failed(self) -> int:
+        """Not confirmed, for whatever reason."""
+        return self.returned + self.nacked + self.unconfirmed + self.unsettled
+
+    @property
+    def confirmed(self) -> int:
+        return self.published - self.failed
+
+    @property
+    def ok(self) -> bool:
+        """Every message published was confirmed."""
+        return not self.failed
+
+
+def check_json_body(
+    body: bytes,
+    *,
+    event_type: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    registry: SchemaRegistry | None = None,
+) -> None:
+    """Check a plain body as a consumer will read it, before anything is sent: a JSON object,
+    valid for `event_type`'s schema if given (read with the properties `Publisher.publish_json`
+    sends it with). Raises `DecodeError` or `ValidationError`."""
+    properties = _json_properties(event_type, FrozenDict(headers or {}), True, str(uuid.uuid4()))
+    _check_json(body, properties, event_type, registry if registry is not None else SchemaRegistry.bundled())
+
+
+def _json_properties(
+    event_type: str | None, headers: FrozenDict, persistent: bool, message_id: str
+) -> Properties:
+    return Properties(
+        content_type=JSON_TYPE,
+        delivery_mode=2 if persistent else 1,
+        message_id=message_id,
+        type=event_type,
+        headers=headers,
+    )
+
+
+def _check_json(
+    body: bytes, properties: Properties, event_type: str | None, registry: SchemaRegistry
+) -> None:
+    if event_type is not None:
+        decode(body, properties, registry=registry, event_type=event_type)
+        return
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
 
 
 class Publisher:
     """Publishes envelopes through `transport`, each validated against `registry` (the
     bundled schemas by default) and sent persistent with publisher confirms. `headers` are
-    added to every message's (after the `ce-` ones, which they may override)."""
+    added to every message's (after the `ce-` ones, which they may override).
+
+    `published` counts what it sent; `tally` what the broker answered, as the flushes so far
+    reported it (a transport's flush reports every publication on it: give each publisher
+    its own transport to tally them apart)."""
 
     def __init__(
         self,
@@ -54,6 +157,9 @@ class Publisher:
         self.mandatory = mandatory
         self.max_bytes = max_bytes
         self.headers = FrozenDict(headers or {})
+        self.published = 0
+        self._failed: dict[int, Publication] = {}  # settled and not confirmed, by identity
+        self._unsettled: list[Publication] = []  # unanswered at the last flush
 
     def publish(
         self, exchange: str, routing_key: str, event: Envelope, *, mandatory: bool | None = None
@@ -77,6 +183,26 @@ class Publisher:
         document = new_document(event_type, data, source=self.source, subject=subject, extensions=extensions)
         return self._send(exchange, routing_key, document, mandatory)
 
+    def publish_json(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        event_type: str | None = None,
+        message_id: str | None = None,
+        mandatory: bool | None = None,
+    ) -> Publication:
+        """Send a JSON object as the whole body, no envelope, as producers that know nothing of
+        envelopes do: `application/json`, `message_id` (a fresh one by default), the AMQP
+        `type` property `event_type`, this publisher's headers. Checked first as a consumer
+        will read it (`check_json_body`): nothing is sent when it is refused."""
+        properties = _json_properties(
+            event_type, self.headers, self.persistent, message_id or str(uuid.uuid4())
+        )
+        _check_json(body, properties, event_type, self.registry)
+        return self._publish(exchange, routing_key, body, properties, mandatory)
+
     def _send(
         self, exchange: str, routing_key: str, document: dict[str, Any], mandatory: bool | None
     ) -> Publication:
@@ -84,15 +210,33 @@ class Publisher:
         properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
         if self.headers:
             properties = replace(properties, headers=FrozenDict({**properties.headers, **self.headers}))
-        return self.transport.publish(
+        return self._publish(exchange, routing_key, body, properties, mandatory)
+
+    def _publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: Properties, mandatory: bool | None
+    ) -> Publication:
+        publication = self.transport.publish(
             exchange,
             routing_key,
             body,
             properties,
             mandatory=self.mandatory if mandatory is None else mandatory,
         )
+        self.published += 1
+        return publication
 
     def flush(self, timeout: float | None = None) -> list[Publication]:
         """Wait for the broker's answer to everything published; returns the publications
         that were not confirmed (returned, nacked, or lost with the connection)."""
-        return self.transport.flush(timeout)
+        failures = self.transport.flush(timeout)
+        # One left unsettled by a flush that gave up comes back from a later one if it
+        # fails (counted then, once), or not at all when it was confirmed after all.
+        self._failed.update((id(p), p) for p in failures if p.outcome is not None)
+        self._unsettled = [p for p in failures if p.outcome is None]
+        return failures
+
+    @property
+    def tally(self) -> Tally:
+        """What the broker answered for everything this publisher sent, as the flushes so
+        far tell: flush first (what was sent after the last flush is not known to fail yet)."""
+        return Tally.of(self.published, [*self._failed.values(), *self._unsettled])

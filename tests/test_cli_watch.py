@@ -11,7 +11,7 @@ from broker_under_test import naming_management as with_management
 from click.testing import CliRunner
 
 from routing.cli import main
-from routing.cli.broker_commands import _render
+from routing.cli._watching import render_delivery as _render
 from routing.envelope import Envelope
 from routing.properties import Properties
 from routing.topology import Exchange, Topology

@@ -9,17 +9,28 @@ import click
 from loguru import logger
 
 from routing import __version__
-from routing.cli import broker_commands, demo_commands, envelope_commands, topology_commands, worker_commands
+from routing.cli import (
+    consume_command,
+    declare_commands,
+    demo_commands,
+    envelope_commands,
+    publish_command,
+    tail_command,
+    topology_commands,
+    worker_commands,
+)
 from routing.cli._logging import LEVELS, configure_logging
-from routing.cli._shared import one_line
+from routing.cli._shared import click_error
+from routing.errors import RoutingError
 
 _PASSED_ON = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, EOFError)
 
 
 class _Group(click.Group):
     """The group, with the promise every command keeps: an error is one line and exit 1,
-    never a traceback. What escapes a command unexpectedly (a bug, or a library error not yet
-    translated) is shown as one line; `--log-level DEBUG` logs its traceback."""
+    never a traceback. The one place a library error becomes a click error (commands let
+    them pass); what escapes a command unexpectedly (a bug) is shown as one line too, and
+    `--log-level DEBUG` logs its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         _text_streams_escape_surrogates()
@@ -29,9 +40,11 @@ class _Group(click.Group):
             raise
         except RecursionError:
             raise click.ClickException("input nested too deeply") from None
+        except RoutingError as exc:  # a library error says what went wrong: one line, exit 1
+            raise click_error(exc) from exc
         except Exception as exc:
             logger.opt(exception=exc).debug("unexpected error")
-            raise click.ClickException(one_line(f"unexpected error: {type(exc).__name__}: {exc}")) from exc
+            raise click_error(exc) from exc
 
 
 def _text_streams_escape_surrogates() -> None:
@@ -69,5 +82,14 @@ def main(log_level: str, log_json: bool) -> None:
     configure_logging(log_level, log_json)
 
 
-for module in (topology_commands, envelope_commands, broker_commands, worker_commands, demo_commands):
+for module in (
+    topology_commands,
+    envelope_commands,
+    declare_commands,
+    publish_command,
+    tail_command,
+    consume_command,
+    worker_commands,
+    demo_commands,
+):
     module.register(main)

@@ -1,33 +1,62 @@
-"""What the broker commands share: the URL to use, one-line errors, the declare report."""
+"""What the commands share: their common options, the one error path, the URL to use, the
+declare report."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import click
 
 from routing.errors import RoutingError
 from routing.profiles import ProfileError
+from routing.schemas import SchemaRegistry
 from routing.topology import Topology
-from routing.transport.base import DeclareReport
+from routing.transport import DeclareReport
 from routing.urls import ENV_VAR, describe, is_memory, resolve
 
+# ------------------------------------------------------------------ the one error path
+
+# user:password@ inside any URL of a text (an error message from elsewhere may hold one)
+_USERINFO = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, any URL's password shown as `***`."""
+    return _USERINFO.sub(r"\1***@", " ".join(text.split()))
+
+
+def click_error(exc: Exception, prefix: str = "") -> click.ClickException:
+    """The one way an error becomes a click error: one line, no password, exit code 1. A
+    library error says what went wrong itself; anything else is unexpected, and named so."""
+    text = str(exc) if isinstance(exc, RoutingError) else f"unexpected error: {type(exc).__name__}: {exc}"
+    return click.ClickException(one_line(prefix + text))
+
+
+# ------------------------------------------------------------------ options
+
 URL_HELP = f"amqp://, amqps:// or memory:// URL of the broker (default: ${ENV_VAR}, else memory://)."
-_EMBEDDED_NOTE = (
-    "note: the embedded broker lives inside this one process: nothing published here reaches "
-    "another process, and this process starts with no exchanges or queues of its own"
-)
+RABBITMQ_URL_HELP = f"amqp:// or amqps:// URL of RabbitMQ (default: ${ENV_VAR})."
 
-
-header_option = click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
+url_option = click.option("--url", help=URL_HELP)
+rabbitmq_url_option = click.option("--url", help=RABBITMQ_URL_HELP)
+schemas_option = click.option(
+    "--schemas",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder of <type>.schema.json files, loaded over the bundled schemas.",
 )
+allow_unknown_option = click.option(
+    "--allow-unknown",
+    is_flag=True,
+    help="Accept event types that have no schema (their data goes unchecked).",
+)
+limit_option = click.option("--limit", type=click.IntRange(min=1), help="Stop after N messages.")
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0), help="Stop after S seconds with no message."
+)
+json_lines_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 
 
 def parse_header(text: str) -> tuple[str, Any]:
@@ -46,12 +75,34 @@ def parse_header(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def parse_headers(values: tuple[str, ...]) -> dict[str, Any]:
-    """The `--header NAME=VALUE` options as a dict."""
-    return dict(parse_header(v) for v in values)
+def _headers(ctx: click.Context, param: click.Parameter, given: tuple[str, ...]) -> dict[str, Any]:
+    return dict(parse_header(text) for text in given)
+
+
+header_option = click.option(
+    "--header",
+    "-H",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_headers,
+    help="A header; the value is JSON when it parses (n=3 is a number), else a string. Repeatable.",
+)
+
+
+def load_registry(schemas: Path | None, allow_unknown: bool) -> SchemaRegistry:
+    """The bundled schemas, plus the user's folder when given. For `--schemas` commands."""
+    if schemas is None:
+        return SchemaRegistry.bundled(allow_unknown=allow_unknown)
+    return SchemaRegistry.from_directory(schemas, allow_unknown=allow_unknown)
+
+
+# ------------------------------------------------------------------ the broker's URL
 
 
 def rabbit_url(url: str | None, command: str) -> str:
+    """`url` (or the default), refused when it names the embedded broker: a memory:// URL
+    reaches only this process, where nothing else has declared or published anything."""
     url = resolve(url)
     if is_memory(url):
         raise click.ClickException(
@@ -61,14 +112,23 @@ def rabbit_url(url: str | None, command: str) -> str:
     return url
 
 
+_EMBEDDED_NOTE = (
+    "note: the embedded broker lives inside this one process: nothing published here reaches "
+    "another process, and this process starts with no exchanges or queues of its own"
+)
+
+
 def announce(url: str | None, *, err: bool = False) -> str:
     """The broker URL to use, after printing the line that names it (on stderr with `err`,
     so that a --json stdout holds only JSON)."""
     url = resolve(url)
     click.echo(describe(url), err=err)
-    if is_memory(url):
+    if is_memory(url):  # what the URL names, said once: not a question about the transport
         click.echo(_EMBEDDED_NOTE, err=err)
     return url
+
+
+# ------------------------------------------------------------------ declaring
 
 
 def print_report(report: DeclareReport) -> None:
@@ -111,16 +171,3 @@ def target_check(topology: Topology, version: str) -> None:
             click.echo(f"warning: {finding}", err=True)
     if refused:
         raise click.ClickException(f"RabbitMQ {version} refuses {len(refused)}: " + "; ".join(refused))
-
-
-def fail(exc: RoutingError) -> click.ClickException:
-    return click.ClickException(one_line(str(exc)))
-
-
-# user:password@ inside any URL of a text (an error message from elsewhere may hold one)
-_USERINFO = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
-
-
-def one_line(text: str) -> str:
-    """`text` on one line, any URL's password shown as `***`."""
-    return _USERINFO.sub(r"\1***@", " ".join(text.split()))

@@ -10,31 +10,9 @@ from typing import IO
 
 import click
 
+from routing.cli._shared import allow_unknown_option, load_registry, schemas_option
 from routing.envelope import DEFAULT_SOURCE, MAX_BYTES, build_envelope, decode, encode
 from routing.errors import EnvelopeError, ValidationError
-from routing.schemas import SchemaRegistry
-
-
-def load_registry(schemas: Path | None, allow_unknown: bool) -> SchemaRegistry:
-    """The bundled schemas, plus the user's folder when given. For `--schemas` commands."""
-    try:
-        if schemas is None:
-            return SchemaRegistry.bundled(allow_unknown=allow_unknown)
-        return SchemaRegistry.from_directory(schemas, allow_unknown=allow_unknown)
-    except EnvelopeError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-schemas_option = click.option(
-    "--schemas",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A folder of <type>.schema.json files, loaded over the bundled schemas.",
-)
-allow_unknown_option = click.option(
-    "--allow-unknown",
-    is_flag=True,
-    help="Accept event types that have no schema (their data goes unchecked).",
-)
 
 
 def _records(raw: bytes) -> Iterator[tuple[int | None, bytes]]:
@@ -125,11 +103,8 @@ def build(
     """
     registry = load_registry(schemas, allow_unknown)
     text = sys.stdin.read() if data in (None, "-") else data
-    try:
-        envelope = build_envelope(event_type, text, source=source, subject=subject, registry=registry)
-        click.echo(encode(envelope).decode())
-    except EnvelopeError as exc:
-        raise click.ClickException(str(exc)) from exc
+    envelope = build_envelope(event_type, text, source=source, subject=subject, registry=registry)
+    click.echo(encode(envelope).decode())
 
 
 def register(group: click.Group) -> None:

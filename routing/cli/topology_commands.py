@@ -7,15 +7,13 @@ TOPOLOGY is a definitions JSON file or a Python reference `package.module:attrib
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from routing.cli._shared import parse_header, target_check
+from routing.cli._shared import header_option, target_check
 from routing.definitions import dump_definitions, void_arguments
-from routing.errors import RoutingError, UnknownExchange
+from routing.errors import UnknownExchange
 from routing.graph import markdown, mermaid
 from routing.loading import load_topology, topology_vhost
 from routing.matching import Step, explain
@@ -68,36 +66,13 @@ def target_profile(release: str | None, url: str | None) -> Profile:
     return live
 
 
-@contextmanager
-def _one_line() -> Iterator[None]:
-    """Library errors as one clear line and exit code 1, never a traceback."""
-    try:
-        yield
-    except RoutingError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _headers(ctx: click.Context, param: click.Parameter, given: Sequence[str]) -> dict[str, Any] | None:
-    if not given:
-        return None
-    return dict(parse_header(text) for text in given)
-
-
 @click.command("explain")
 @_TOPOLOGY
 @click.option(
     "--exchange", "-e", required=True, help='The exchange a message is published to ("" is the default).'
 )
 @click.option("--routing-key", "-k", default="", help="The message's routing key.")
-@click.option(
-    "--header",
-    "-H",
-    "headers",
-    multiple=True,
-    metavar="NAME=VALUE",
-    callback=_headers,
-    help="A message header; repeat for more. VALUE is JSON when it parses, else a string.",
-)
+@header_option
 @_VHOST
 @_RABBITMQ
 @_BROKER_URL
@@ -106,7 +81,7 @@ def explain_command(
     topology: str,
     exchange: str,
     routing_key: str,
-    headers: dict[str, Any] | None,
+    headers: dict[str, Any],
     vhost: str | None,
     release: str | None,
     url: str | None,
@@ -120,20 +95,19 @@ def explain_command(
       routing explain examples.shop_topology:topology -e shop.events -k order.created -H region=eu --json
       routing explain definitions.json -e shop.events -k order.paid -H n=1.0 --rabbitmq 3.10
     """
-    with _one_line():
-        rules = target_profile(release, url)
-        topo = load_topology(topology, vhost=vhost)
-        try:
-            result = explain(topo, exchange, routing_key, headers, rabbitmq=rules)
-        except UnknownExchange as exc:
-            raise click.ClickException(f"{exc} in {topology}; it has {_exchange_names(topo)}") from exc
+    rules = target_profile(release, url)
+    topo = load_topology(topology, vhost=vhost)
+    try:
+        result = explain(topo, exchange, routing_key, headers or None, rabbitmq=rules)
+    except UnknownExchange as exc:
+        raise click.ClickException(f"{exc} in {topology}; it has {_exchange_names(topo)}") from exc
     if as_json:
         trace = [step.as_dict() for step in result.trace]
         out = {"queues": sorted(result.queues), "trace": trace}
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     shown = "the default exchange" if exchange == "" else repr(exchange)
-    pairs = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (headers or {}).items())
+    pairs = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in headers.items())
     intro = f"A message to {shown} with key {routing_key!r}" + (f" and headers {pairs}" if pairs else "")
     if result.queues:
         count = len(result.queues)
@@ -184,12 +158,11 @@ def export_command(topology: str, vhost: str | None, skip_exclusive: bool, relea
       curl -u guest:guest -H content-type:application/json \\
            -d @definitions.json http://localhost:15672/api/definitions
     """
-    with _one_line():
-        vhost = topology_vhost(topology, vhost)
-        topo = load_topology(topology, vhost=vhost)
-        if release is not None:
-            target_check(topo, release)
-        data = dump_definitions(topo, vhost=vhost, skip_exclusive=skip_exclusive)
+    vhost = topology_vhost(topology, vhost)
+    topo = load_topology(topology, vhost=vhost)
+    if release is not None:
+        target_check(topo, release)
+    data = dump_definitions(topo, vhost=vhost, skip_exclusive=skip_exclusive)
     try:
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError as exc:  # NaN or Infinity in an argument: not JSON
@@ -217,10 +190,9 @@ def graph_command(topology: str, vhost: str | None, as_markdown: bool, release: 
       routing graph examples.shop_topology:topology --markdown >> README.md
       routing graph definitions.json --vhost shop > shop.mmd
     """
-    with _one_line():
-        topo = load_topology(topology, vhost=vhost)
-        if release is not None:
-            target_check(topo, release)
+    topo = load_topology(topology, vhost=vhost)
+    if release is not None:
+        target_check(topo, release)
     click.echo(markdown(topo) if as_markdown else mermaid(topo), nl=False)
 
 
