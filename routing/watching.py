@@ -137,7 +137,7 @@ def broker_exchanges(tail: Tail, url: str | None) -> list[Exchange]:
     except RoutingError:
         return [Exchange(name, tail.guessed_type())]  # checked by the declare that follows
     if item is None:
-        raise UnknownExchange(name, f"no exchange {name!r} on the broker; check the name and the vhost")
+        raise _missing(name)
     found = [item]
     while (ae := (found[-1].get("arguments") or {}).get("alternate-exchange")) is not None:
         if not isinstance(ae, str) or ae.startswith("amq.") or any(f["name"] == ae for f in found):
@@ -152,6 +152,10 @@ def broker_exchanges(tail: Tail, url: str | None) -> list[Exchange]:
         found.append(next_item)
     keys = ("name", "type", "durable", "auto_delete", "internal", "arguments")
     return list(load_definitions({"exchanges": [{k: f[k] for k in keys} for f in found]}).exchanges)
+
+
+def _missing(name: str) -> UnknownExchange:
+    return UnknownExchange(name, f"no exchange {name!r} on the broker; check the name and the vhost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +200,7 @@ def open_tail(
     try:
         if target is not None and f"exchange {tail.exchange!r}" in report.created:
             transport.delete_exchange(tail.exchange)  # the guess brought it into existence: undo
-            raise UnknownExchange(
-                tail.exchange, f"no exchange {tail.exchange!r} on the broker; check the name and vhost"
-            )
+            raise _missing(tail.exchange)
         consumer = transport.consume(queue.name, prefetch=prefetch)
     except BaseException:
         with suppress(RoutingError):  # exclusive: it would go with the connection all the same
