@@ -1,4 +1,4 @@
-"""The `Envelope` value, its attribute rules, and the one builder of a fresh event."""
+"""The `Envelope` value, its attribute rules, and `new_document`, the one builder of a fresh event."""
 
 from __future__ import annotations
 
@@ -62,8 +62,9 @@ class Envelope:
         extensions: Mapping[str, str | int | bool] | None = None,
     ) -> Envelope:
         """A fresh event: a random UUID for `id`, the current UTC time, JSON data."""
-        attributes = fresh_attributes(type, data, source=source, subject=subject, dataschema=dataschema)
-        return cls(**attributes, data=data, extensions=extensions or EMPTY)
+        document = new_document(type, data, source=source, subject=subject, dataschema=dataschema)
+        # The extensions go to the constructor, which checks them with its own messages.
+        return cls(**document, extensions=extensions or EMPTY)
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> Envelope:
@@ -104,33 +105,6 @@ class Envelope:
         return parse_time(self.time) if self.time is not None else None
 
 
-def fresh_attributes(
-    event_type: str,
-    data: Any = None,
-    *,
-    source: str = DEFAULT_SOURCE,
-    subject: str | None = None,
-    dataschema: str | None = None,
-) -> dict[str, Any]:
-    """The attributes every fresh event gets, in CloudEvents order: a random UUID for `id`,
-    the current UTC time, and `datacontenttype` JSON when there is data. `Envelope.new` and
-    `new_document` both start here."""
-    attributes: dict[str, Any] = {
-        "specversion": SPECVERSION,
-        "id": str(uuid.uuid4()),
-        "source": source,
-        "type": event_type,
-        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-    }
-    if subject is not None:
-        attributes["subject"] = subject
-    if data is not None:
-        attributes["datacontenttype"] = JSON_TYPE
-    if dataschema is not None:
-        attributes["dataschema"] = dataschema
-    return attributes
-
-
 def new_document(
     event_type: str,
     data: Any = None,
@@ -140,10 +114,23 @@ def new_document(
     dataschema: str | None = None,
     extensions: Mapping[str, str | int | bool] | None = None,
 ) -> dict[str, Any]:
-    """The JSON object of a fresh event, as `Envelope.new(...).to_dict()` gives it, built
-    directly: no frozen copy of `data` made and thawed again. The publisher's fast path; it
-    is checked only by a registry (whose envelope schema holds the attribute rules)."""
-    document = fresh_attributes(event_type, data, source=source, subject=subject, dataschema=dataschema)
+    """The JSON object of a fresh event: a random UUID for `id`, the current UTC time, JSON
+    data. The one place a fresh event is made: `Envelope.new` freezes what this builds, and
+    the publisher sends it as it is (no frozen copy of `data` made and thawed again), checked
+    only by a registry (whose envelope schema holds the attribute rules)."""
+    document: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": event_type,
+        "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+    }
+    if subject is not None:
+        document["subject"] = subject
+    if data is not None:
+        document["datacontenttype"] = JSON_TYPE
+    if dataschema is not None:
+        document["dataschema"] = dataschema
     if extensions:
         taken = sorted(RESERVED.intersection(extensions))
         if taken:
