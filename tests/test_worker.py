@@ -25,7 +25,7 @@ from routing.errors import BrokerError
 from routing.properties import Properties
 from routing.topology import Queue, Topology
 from routing.transport import Consumer, Delivery, Transport, open_transport
-from routing.worker import NO_RETRY, App, DeadLetter, RetryPolicy, Worker, deadletters
+from routing.worker import NO_RETRY, App, DeadLetterRecord, RetryPolicy, Worker, dead_letter_queue
 from routing.worker.failures import ATTEMPTS, ERROR_TYPE, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY
 
 RESIZE = "task.resize_image"
@@ -148,13 +148,13 @@ class Bench:
             taken.append(delivery)
         return taken
 
-    def letters(self, count: int) -> list[DeadLetter]:
+    def letters(self, count: int) -> list[DeadLetterRecord]:
         """The dead letters, once `count` have arrived (read with `show`: they stay)."""
-        found: list[DeadLetter] = []
+        found: list[DeadLetterRecord] = []
 
         def arrived() -> bool:
             nonlocal found
-            found = deadletters.show(self.t, self.dead)
+            found = dead_letter_queue.peek(self.t, self.dead)
             return len(found) >= count
 
         wait_until(arrived, f"{count} dead letter(s) in {self.dead!r}")
@@ -348,23 +348,23 @@ def test_show_and_replay_after_a_fix(bench: Bench) -> None:
     ids = [e.id for e in sent]
     with bench.worker(app):
         assert [letter.id for letter in bench.letters(3)] == ids
-        shown = deadletters.show(bench.t, bench.dead)
+        shown = dead_letter_queue.peek(bench.t, bench.dead)
         assert [letter.id for letter in shown] == ids  # show leaves them all, in order
         assert all(letter.reason == "ConnectionError: thumbnail service unreachable" for letter in shown)
-        assert [letter.id for letter in deadletters.show(bench.t, bench.dead, limit=2)] == ids[:2]
+        assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead, limit=2)] == ids[:2]
 
         broken.clear()  # the fix
-        result = deadletters.replay(bench.t, bench.dead, ids={ids[1], "no-such-id"})
+        result = dead_letter_queue.replay(bench.t, bench.dead, ids={ids[1], "no-such-id"})
         assert [letter.id for letter in result.replayed] == [ids[1]]
         assert (result.failed, result.missing) == ((), ("no-such-id",))
         wait_until(lambda: handled == [ids[1]], "the replayed message handled")
-        assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [ids[0], ids[2]]
+        assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead)] == [ids[0], ids[2]]
 
-        result = deadletters.replay(bench.t, bench.dead)
+        result = dead_letter_queue.replay(bench.t, bench.dead)
         assert [letter.id for letter in result.replayed] == [ids[0], ids[2]]
         wait_until(lambda: len(handled) == 3, "every replayed message handled")
     assert handled == [ids[1], ids[0], ids[2]]
-    assert deadletters.show(bench.t, bench.dead) == []
+    assert dead_letter_queue.peek(bench.t, bench.dead) == []
     assert bench.drain(bench.queue) == []
 
 
@@ -381,15 +381,15 @@ def test_an_unconfirmed_replay_keeps_the_letter(bench: Bench, unique: str) -> No
         props = replace(to_properties(envelope), headers=headers)
         bench.t.publish("", bench.dead, encode(envelope), props)
     assert bench.t.flush(timeout=WAIT) == []
-    result = deadletters.replay(bench.t, bench.dead, ids={gone.id})
+    result = dead_letter_queue.replay(bench.t, bench.dead, ids={gone.id})
     assert result.replayed == () and result.missing == ()
     [(letter, why)] = result.failed
     assert letter.id == gone.id and "no-such-exchange" in why
-    result = deadletters.replay(bench.t, bench.dead)
+    result = dead_letter_queue.replay(bench.t, bench.dead)
     assert result.replayed == ()
     assert [letter.id for letter, _ in result.failed] == [gone.id, unroutable.id]
     # Still there, in their order, and the transport still works.
-    assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [gone.id, unroutable.id]
+    assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead)] == [gone.id, unroutable.id]
 
 
 # ------------------------------------------------------------------ long handlers

@@ -38,7 +38,7 @@ from routing.errors import BrokerError, ChannelClosed, RoutingError
 from routing.properties import encode_properties
 from routing.topology import Overflow, Queue, Topology
 from routing.transport import open_transport
-from routing.worker import NO_RETRY, App, DeadLetter, Worker, deadletters
+from routing.worker import NO_RETRY, App, DeadLetterRecord, Worker, dead_letter_queue
 from routing.worker.failures import ATTEMPTS, MAX_PROPERTIES
 from routing.worker.runner import CopyRefused
 
@@ -62,14 +62,14 @@ def counts(b: Bench, app: App) -> dict[str, int]:
     return found
 
 
-def letters(b: Bench, count: int) -> list[DeadLetter]:
+def letters(b: Bench, count: int) -> list[DeadLetterRecord]:
     """The dead letters once `count` are there (the dead-letter queue may be missing until then)."""
-    found: list[DeadLetter] = []
+    found: list[DeadLetterRecord] = []
 
     def arrived() -> bool:
         nonlocal found
         try:
-            found = deadletters.show(b.t, b.dead)
+            found = dead_letter_queue.peek(b.t, b.dead)
         except ChannelClosed:
             return False
         return len(found) >= count
@@ -408,9 +408,9 @@ def test_two_identical_plain_jobs_are_two_dead_letters_replayed_one_by_one(bench
     assert run.error is None, run.error
     first, second = (letter.id for letter in found)
     assert first != second  # not one content hash for both
-    result = deadletters.replay(bench.t, bench.dead, ids={second})
+    result = dead_letter_queue.replay(bench.t, bench.dead, ids={second})
     assert [r.id for r in result.replayed] == [second]
-    assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [first]
+    assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead)] == [first]
     # The warnings name the message: the body's hash, as the handler saw it.
     assert all("message sha256:" in line for line in warnings), warnings
 

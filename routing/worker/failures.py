@@ -210,7 +210,7 @@ def for_replay(properties: Properties) -> Properties:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetterRecord:
     """A message in a dead-letter queue, read back: what it was and why it died.
 
     Messages the worker dead-lettered carry its headers; messages RabbitMQ dead-lettered
@@ -230,7 +230,7 @@ class DeadLetter:
     size: int
 
     @classmethod
-    def from_delivery(cls, delivery: Delivery) -> DeadLetter:
+    def from_delivery(cls, delivery: Delivery) -> DeadLetterRecord:
         p = delivery.properties
         h = p.headers or {}
         common: dict[str, Any] = {

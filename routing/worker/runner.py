@@ -161,9 +161,9 @@ class Worker:
                 delivery, Failure("InvalidMessage", event.reason, path=event.path, permanent=True)
             )
             return
-        route = app.route_for(event.type)
-        if route is None:
-            known = ", ".join(sorted(app.routes)) or "none"
+        registration = app.registration_for(event.type)
+        if registration is None:
+            known = ", ".join(sorted(app.registrations)) or "none"
             reason = f"no handler for event type {event.type!r} (handled: {known})"
             self._dead_letter(delivery, Failure("NoHandler", reason, permanent=True))
             return
@@ -171,10 +171,10 @@ class Worker:
         started = time.monotonic()
         try:
             with self._keeper.busy():
-                route.function(event)
+                registration.function(event)
         except Exception as exc:  # the handler's failure is the message's, not the worker's
             failure = Failure.from_exception(exc)
-            delay = route.retry.delay_ms(attempts(delivery.properties) + 1)
+            delay = registration.retry.delay_ms(attempts(delivery.properties) + 1)
             log.warning(
                 "message {} ({}): handler failed ({}); {}",
                 event.id,
