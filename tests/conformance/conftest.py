@@ -53,10 +53,16 @@ class Harness:
 
     def declare(self, *entities: Exchange | Queue | Binding) -> Topology:
         topology = Topology.of(*entities)
-        self._exchanges += [x.name for x in topology.exchanges]
-        self._queues += [q.name for q in topology.queues]
+        self._exchanges += [x.name for x in topology.exchanges if x.name not in self._exchanges]
+        for queue in topology.queues:
+            self.delete_at_end(queue.name)
         self.t.declare(topology)
         return topology
+
+    def delete_at_end(self, queue: str) -> None:
+        """Delete `queue` at the end too (one declared some other way: on another connection)."""
+        if queue not in self._queues:
+            self._queues.append(queue)
 
     def connect(self) -> Transport:
         """Another connection to the same broker (closed at the end)."""
