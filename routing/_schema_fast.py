@@ -348,7 +348,8 @@ def plain_json(value: Any) -> bool:
     elif kind is float:
         return math.isfinite(value)
     elif kind is int:
-        return -_EXACT_INT <= value <= _EXACT_INT
+        integer: int = value
+        return -_EXACT_INT <= integer <= _EXACT_INT
     else:
         return kind is str or kind is bool or value is None
     for item in items:

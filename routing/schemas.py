@@ -149,11 +149,11 @@ class SchemaRegistry:
 
     def schema(self, event_type: str) -> Mapping[str, Any]:
         """The schema for `event_type`'s data (`envelope` for the envelope's own)."""
-        if event_type == ENVELOPE:
-            return self._envelope.schema
-        if event_type not in self._types:
+        validator = self._envelope if event_type == ENVELOPE else self._types.get(event_type)
+        if validator is None:
             raise SchemaError(f"no schema for event type {event_type!r}; known: {', '.join(self.types)}")
-        return self._types[event_type].schema
+        schema: Mapping[str, Any] = validator.schema
+        return schema
 
     def problems(self, document: Mapping[str, Any]) -> list[str]:
         """Every way `document` (an envelope as a JSON object) breaks its schemas, one line
@@ -339,7 +339,7 @@ def _message(error: _JsonSchemaError) -> str:
     if rule == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
         return f"expected {wanted}, got {_json_type(value)}"
-    messages = {
+    messages: dict[str, Callable[[], str]] = {
         "const": lambda: f"must be {_short(expected)}",
         "enum": lambda: f"must be one of {', '.join(_short(v) for v in expected)}",
         "format": lambda: f"not a valid {expected}: {_short(value)}",
