@@ -20,7 +20,6 @@ import pytest
 from conformance.conftest import Harness
 
 from routing import Envelope, encode, to_properties
-from routing.embedded import forget
 from routing.properties import Properties
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import Consumer, Delivery, Transport, open_transport
@@ -179,13 +178,8 @@ class Bench(Harness):
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
 def bench(request: pytest.FixtureRequest, unique: str) -> Iterator[Bench]:
     url = f"memory://{unique}" if request.param == "memory" else request.getfixturevalue("amqp_url")
-    b = Bench(request.param, url, unique)
-    try:
+    with Bench.opened(request.param, url, unique) as b:
         yield b
-    finally:
-        b.close()
-        if request.param == "memory":
-            forget(url)
 
 
 def recording_app(policy: RetryPolicy = FAST) -> tuple[App, list[str]]:

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -99,6 +99,18 @@ class Harness:
             self.t.publish(exchange, key, body)
         assert self.t.flush(timeout=WAIT) == []
 
+    @classmethod
+    @contextlib.contextmanager
+    def opened(cls, kind: str, url: str, unique: str) -> Iterator[Self]:
+        """A harness for a fixture to yield: closed at the end, and an embedded broker forgotten."""
+        harness = cls(kind, url, unique)
+        try:
+            yield harness
+        finally:
+            harness.close()
+            if kind == "memory":
+                forget(url)
+
     def close(self) -> None:
         for other in self._others:
             other.close()
@@ -165,10 +177,5 @@ def broker(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
         url = embedded_url(unique, _live_profile(request))
     else:
         url = request.getfixturevalue("amqp_url")
-    harness = Harness(request.param, url, unique)
-    try:
+    with Harness.opened(request.param, url, unique) as harness:
         yield harness
-    finally:
-        harness.close()
-        if request.param == "memory":
-            forget(url)
