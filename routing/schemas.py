@@ -35,6 +35,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from routing._json import parse_json
 from routing._schema_fast import compile_fast, plain_json, want_fast
 from routing.errors import SchemaError, ValidationError
 
@@ -148,13 +149,10 @@ class SchemaRegistry:
 
     def schema(self, event_type: str) -> Mapping[str, Any]:
         """The schema for `event_type`'s data (`envelope` for the envelope's own)."""
-        if event_type == ENVELOPE:
-            validator = self._envelope
-        elif event_type in self._types:
-            validator = self._types[event_type]
-        else:
+        validator = self._envelope if event_type == ENVELOPE else self._types.get(event_type)
+        if validator is None:
             raise SchemaError(f"no schema for event type {event_type!r}; known: {', '.join(self.types)}")
-        schema: Mapping[str, Any] = validator.schema  # what __init__ was given (jsonschema is untyped)
+        schema: Mapping[str, Any] = validator.schema
         return schema
 
     def problems(self, document: Mapping[str, Any]) -> list[str]:
@@ -240,7 +238,7 @@ def _read_folder(directory: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     for path in sorted(directory.glob("*.json")):
         uri = path.resolve().as_uri()
         try:
-            schema = json.loads(path.read_bytes(), parse_constant=_no_constant)
+            schema = parse_json(path.read_bytes())
         except (OSError, ValueError) as exc:
             raise SchemaError(f"{path}: cannot read it as JSON: {exc}") from exc
         if not isinstance(schema, dict):
@@ -249,10 +247,6 @@ def _read_folder(directory: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         if not isinstance(declared, str) or declared.rstrip("#") != DRAFT:
             raise SchemaError(f"{path}: $schema is {declared!r}; use draft 2020-12 ({DRAFT})")
         yield uri, schema
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _check(uri: str, schema: Mapping[str, Any], registry: Registry) -> None:

@@ -28,7 +28,7 @@ from routing.errors import ChannelClosed
 from routing.topology import Queue, Topology
 from routing.transport import Delivery, Transport, open_transport
 from routing.urls import redact
-from routing.worker import NO_RETRY, App, DeadLetter, Failure
+from routing.worker import NO_RETRY, App, DeadLetterRecord, Failure
 from routing.worker.failures import record_failure
 
 TESTS = Path(__file__).parent
@@ -149,7 +149,7 @@ def test_dlq_show_json(amqp_url: str, dead: Dead) -> None:
     assert result.exit_code == 0, result.output
     letters = [json.loads(line) for line in result.output.splitlines()]
     assert [letter["id"] for letter in letters] == dead.ids
-    assert all(set(letter) == {f.name for f in fields(DeadLetter)} for letter in letters)
+    assert all(set(letter) == {f.name for f in fields(DeadLetterRecord)} for letter in letters)
     first = letters[0]
     assert (first["type"], first["attempts"], first["error_type"]) == ("task.resize_image", 3, "ValueError")
     assert first["reason"] == "ValueError: cannot decode poison.jpg"

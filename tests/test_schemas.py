@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+import routing.schemas as schemas_module
 from routing.errors import SchemaError, ValidationError
 from routing.schemas import SchemaRegistry, bundled_directory, json_path
 
@@ -131,15 +132,61 @@ def test_unknown_types_are_refused_unless_allowed(registry: SchemaRegistry) -> N
     assert lenient.problems(envelope("log.record", {})) != []  # known types are still checked
 
 
-def test_validators_are_compiled_once(registry: SchemaRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a schema was re-checked or jsonschema.validate() was called per message")
+@pytest.mark.parametrize("fast", [False, True], ids=["jsonschema", "jsonschema-rs first"])
+def test_validators_are_compiled_once(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a registry is built, validating compiles nothing and re-checks no schema, on both
+    paths: jsonschema alone (`fast=False`), and jsonschema-rs first, which accepts the valid
+    documents and leaves the invalid ones to jsonschema (for its messages). Each path is
+    shown to run, so that neither can pass by not being taken."""
+    if fast:
+        pytest.importorskip("jsonschema_rs")
+    registry = SchemaRegistry.bundled(fast=fast)
+    assert registry.fast is fast
+    compiled: list[str] = []  # recorded as well as raised: the fast path swallows exceptions
 
-    monkeypatch.setattr(jsonschema, "validate", forbidden)
-    monkeypatch.setattr(jsonschema.Draft202012Validator, "check_schema", forbidden)
+    def forbid(owner: object, name: str) -> None:
+        def forbidden(*args: object, **kwargs: object) -> None:
+            compiled.append(name)
+            raise AssertionError(f"{name} called per message: a schema was compiled or re-checked")
+
+        monkeypatch.setattr(owner, name, forbidden)
+
+    forbid(jsonschema, "validate")
+    forbid(jsonschema.Draft202012Validator, "check_schema")
+    forbid(schemas_module, "_Validator")
+    forbid(schemas_module, "compile_fast")
+    if fast:
+        import jsonschema_rs
+
+        for name in ("validator_for", "Draft202012Validator", "Registry"):
+            forbid(jsonschema_rs, name)
+    fast_accepted = 0
+    accepts = registry._fast_accepts
+
+    def counting(document: Any) -> bool:
+        nonlocal fast_accepted
+        accepted = accepts(document)
+        fast_accepted += accepted
+        return accepted
+
+    reference_runs = 0
+    find = registry._find
+
+    def counting_find(document: Any) -> list[tuple[str, str]]:
+        nonlocal reference_runs
+        reference_runs += 1
+        return find(document)
+
+    monkeypatch.setattr(registry, "_fast_accepts", counting)
+    monkeypatch.setattr(registry, "_find", counting_find)
     data = {"service": "s", "keys": ["k"], "version": 1}
     for _ in range(3):
         registry.validate(envelope("config.changed", data))
+        with pytest.raises(ValidationError, match=r"data\.keys"):
+            registry.validate(envelope("config.changed", {**data, "keys": []}))
+    assert compiled == []
+    assert fast_accepted == (3 if fast else 0)  # the valid ones, on the fast path
+    assert reference_runs == (3 if fast else 6)  # jsonschema: every document, or only the invalid ones
 
 
 # -- user folders ----------------------------------------------------------------------------

@@ -17,21 +17,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from conformance.conftest import Harness
 
-import routing.worker.runner as runner
 from routing import Envelope, encode, to_properties
-from routing.embedded import forget
-from routing.errors import BrokerError
 from routing.properties import Properties
-from routing.topology import Queue, Topology
+from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import Consumer, Delivery, Transport, open_transport
-from routing.worker import NO_RETRY, App, DeadLetter, RetryPolicy, Worker, deadletters
+from routing.worker import NO_RETRY, App, DeadLetterRecord, RetryPolicy, Worker, dead_letter_queue
 from routing.worker.failures import ATTEMPTS, ERROR_TYPE, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY
+from routing.worker.runner import KEEPALIVE_AFTER
 
 RESIZE = "task.resize_image"
 VALID = {"input": "img1.jpg", "width": 10, "height": 10}
 WAIT = 10.0  # longest a scenario waits for something that should happen (on a busy machine)
 FAST = RetryPolicy(initial=0.05, multiplier=2, max_delay=0.1, max_attempts=3)  # 50 ms, then 100 ms
+# How often an idle test worker (and its keep-alive thread) checks for `stop()`: sooner than
+# the default only makes each stop quicker, so the suite stays fast.
+QUICK_POLL = 0.02
 
 
 def wait_until(check: Callable[[], object], what: str, timeout: float = WAIT) -> None:
@@ -90,29 +92,49 @@ class Spy:
         return Recording()  # type: ignore[return-value]
 
 
-class Bench:
-    """One broker, one work queue name, the test's own transport, and workers in threads."""
+class Bench(Harness):
+    """The conformance `Harness` (one broker, the test's own transport, cleanup at the end),
+    with a work queue and workers in threads."""
 
     def __init__(self, kind: str, url: str, unique: str) -> None:
-        self.kind = kind
-        self.url = url
-        self.queue = f"{unique}.work"
+        super().__init__(kind, url, unique)
+        self.queue = self.name("work")
         self.dead = f"{self.queue}.dead"
-        self.t = open_transport(url)
-        self.queues: set[str] = set()
+        self.queues: set[str] = set()  # the queues of the apps declared: work, retry, dead
 
-    def declare(self, app: App) -> None:
-        topology = app.topology(self.queue)
-        self.queues |= {q.name for q in topology.queues}
-        self.t.declare(topology)
+    def declare(self, *entities: App | Exchange | Queue | Binding) -> Topology:
+        """`Harness.declare`; an App stands for its queues around the work queue."""
+        parts: list[Exchange | Queue | Binding] = []
+        for entity in entities:
+            if isinstance(entity, App):
+                topology = entity.topology(self.queue)
+                self.queues |= {q.name for q in topology.queues}
+                parts += [*topology.exchanges, *topology.queues, *topology.bindings]
+            else:
+                parts.append(entity)
+        return super().declare(*parts)
 
     @contextlib.contextmanager
-    def worker(self, app: App, *, url: str | None = None, prefetch: int = 1) -> Iterator[Spy]:
+    def worker(
+        self,
+        app: App,
+        *,
+        url: str | None = None,
+        prefetch: int = 1,
+        keepalive_after: float = KEEPALIVE_AFTER,
+    ) -> Iterator[Spy]:
         """Run `app` on the work queue in a thread, on a connection of its own; stop it at the
         end and close that connection (so anything it left unacked is back in its queue)."""
         self.declare(app)
         transport = Spy(open_transport(url or self.url))
-        worker = Worker(app, transport, self.queue, prefetch=prefetch)  # type: ignore[arg-type]
+        worker = Worker(
+            app,
+            transport,  # type: ignore[arg-type]
+            self.queue,
+            prefetch=prefetch,
+            poll=QUICK_POLL,
+            keepalive_after=keepalive_after,
+        )
         transport.worker = worker
         errors: list[BaseException] = []
 
@@ -140,54 +162,24 @@ class Bench:
         assert self.t.flush(timeout=WAIT) == []  # routed (declared) and confirmed
         return envelope
 
-    def drain(self, queue: str) -> list[Delivery]:
-        """Every ready message of `queue`, acked."""
-        taken = []
-        while (delivery := self.t.get(queue)) is not None:
-            self.t.ack(delivery)
-            taken.append(delivery)
-        return taken
-
-    def letters(self, count: int) -> list[DeadLetter]:
-        """The dead letters, once `count` have arrived (read with `show`: they stay)."""
-        found: list[DeadLetter] = []
+    def letters(self, count: int) -> list[DeadLetterRecord]:
+        """The dead letters, once `count` have arrived (read with `peek`: they stay)."""
+        found: list[DeadLetterRecord] = []
 
         def arrived() -> bool:
             nonlocal found
-            found = deadletters.show(self.t, self.dead)
+            found = dead_letter_queue.peek(self.t, self.dead)
             return len(found) >= count
 
         wait_until(arrived, f"{count} dead letter(s) in {self.dead!r}")
         return found
 
-    def close(self) -> None:
-        cleaner = open_transport(self.url) if getattr(self.t, "closed", False) else self.t
-        try:
-            for queue in sorted(self.queues):
-                with contextlib.suppress(BrokerError):
-                    cleaner.delete_queue(queue)
-        finally:
-            cleaner.close()
-            self.t.close()
-
 
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
 def bench(request: pytest.FixtureRequest, unique: str) -> Iterator[Bench]:
     url = f"memory://{unique}" if request.param == "memory" else request.getfixturevalue("amqp_url")
-    b = Bench(request.param, url, unique)
-    try:
+    with Bench.opened(request.param, url, unique) as b:
         yield b
-    finally:
-        b.close()
-        if request.param == "memory":
-            forget(url)
-
-
-@pytest.fixture(autouse=True)
-def _quick_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker checks for `stop()` every POLL seconds while idle (and so does its keep-alive
-    thread); a shorter poll only makes each stop quicker, so the suite stays fast."""
-    monkeypatch.setattr(runner, "POLL", 0.02)
 
 
 def recording_app(policy: RetryPolicy = FAST) -> tuple[App, list[str]]:
@@ -287,7 +279,7 @@ def test_a_handler_that_always_fails_ends_in_the_dead_letter_queue(bench: Bench)
     for queue in bench.queues - {bench.dead}:
         assert bench.drain(queue) == [], queue
     [dead] = bench.drain(bench.dead)
-    assert dead.body == encode(sent)
+    assert dead == encode(sent)
 
 
 # ------------------------------------------------------------------ poison
@@ -325,7 +317,7 @@ def test_poison_messages_are_dead_lettered_and_the_worker_keeps_going(bench: Ben
     assert no_handler == f"no handler for event type 'cache.invalidate' (handled: {RESIZE})"
     assert bench.drain(bench.queue) == []
     dead = bench.drain(bench.dead)
-    assert len(dead[2].body) == len(huge)  # the whole body, kept for a replay
+    assert len(dead[2]) == len(huge)  # the whole body, kept for a replay
 
 
 # ------------------------------------------------------------------ dlq show / replay
@@ -348,23 +340,23 @@ def test_show_and_replay_after_a_fix(bench: Bench) -> None:
     ids = [e.id for e in sent]
     with bench.worker(app):
         assert [letter.id for letter in bench.letters(3)] == ids
-        shown = deadletters.show(bench.t, bench.dead)
+        shown = dead_letter_queue.peek(bench.t, bench.dead)
         assert [letter.id for letter in shown] == ids  # show leaves them all, in order
         assert all(letter.reason == "ConnectionError: thumbnail service unreachable" for letter in shown)
-        assert [letter.id for letter in deadletters.show(bench.t, bench.dead, limit=2)] == ids[:2]
+        assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead, limit=2)] == ids[:2]
 
         broken.clear()  # the fix
-        result = deadletters.replay(bench.t, bench.dead, ids={ids[1], "no-such-id"})
+        result = dead_letter_queue.replay(bench.t, bench.dead, ids={ids[1], "no-such-id"})
         assert [letter.id for letter in result.replayed] == [ids[1]]
         assert (result.failed, result.missing) == ((), ("no-such-id",))
         wait_until(lambda: handled == [ids[1]], "the replayed message handled")
-        assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [ids[0], ids[2]]
+        assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead)] == [ids[0], ids[2]]
 
-        result = deadletters.replay(bench.t, bench.dead)
+        result = dead_letter_queue.replay(bench.t, bench.dead)
         assert [letter.id for letter in result.replayed] == [ids[0], ids[2]]
         wait_until(lambda: len(handled) == 3, "every replayed message handled")
     assert handled == [ids[1], ids[0], ids[2]]
-    assert deadletters.show(bench.t, bench.dead) == []
+    assert dead_letter_queue.peek(bench.t, bench.dead) == []
     assert bench.drain(bench.queue) == []
 
 
@@ -381,30 +373,27 @@ def test_an_unconfirmed_replay_keeps_the_letter(bench: Bench, unique: str) -> No
         props = replace(to_properties(envelope), headers=headers)
         bench.t.publish("", bench.dead, encode(envelope), props)
     assert bench.t.flush(timeout=WAIT) == []
-    result = deadletters.replay(bench.t, bench.dead, ids={gone.id})
+    result = dead_letter_queue.replay(bench.t, bench.dead, ids={gone.id})
     assert result.replayed == () and result.missing == ()
     [(letter, why)] = result.failed
     assert letter.id == gone.id and "no-such-exchange" in why
-    result = deadletters.replay(bench.t, bench.dead)
+    result = dead_letter_queue.replay(bench.t, bench.dead)
     assert result.replayed == ()
     assert [letter.id for letter, _ in result.failed] == [gone.id, unroutable.id]
     # Still there, in their order, and the transport still works.
-    assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [gone.id, unroutable.id]
+    assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead)] == [gone.id, unroutable.id]
 
 
 # ------------------------------------------------------------------ long handlers
 
 
-def test_a_handler_longer_than_the_keepalive_still_gets_acked(
-    bench: Bench, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_handler_longer_than_the_keepalive_still_gets_acked(bench: Bench) -> None:
     """On RabbitMQ the worker's connection has a 1 s heartbeat and the handler sleeps 3.5 s:
     without the keep-alive thread the broker drops the silent connection (measured here: after
     2.5-3 s), the ack is lost and the message runs again. The embedded broker has no heartbeat:
     there the keep-alive starts sooner, to run alongside a short handler."""
     rabbit = bench.kind == "rabbitmq"
-    if not rabbit:
-        monkeypatch.setattr(runner, "KEEPALIVE_AFTER", 0.1)
+    keepalive_after = KEEPALIVE_AFTER if rabbit else 0.1
     seconds = 3.5 if rabbit else 0.4
     url = bench.url + ("&" if "?" in bench.url else "?") + "heartbeat=1" if rabbit else bench.url
     app = App(retry=NO_RETRY)
@@ -417,7 +406,7 @@ def test_a_handler_longer_than_the_keepalive_still_gets_acked(
 
     bench.declare(app)
     sent = bench.send(event())
-    with bench.worker(app, url=url) as spy:
+    with bench.worker(app, url=url, keepalive_after=keepalive_after) as spy:
         wait_until(lambda: spy.worker.stats.processed == 1, "the slow message", seconds + WAIT)
         time.sleep(0.3)  # a redelivery would show up here
     assert handled == [sent.id]
@@ -430,8 +419,7 @@ def test_a_handler_longer_than_the_keepalive_still_gets_acked(
 
 
 def test_prefetch_one_holds_back_only_the_unacked_message(bench: Bench) -> None:
-    bench.queues.add(bench.queue)
-    bench.t.declare(Topology.of(Queue(bench.queue)))
+    bench.declare(Queue(bench.queue))
     for n in range(4):
         bench.t.publish("", bench.queue, f"m{n}".encode())
     assert bench.t.flush(timeout=WAIT) == []

@@ -22,10 +22,10 @@ from broker_under_test import tutorial_publish
 from loguru import logger
 from test_worker import (
     FAST,
+    QUICK_POLL,
     RESIZE,
     WAIT,
     Bench,
-    _quick_stop,
     bench,
     event,
     recording_app,
@@ -38,11 +38,11 @@ from routing.errors import BrokerError, ChannelClosed, RoutingError
 from routing.properties import encode_properties
 from routing.topology import Overflow, Queue, Topology
 from routing.transport import open_transport
-from routing.worker import NO_RETRY, App, DeadLetter, Worker, deadletters
+from routing.worker import NO_RETRY, App, DeadLetterRecord, Worker, dead_letter_queue
 from routing.worker.failures import ATTEMPTS, MAX_PROPERTIES
 from routing.worker.runner import CopyRefused
 
-__all__ = ["_quick_stop", "bench"]  # fixtures, used by name
+__all__ = ["bench"]  # a fixture, used by name
 
 
 def counts(b: Bench, app: App) -> dict[str, int]:
@@ -62,14 +62,14 @@ def counts(b: Bench, app: App) -> dict[str, int]:
     return found
 
 
-def letters(b: Bench, count: int) -> list[DeadLetter]:
+def letters(b: Bench, count: int) -> list[DeadLetterRecord]:
     """The dead letters once `count` are there (the dead-letter queue may be missing until then)."""
-    found: list[DeadLetter] = []
+    found: list[DeadLetterRecord] = []
 
     def arrived() -> bool:
         nonlocal found
         try:
-            found = deadletters.show(b.t, b.dead)
+            found = dead_letter_queue.peek(b.t, b.dead)
         except ChannelClosed:
             return False
         return len(found) >= count
@@ -105,7 +105,9 @@ class Run:
 
     def __init__(self, b: Bench, app: App, *, dead_letters_to_queue: bool = True) -> None:
         self.transport = open_transport(b.url)
-        self.worker = Worker(app, self.transport, b.queue, dead_letters_to_queue=dead_letters_to_queue)
+        self.worker = Worker(
+            app, self.transport, b.queue, dead_letters_to_queue=dead_letters_to_queue, poll=QUICK_POLL
+        )
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -211,8 +213,7 @@ def test_headers_that_leave_no_room_on_a_queue_it_did_not_declare_stay_and_stop_
     # message (review of issue 12: it did, and the stats said "dead-lettered").
     app, runs = failing_app()
     plain = Queue(bench.queue, durable=False, auto_delete=False)
-    bench.t.declare(Topology.of(plain))
-    bench.queues.add(plain.name)
+    bench.declare(plain)
     envelope = event()
     bench.send(envelope, headers=headers_of_size(envelope, MAX_PROPERTIES - 100))
     run = Run(bench, app, dead_letters_to_queue=False)
@@ -317,7 +318,8 @@ def test_a_timestamp_header_after_the_year_9999_is_handled_and_dead_lettered(ben
     assert run.error is None, run.error
     assert len(runs) == FAST.max_attempts  # each attempt was delivered: the connection stayed up
     assert letter.error_type == "ValueError"
-    [delivery] = bench.drain(bench.dead)
+    delivery = bench.take(bench.dead)
+    assert bench.drain(bench.dead) == []
     assert delivery.headers["when"] == YEAR_10000 + 1
     assert isinstance(delivery.headers["when"], FarTimestamp) or bench.kind == "memory"
 
@@ -327,7 +329,7 @@ def test_a_timestamp_header_after_the_year_9999_is_handled_and_dead_lettered(ben
 
 def test_a_queue_deleted_under_a_consumer_is_an_error_and_stays_deleted(bench: Bench) -> None:
     queue = Queue(f"{bench.queue}.gone")
-    bench.queues.add(queue.name)
+    bench.delete_at_end(queue.name)
     with open_transport(bench.url) as t:
         t.declare(Topology.of(queue))
         consumer = t.consume(queue.name)
@@ -408,9 +410,9 @@ def test_two_identical_plain_jobs_are_two_dead_letters_replayed_one_by_one(bench
     assert run.error is None, run.error
     first, second = (letter.id for letter in found)
     assert first != second  # not one content hash for both
-    result = deadletters.replay(bench.t, bench.dead, ids={second})
+    result = dead_letter_queue.replay(bench.t, bench.dead, ids={second})
     assert [r.id for r in result.replayed] == [second]
-    assert [letter.id for letter in deadletters.show(bench.t, bench.dead)] == [first]
+    assert [letter.id for letter in dead_letter_queue.peek(bench.t, bench.dead)] == [first]
     # The warnings name the message: the body's hash, as the handler saw it.
     assert all("message sha256:" in line for line in warnings), warnings
 
@@ -499,7 +501,7 @@ def test_a_copy_refused_before_sending_leaves_the_original_and_stops(bench: Benc
     bench.declare(app)
     sent = bench.send(event({"input": 5}))  # invalid: its copy goes to the dead-letter queue
     transport = Refusing(open_transport(bench.url), bench.dead)
-    worker = Worker(app, transport, bench.queue)  # type: ignore[arg-type]
+    worker = Worker(app, transport, bench.queue, poll=QUICK_POLL)  # type: ignore[arg-type]
     try:
         with pytest.raises(CopyRefused, match=f"message {sent.id}: the broker did not take its copy"):
             worker.run()

@@ -11,12 +11,14 @@ from broker_under_test import with_options
 
 from routing import Envelope, encode, open_transport, to_properties
 from routing.worker import App, Worker
-from routing.worker import runner as runner_module
+from routing.worker.runner import KEEPALIVE_AFTER
 
 pytestmark = pytest.mark.broker
 
 
-def _run_long_handler(url: str, queue: str, seconds: float) -> tuple[int, int, int]:
+def _run_long_handler(
+    url: str, queue: str, seconds: float, keepalive_after: float = KEEPALIVE_AFTER
+) -> tuple[int, int, int]:
     """(handler calls, reconnects, messages left in the queue) for one message."""
     app = App()
     calls: list[str] = []
@@ -31,7 +33,7 @@ def _run_long_handler(url: str, queue: str, seconds: float) -> tuple[int, int, i
         event = Envelope.new("task.resize_image", {"input": "big.tiff", "width": 10, "height": 10})
         transport.publish("", queue, encode(event), to_properties(event))
         assert transport.flush() == []
-        worker = Worker(app, transport, queue)
+        worker = Worker(app, transport, queue, keepalive_after=keepalive_after)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + seconds + 10
@@ -51,11 +53,10 @@ def test_long_handler_keeps_the_connection(amqp_url: str, unique: str) -> None:
     assert (calls, reconnects, left) == (1, 0, 0)
 
 
-def test_without_the_keeper_the_connection_is_lost(
-    amqp_url: str, unique: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_the_keeper_the_connection_is_lost(amqp_url: str, unique: str) -> None:
     """The control: the same run with the keep-alive disabled loses the connection, which
     is what the keeper is for (if this passes with the keeper off, the test above proves nothing)."""
-    monkeypatch.setattr(runner_module, "KEEPALIVE_AFTER", 3600.0)
-    calls, reconnects, _left = _run_long_handler(amqp_url, f"{unique}.long", seconds=4.0)
+    calls, reconnects, _left = _run_long_handler(
+        amqp_url, f"{unique}.long", seconds=4.0, keepalive_after=3600.0
+    )
     assert reconnects >= 1 or calls > 1

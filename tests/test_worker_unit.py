@@ -20,7 +20,16 @@ from routing.errors import DefinitionsError, RoutingError
 from routing.properties import Properties
 from routing.topology import Queue, QueueType, Topology
 from routing.transport import Delivery, open_transport
-from routing.worker import NO_RETRY, App, DeadLetter, Failure, RecentIds, RetryPolicy, WorkQueues, idempotent
+from routing.worker import (
+    NO_RETRY,
+    App,
+    DeadLetterRecord,
+    Failure,
+    RecentIds,
+    RetryPolicy,
+    WorkQueues,
+    idempotent,
+)
 from routing.worker.failures import (
     ATTEMPTS,
     ERROR_TYPE,
@@ -214,7 +223,7 @@ def test_app_topology_has_a_retry_queue_for_every_delay_of_every_policy() -> Non
         "jobs.retry.2000ms",
         "jobs.retry.50ms",
     ]
-    assert app.routes["log.record"].retry == app.retry
+    assert app.registrations["log.record"].retry == app.retry
     assert sorted(_queues(App(retry=NO_RETRY).topology("jobs"))) == ["jobs", "jobs.dead"]
 
 
@@ -348,7 +357,7 @@ def test_for_replay_drops_the_failure_history_only() -> None:
     assert attempts(replayed) == 0
 
 
-# ------------------------------------------------------------------ DeadLetter.from_delivery
+# ------------------------------------------------------------------ DeadLetterRecord.from_delivery
 
 
 def test_dead_letter_annotated_by_the_worker() -> None:
@@ -358,8 +367,10 @@ def test_dead_letter_annotated_by_the_worker() -> None:
         _boom(),
         now=NOW + timedelta(seconds=1),
     )
-    letter = DeadLetter.from_delivery(Delivery(b"body", props, "", "jobs.dead", "jobs.dead", delivery_tag=7))
-    assert letter == DeadLetter(
+    letter = DeadLetterRecord.from_delivery(
+        Delivery(b"body", props, "", "jobs.dead", "jobs.dead", delivery_tag=7)
+    )
+    assert letter == DeadLetterRecord(
         id="m-1",
         type="task.resize_image",
         reason="ValueError: cannot decode img.jpg",
@@ -405,10 +416,10 @@ def test_dead_letter_from_rabbitmq_as_pika_gives_x_death() -> None:
         "x-first-death-exchange": "shop",
     }
     body = b'{"width": 1}'
-    letter = DeadLetter.from_delivery(
+    letter = DeadLetterRecord.from_delivery(
         _delivery(headers, exchange="dlx", routing_key="x", queue="dead", body=body)
     )
-    assert letter == DeadLetter(
+    assert letter == DeadLetterRecord(
         id=body_id(body),  # no message_id: the body's hash
         type=None,
         reason="dead-lettered by RabbitMQ: rejected",
@@ -442,7 +453,7 @@ def test_dead_letter_from_the_embedded_broker(unique: str) -> None:
             assert dead is not None
     finally:
         forget(url)
-    letter = DeadLetter.from_delivery(dead)
+    letter = DeadLetterRecord.from_delivery(dead)
     assert (letter.id, letter.type, letter.reason, letter.error_type, letter.attempts) == (
         "m-9",
         "task.resize_image",
@@ -456,10 +467,10 @@ def test_dead_letter_from_the_embedded_broker(unique: str) -> None:
 
 
 def test_dead_letter_published_there_by_someone_else() -> None:
-    letter = DeadLetter.from_delivery(
+    letter = DeadLetterRecord.from_delivery(
         _delivery({"app": "a"}, exchange="", routing_key="jobs.dead", queue="jobs.dead", message_id="m-2")
     )
-    assert letter == DeadLetter(
+    assert letter == DeadLetterRecord(
         id="m-2",
         type=None,
         reason="no failure recorded",
@@ -566,12 +577,12 @@ def test_handler_registration() -> None:
     def resize(event: Envelope) -> None: ...
 
     assert app.handler("task.resize_image")(resize) is resize
-    route = app.route_for("task.resize_image")
+    route = app.registration_for("task.resize_image")
     assert route is not None and route.function is resize and route.retry == app.retry == RetryPolicy()
-    assert app.route_for("cache.invalidate") is None
-    assert list(app.routes) == ["task.resize_image"]
+    assert app.registration_for("cache.invalidate") is None
+    assert list(app.registrations) == ["task.resize_image"]
     with pytest.raises(TypeError):
-        app.routes["x"] = route  # type: ignore[index]
+        app.registrations["x"] = route  # type: ignore[index]
     assert repr(app) == "<App handlers=['task.resize_image']>"
 
 
@@ -588,7 +599,7 @@ def test_a_second_handler_for_a_type_is_refused() -> None:
     message = str(caught.value)
     assert "'task.resize_image'" in message and "resize_again" in message and "would replace" in message
     assert "test_a_second_handler_for_a_type_is_refused.<locals>.resize" in message
-    assert app.routes["task.resize_image"].function is resize
+    assert app.registrations["task.resize_image"].function is resize
 
 
 @pytest.mark.parametrize("event_type", ["", None, 3])

@@ -3,13 +3,13 @@ declare report."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import click
 
+from routing.envelope import parse_json
 from routing.errors import RoutingError
 from routing.profiles import ProfileError
 from routing.schemas import SchemaRegistry
@@ -64,12 +64,8 @@ def parse_header(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. --header region=eu)")
-
-    def no_constants(word: str) -> Any:
-        raise ValueError(word)  # NaN and Infinity are not JSON: keep them as text
-
     try:
-        value = json.loads(raw, parse_constant=no_constants)
+        value = parse_json(raw)  # NaN and Infinity are not JSON: kept as text
     except ValueError:
         value = raw
     return name, value

@@ -16,8 +16,8 @@ from routing.loading import load_instance
 from routing.transport import open_transport
 from routing.urls import ENV_VAR, describe
 from routing.worker import App, Worker
-from routing.worker.deadletters import replay, show_counted
-from routing.worker.failures import DeadLetter
+from routing.worker.dead_letter_queue import peek_counted, replay
+from routing.worker.failures import DeadLetterRecord
 from routing.worker.queues import declare_work_queues
 from routing.worker.supervisor import supervise
 
@@ -27,7 +27,7 @@ def load_app(ref: str) -> App:
     return load_instance(ref, App, "routing.worker.App")
 
 
-def _print_letter(number: int, letter: DeadLetter) -> None:
+def _print_letter(number: int, letter: DeadLetterRecord) -> None:
     where = f"exchange {letter.exchange!r} key {letter.routing_key!r}"
     click.echo(
         f"{number}. id {letter.id}  type {letter.type or '-'}  attempts {letter.attempts}  from {where}"
@@ -169,7 +169,7 @@ def dlq_show(queue: str, limit: int | None, as_json: bool, url: str | None) -> N
     if not as_json:  # JSON output is one object a line, nothing else
         click.echo(describe(broker_url))
     with open_transport(broker_url) as transport:
-        letters, total = show_counted(transport, queue, limit=limit)
+        letters, total = peek_counted(transport, queue, limit=limit)
     if as_json:
         for letter in letters:
             click.echo(json.dumps(asdict(letter), ensure_ascii=False))

@@ -1,8 +1,8 @@
 """Workers: handlers per event type, retries with backoff through RabbitMQ retry queues,
 dead letters with the reason, graceful shutdown. See `App` and `Worker`."""
 
-from routing.worker.app import App, Route
-from routing.worker.failures import DeadLetter, Failure
+from routing.worker.app import App, Registration
+from routing.worker.failures import DeadLetterRecord, Failure
 from routing.worker.idempotency import RecentIds, idempotent
 from routing.worker.queues import WorkQueues
 from routing.worker.retry import NO_RETRY, RetryPolicy
@@ -11,11 +11,11 @@ from routing.worker.runner import Shutdown, Worker, WorkerStats
 __all__ = [
     "NO_RETRY",
     "App",
-    "DeadLetter",
+    "DeadLetterRecord",
     "Failure",
     "RecentIds",
+    "Registration",
     "RetryPolicy",
-    "Route",
     "Shutdown",
     "WorkQueues",
     "Worker",

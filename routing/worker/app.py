@@ -33,8 +33,9 @@ H = TypeVar("H", bound=Handler)
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    """One registered handler."""
+class Registration:
+    """One handler registered with `App.handler`: the function an event type goes to, and its
+    retry policy. (Where a message is routed is `routing.route()`; this is where it is handled.)"""
 
     event_type: str
     function: Handler
@@ -61,7 +62,7 @@ class App:
         self.quorum = quorum
         self.max_bytes = max_bytes
         self.event_type = event_type  # for plain JSON bodies that name no type
-        self._routes: dict[str, Route] = {}
+        self._registrations: dict[str, Registration] = {}
 
     @property
     def registry(self) -> SchemaRegistry:
@@ -76,22 +77,24 @@ class App:
             raise RoutingError(f"handler: event type must be a non-empty string, got {event_type!r}")
 
         def register(function: H) -> H:
-            if event_type in self._routes:
-                taken = self._routes[event_type].function
+            if event_type in self._registrations:
+                taken = self._registrations[event_type].function
                 raise RoutingError(
                     f"handler for {event_type!r}: {_name(function)} would replace {_name(taken)}"
                 )
-            self._routes[event_type] = Route(event_type, function, retry or self.retry)
+            self._registrations[event_type] = Registration(event_type, function, retry or self.retry)
             return function
 
         return register
 
     @property
-    def routes(self) -> Mapping[str, Route]:
-        return FrozenDict(self._routes)
+    def registrations(self) -> Mapping[str, Registration]:
+        """The registered handlers, by event type."""
+        return FrozenDict(self._registrations)
 
-    def route_for(self, event_type: str) -> Route | None:
-        return self._routes.get(event_type)
+    def registration_for(self, event_type: str) -> Registration | None:
+        """The handler registered for `event_type`, or None."""
+        return self._registrations.get(event_type)
 
     def queues(self, queue: str) -> WorkQueues:
         """The retry and dead-letter queues around `queue`: one retry queue per delay any
@@ -105,7 +108,7 @@ class App:
         return self.queues(queue).topology
 
     def _policies(self) -> list[RetryPolicy]:
-        return [self.retry, *(route.retry for route in self._routes.values())]
+        return [self.retry, *(registration.retry for registration in self._registrations.values())]
 
     def run(
         self,
@@ -124,7 +127,7 @@ class App:
         )
 
     def __repr__(self) -> str:
-        return f"<App handlers={sorted(self._routes)}>"
+        return f"<App handlers={sorted(self._registrations)}>"
 
 
 def _name(function: Any) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from routing._frozen import FrozenDict
+from routing._text import clip
 from routing.envelope import ERROR_HEADER, ERROR_PATH_HEADER, body_id
 from routing.errors import PropertyError
 from routing.properties import Properties, encode_properties
@@ -70,7 +71,11 @@ class Failure:
         tb = tb.tb_next or tb if tb is not None else None  # the first frame is the worker's own call
         frames = traceback.extract_tb(tb)[-_TRACEBACK_FRAMES:]
         summary = "; ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in frames)
-        return cls(type(exc).__name__, _clip(f"{type(exc).__name__}: {_str(exc)}"), _clip(summary))
+        return cls(
+            type(exc).__name__,
+            clip(f"{type(exc).__name__}: {_str(exc)}", _MAX_TEXT),
+            clip(summary, _MAX_TEXT),
+        )
 
 
 def attempts(properties: Properties) -> int:
@@ -157,9 +162,9 @@ def failure_copy(
         return FailureCopy(full)
     short = replace(
         failure,
-        reason=_clip(failure.reason, _SHORT_TEXT),
+        reason=clip(failure.reason, _SHORT_TEXT),
         traceback="",
-        path=_clip(failure.path, _SHORT_TEXT),
+        path=clip(failure.path, _SHORT_TEXT),
     )
     smaller = replace(record_failure(delivery, short, now=now), message_id=full.message_id)
     # Last, without what RabbitMQ wrote each time a retry queue sent it back (`x-death`
@@ -205,7 +210,7 @@ def for_replay(properties: Properties) -> Properties:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetterRecord:
     """A message in a dead-letter queue, read back: what it was and why it died.
 
     Messages the worker dead-lettered carry its headers; messages RabbitMQ dead-lettered
@@ -225,7 +230,7 @@ class DeadLetter:
     size: int
 
     @classmethod
-    def from_delivery(cls, delivery: Delivery) -> DeadLetter:
+    def from_delivery(cls, delivery: Delivery) -> DeadLetterRecord:
         p = delivery.properties
         h = p.headers or {}
         common: dict[str, Any] = {
@@ -313,10 +318,6 @@ def _count(value: Any) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return 1 if value is None else _text(value)
-
-
-def _clip(text: str, limit: int = _MAX_TEXT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _utf8(text: str) -> str:

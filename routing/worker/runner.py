@@ -29,8 +29,8 @@ from routing.worker.app import App
 from routing.worker.failures import Failure, attempts, failure_copy, message_id
 from routing.worker.queues import WorkQueues, declare_work_queues
 
-POLL = 0.25  # seconds between checks for a stop request while the queue is empty
-KEEPALIVE_AFTER = 1.0  # a handler running longer than this gets its connection serviced
+POLL = 0.25  # default seconds between checks for a stop request while the queue is empty
+KEEPALIVE_AFTER = 1.0  # default: a handler running longer than this gets its connection serviced
 
 
 @dataclass(slots=True)
@@ -55,7 +55,9 @@ class Worker:
     """Runs `app` on `queue` over one transport, one message at a time. `prefetch` bounds
     the messages the broker hands this worker before it acks (1: fair dispatch among
     competing workers). `stop()` (or SIGTERM/SIGINT under `serve`) finishes the message in
-    progress, acks it and returns; `shutdown_timeout` bounds that wait."""
+    progress, acks it and returns; `shutdown_timeout` bounds that wait. `poll` is how often
+    (seconds) an idle worker checks for `stop()`; a handler running longer than
+    `keepalive_after` seconds gets its connection serviced meanwhile (heartbeats)."""
 
     def __init__(
         self,
@@ -67,6 +69,8 @@ class Worker:
         shutdown_timeout: float = 30.0,
         ack_batch: int | None = None,
         dead_letters_to_queue: bool = True,
+        poll: float = POLL,
+        keepalive_after: float = KEEPALIVE_AFTER,
     ) -> None:
         self.app = app
         # Whether the work queue is known to dead-letter to QUEUE.dead: true when it was
@@ -77,6 +81,7 @@ class Worker:
         self.queues: WorkQueues = app.queues(queue)
         self.prefetch = prefetch
         self.shutdown_timeout = shutdown_timeout
+        self.poll = poll
         # Handled messages are acked together (one `multiple` ack) up to this many at a
         # time, and always before the worker waits for more: with prefetch 1, one by one.
         self.ack_batch = ack_batch if ack_batch is not None else max(1, prefetch // 4)
@@ -84,7 +89,7 @@ class Worker:
         self._done_count = 0
         self.stats = WorkerStats()
         self._stop = threading.Event()
-        self._keeper = _Keeper(transport)
+        self._keeper = _Keeper(transport, poll=poll, keepalive_after=keepalive_after)
         self._log = logger.bind(queue=queue)
 
     @classmethod
@@ -133,7 +138,7 @@ class Worker:
         self._keeper.start()
         try:
             while not self._stop.is_set():
-                delivery = consumer.get(timeout=0 if self._done is not None else POLL)
+                delivery = consumer.get(timeout=0 if self._done is not None else self.poll)
                 if delivery is None:
                     self._ack_done()  # nothing waiting: ack what is finished before blocking
                 else:
@@ -161,9 +166,9 @@ class Worker:
                 delivery, Failure("InvalidMessage", event.reason, path=event.path, permanent=True)
             )
             return
-        route = app.route_for(event.type)
-        if route is None:
-            known = ", ".join(sorted(app.routes)) or "none"
+        registration = app.registration_for(event.type)
+        if registration is None:
+            known = ", ".join(sorted(app.registrations)) or "none"
             reason = f"no handler for event type {event.type!r} (handled: {known})"
             self._dead_letter(delivery, Failure("NoHandler", reason, permanent=True))
             return
@@ -171,10 +176,10 @@ class Worker:
         started = time.monotonic()
         try:
             with self._keeper.busy():
-                route.function(event)
+                registration.function(event)
         except Exception as exc:  # the handler's failure is the message's, not the worker's
             failure = Failure.from_exception(exc)
-            delay = route.retry.delay_ms(attempts(delivery.properties) + 1)
+            delay = registration.retry.delay_ms(attempts(delivery.properties) + 1)
             log.warning(
                 "message {} ({}): handler failed ({}); {}",
                 event.id,
@@ -332,8 +337,10 @@ class _Keeper:
     I/O only when called, so without this a job longer than two heartbeat intervals would
     lose its connection, and its ack with it (the message would run again)."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, *, poll: float, keepalive_after: float) -> None:
         self._transport = transport
+        self._poll = poll
+        self._keepalive_after = keepalive_after
         self._running = threading.Event()
         self._finished = threading.Event()
         self._closed = threading.Event()
@@ -354,7 +361,7 @@ class _Keeper:
 
     def _loop(self) -> None:
         while not self._closed.is_set():
-            if not self._running.wait(POLL) or self._finished.wait(KEEPALIVE_AFTER):
+            if not self._running.wait(self._poll) or self._finished.wait(self._keepalive_after):
                 continue  # idle, or a short handler: the consumer loop does the I/O
             while self._running.is_set() and not self._closed.is_set():
                 try:

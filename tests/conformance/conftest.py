@@ -12,7 +12,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -53,10 +53,16 @@ class Harness:
 
     def declare(self, *entities: Exchange | Queue | Binding) -> Topology:
         topology = Topology.of(*entities)
-        self._exchanges += [x.name for x in topology.exchanges]
-        self._queues += [q.name for q in topology.queues]
+        self._exchanges += [x.name for x in topology.exchanges if x.name not in self._exchanges]
+        for queue in topology.queues:
+            self.delete_at_end(queue.name)
         self.t.declare(topology)
         return topology
+
+    def delete_at_end(self, queue: str) -> None:
+        """Delete `queue` at the end too (one declared some other way: on another connection)."""
+        if queue not in self._queues:
+            self._queues.append(queue)
 
     def connect(self) -> Transport:
         """Another connection to the same broker (closed at the end)."""
@@ -92,6 +98,18 @@ class Harness:
         for key, body in messages:
             self.t.publish(exchange, key, body)
         assert self.t.flush(timeout=WAIT) == []
+
+    @classmethod
+    @contextlib.contextmanager
+    def opened(cls, kind: str, url: str, unique: str) -> Iterator[Self]:
+        """A harness for a fixture to yield: closed at the end, and an embedded broker forgotten."""
+        harness = cls(kind, url, unique)
+        try:
+            yield harness
+        finally:
+            harness.close()
+            if kind == "memory":
+                forget(url)
 
     def close(self) -> None:
         for other in self._others:
@@ -159,10 +177,5 @@ def broker(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
         url = embedded_url(unique, _live_profile(request))
     else:
         url = request.getfixturevalue("amqp_url")
-    harness = Harness(request.param, url, unique)
-    try:
+    with Harness.opened(request.param, url, unique) as harness:
         yield harness
-    finally:
-        harness.close()
-        if request.param == "memory":
-            forget(url)

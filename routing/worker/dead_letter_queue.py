@@ -12,21 +12,22 @@ from dataclasses import dataclass
 from loguru import logger
 
 from routing.transport import Delivery, Outcome, Transport
-from routing.worker.failures import DeadLetter, for_replay
+from routing.worker.failures import DeadLetterRecord, for_replay
 
 
-def show(transport: Transport, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
-    """Up to `limit` dead letters from `queue`, oldest first; the queue keeps them all."""
-    return show_counted(transport, queue, limit=limit)[0]
+def peek(transport: Transport, queue: str, *, limit: int | None = None) -> list[DeadLetterRecord]:
+    """Up to `limit` dead letters from `queue`, oldest first; the queue keeps them all. Prints
+    nothing: `routing dlq show` prints what this returns."""
+    return peek_counted(transport, queue, limit=limit)[0]
 
 
-def show_counted(
+def peek_counted(
     transport: Transport, queue: str, *, limit: int | None = None
-) -> tuple[list[DeadLetter], int]:
-    """`show`, and how many dead letters `queue` holds in all (ready ones)."""
+) -> tuple[list[DeadLetterRecord], int]:
+    """`peek`, and how many dead letters `queue` holds in all (ready ones)."""
     taken = _take(transport, queue, limit)
     try:
-        letters = [DeadLetter.from_delivery(d) for d in taken]
+        letters = [DeadLetterRecord.from_delivery(d) for d in taken]
         total = len(taken)
         if limit is not None and len(taken) == limit:
             # What is taken is unacked: the queue's ready count is the rest.
@@ -38,8 +39,8 @@ def show_counted(
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    replayed: tuple[DeadLetter, ...]  # published to their original exchange, confirmed, removed
-    failed: tuple[tuple[DeadLetter, str], ...]  # not confirmed there: still in the queue, and why
+    replayed: tuple[DeadLetterRecord, ...]  # published to their original exchange, confirmed, removed
+    failed: tuple[tuple[DeadLetterRecord, str], ...]  # not confirmed there: still in the queue, and why
     missing: tuple[str, ...]  # ids asked for that the queue does not have
 
 
@@ -48,12 +49,12 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
     key they were first published with, as new messages (attempt count reset). Each is
     removed from `queue` only once the broker confirmed its copy."""
     taken = _take(transport, queue, None)
-    chosen: list[tuple[Delivery, DeadLetter]] = []
+    chosen: list[tuple[Delivery, DeadLetterRecord]] = []
     keep: list[Delivery] = []
-    failed: list[tuple[DeadLetter, str]] = []
+    failed: list[tuple[DeadLetterRecord, str]] = []
     found: set[str] = set()
     for delivery in taken:
-        letter = DeadLetter.from_delivery(delivery)
+        letter = DeadLetterRecord.from_delivery(delivery)
         if ids is not None and letter.id not in ids:
             keep.append(delivery)
             continue
@@ -94,7 +95,7 @@ _NO_ORIGIN = (
 )
 
 
-def _into_itself(letter: DeadLetter, queue: str) -> bool:
+def _into_itself(letter: DeadLetterRecord, queue: str) -> bool:
     """Would the replay go straight back into the dead-letter queue it is read from? A
     message published to it directly carries no origin but that queue."""
     return letter.queue == queue or (letter.exchange == "" and letter.routing_key == queue)
