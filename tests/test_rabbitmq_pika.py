@@ -1,0 +1,115 @@
+"""What the RabbitMQ transport takes of pika: the versions it was written for, the bytes it
+encodes in pika's place (declare and bind arguments, content headers), and no patch of pika:
+a plain pika client in the same process still behaves like stock pika."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pika import spec
+
+from routing import _amqp
+from routing._frozen import thaw
+from routing.properties import Properties, encode_properties
+from routing.transport.rabbitmq import _encode
+from routing.transport.rabbitmq._decode import decode_properties
+
+names = st.text(max_size=20)
+# What pika's own table encoder takes: the bytes must then be pika's.
+tables = st.dictionaries(
+    st.text(max_size=8), st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8) | st.booleans(), max_size=4
+)
+
+
+def _pikas(method: Any) -> bytes:
+    return b"".join(method.encode())
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=names, kind=names, flags=st.lists(st.booleans(), min_size=4, max_size=4), arguments=tables)
+def test_exchange_declare_is_pikas_bytes(
+    name: str, kind: str, flags: list[bool], arguments: dict[str, Any]
+) -> None:
+    passive, durable, auto_delete, internal = flags
+    ours = _encode.exchange_declare(
+        name,
+        kind,
+        passive=passive,
+        durable=durable,
+        auto_delete=auto_delete,
+        internal=internal,
+        arguments=arguments,
+    )
+    theirs = spec.Exchange.Declare(0, name, kind, passive, durable, auto_delete, internal, False, arguments)
+    assert ours == _pikas(theirs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=names, flags=st.lists(st.booleans(), min_size=4, max_size=4), arguments=tables)
+def test_queue_declare_is_pikas_bytes(name: str, flags: list[bool], arguments: dict[str, Any]) -> None:
+    passive, durable, exclusive, auto_delete = flags
+    ours = _encode.queue_declare(
+        name,
+        passive=passive,
+        durable=durable,
+        exclusive=exclusive,
+        auto_delete=auto_delete,
+        arguments=arguments,
+    )
+    theirs = spec.Queue.Declare(0, name, passive, durable, exclusive, auto_delete, False, arguments)
+    assert ours == _pikas(theirs)
+
+
+@settings(max_examples=150, deadline=None)
+@given(destination=names, source=names, key=names, arguments=tables)
+def test_bind_and_unbind_are_pikas_bytes(
+    destination: str, source: str, key: str, arguments: dict[str, Any]
+) -> None:
+    ours = _encode.bind(destination, source, key, arguments)
+    assert ours == _pikas(spec.Queue.Bind(0, destination, source, key, False, arguments))
+    assert ours == _pikas(spec.Exchange.Bind(0, destination, source, key, False, arguments))
+    assert ours == _pikas(spec.Exchange.Unbind(0, destination, source, key, False, arguments))
+    no_wait_octet = _encode.bind(destination, source, key, arguments, nowait_octet=False)
+    assert no_wait_octet == _pikas(spec.Queue.Unbind(0, destination, source, key, arguments))
+
+
+def test_arguments_pika_cannot_encode_go_through_our_codec() -> None:
+    arguments = {"f": 1.5, "d": Decimal("30000000.00")}
+    encoded = _encode.queue_declare("q", arguments=arguments)
+    decoded, end = _amqp.decode_table(encoded, 2 + 2 + 1)  # after the ticket, "q" and the flags
+    assert decoded == arguments and type(decoded["f"]) is float and end == len(encoded)
+
+
+shortstrs = st.none() | st.text(max_size=10)
+properties = st.builds(
+    Properties,
+    content_type=shortstrs,
+    content_encoding=shortstrs,
+    headers=tables,
+    delivery_mode=st.none() | st.sampled_from([1, 2]),
+    priority=st.none() | st.integers(0, 255),
+    correlation_id=shortstrs,
+    reply_to=shortstrs,
+    expiration=st.none() | st.integers(0, 10**9).map(str),
+    message_id=shortstrs,
+    timestamp=st.none() | st.integers(0, 2**64 - 1),
+    type=shortstrs,
+    user_id=shortstrs,
+    app_id=shortstrs,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(properties)
+def test_content_headers_decode_to_what_was_sent_and_as_pika_reads_them(p: Properties) -> None:
+    encoded = encode_properties(p)
+    ours = decode_properties(encoded)
+    assert ours == p
+    theirs = spec.BasicProperties()
+    theirs.decode(encoded)
+    for name in ("content_type", "delivery_mode", "priority", "expiration", "timestamp", "app_id", "type"):
+        assert getattr(ours, name) == getattr(theirs, name)
+    assert thaw(ours.headers) == (theirs.headers or {})
