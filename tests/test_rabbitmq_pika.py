@@ -4,9 +4,18 @@ a plain pika client in the same process still behaves like stock pika."""
 
 from __future__ import annotations
 
+import math
+import re
+import tomllib
+import warnings
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pika
+import pika.data
+import pytest
+from broker_under_test import plain_amqp_url
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pika import spec
@@ -14,7 +23,8 @@ from pika import spec
 from routing import _amqp
 from routing._frozen import thaw
 from routing.properties import Properties, encode_properties
-from routing.transport.rabbitmq import _encode
+from routing.topology import Queue, Topology
+from routing.transport.rabbitmq import RabbitTransport, _encode, _pika
 from routing.transport.rabbitmq._decode import decode_properties
 
 names = st.text(max_size=20)
@@ -26,6 +36,21 @@ tables = st.dictionaries(
 
 def _pikas(method: Any) -> bytes:
     return b"".join(method.encode())
+
+
+def test_the_version_check_names_the_supported_range() -> None:
+    with pytest.warns(RuntimeWarning, match=re.escape(f"pika {_pika.SUPPORTED}, not pika 1.5.0")):
+        _pika.check_version("1.5.0")
+    with pytest.warns(RuntimeWarning, match="not pika 1.2.1"):
+        _pika.check_version("1.2.1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pika.check_version(pika.__version__)  # the installed one is in range
+
+
+def test_pyproject_bounds_pika_to_the_supported_range() -> None:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert f"pika{_pika.SUPPORTED}" in project["project"]["dependencies"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -81,6 +106,8 @@ def test_arguments_pika_cannot_encode_go_through_our_codec() -> None:
     encoded = _encode.queue_declare("q", arguments=arguments)
     decoded, end = _amqp.decode_table(encoded, 2 + 2 + 1)  # after the ticket, "q" and the flags
     assert decoded == arguments and type(decoded["f"]) is float and end == len(encoded)
+    with pytest.raises(pika.exceptions.UnsupportedAMQPFieldException):
+        _pikas(spec.Queue.Declare(0, "q", arguments={"f": 1.5}))  # stock pika, unpatched
 
 
 shortstrs = st.none() | st.text(max_size=10)
@@ -113,3 +140,35 @@ def test_content_headers_decode_to_what_was_sent_and_as_pika_reads_them(p: Prope
     for name in ("content_type", "delivery_mode", "priority", "expiration", "timestamp", "app_id", "type"):
         assert getattr(ours, name) == getattr(theirs, name)
     assert thaw(ours.headers) == (theirs.headers or {})
+
+
+@pytest.mark.broker
+def test_pika_stays_stock_beside_a_routing_transport(amqp_url: str, unique: str) -> None:
+    headers = {"f": 1.5, "d": Decimal("30000000.00")}
+    with RabbitTransport(amqp_url) as rabbit:
+        rabbit.declare(Topology.of(Queue(unique, expires=60_000)))
+        for _ in range(2):
+            rabbit.publish("", unique, b"x", Properties(headers=headers))
+        assert rabbit.flush(timeout=10) == []
+        # pika's own table functions, as pika defines them (the transport once replaced them)
+        assert pika.data.encode_value.__module__ == "pika.data"
+        assert pika.data.decode_value.__module__ == "pika.data"
+        with pytest.raises(pika.exceptions.UnsupportedAMQPFieldException):
+            pika.data.encode_value([], 1.5)
+        delivered = rabbit.get(unique)
+        assert delivered is not None
+        assert thaw(delivered.headers) == headers and type(delivered.headers["f"]) is float
+        rabbit.ack(delivered)
+        # A plain pika client in the same process: stock pika's reading (floats with int(),
+        # decimals as signed), not routing's.
+        plain = pika.BlockingConnection(pika.URLParameters(plain_amqp_url(amqp_url)))
+        try:
+            method, props, _body = plain.channel().basic_get(unique, auto_ack=True)
+            assert method is not None
+            assert type(props) is spec.BasicProperties
+            assert props.headers["f"] == 1 and not isinstance(props.headers["f"], float)
+            assert props.headers["d"] != headers["d"]
+            assert not math.isclose(float(props.headers["d"]), 30000000.0)
+        finally:
+            plain.close()
+        rabbit.delete_queue(unique)
