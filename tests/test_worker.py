@@ -161,7 +161,7 @@ class Bench:
         return found
 
     def close(self) -> None:
-        cleaner = open_transport(self.url) if getattr(self.t, "closed", False) else self.t
+        cleaner = open_transport(self.url) if self.t.closed else self.t
         try:
             for queue in sorted(self.queues):
                 with contextlib.suppress(BrokerError):
