@@ -13,7 +13,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
 import pika.exceptions as px
@@ -216,29 +217,28 @@ class Connection:
         self.drop(error)
         self._closed = True
 
-    @contextlib.contextmanager
-    def errors(self, what: str, *, retry: bool = False) -> Iterator[None]:
-        """pika's exceptions, raised by what runs inside, as `routing.errors` ones: a broker's
-        refusal as `ChannelClosed` (406: `PreconditionFailed`) naming `what` and the node, a
-        closed channel as `ChannelClosed` with code 0, a dropped connection as `ConnectionLost`
-        after it is dropped. `retry`: a dropped connection (here or in a nested `errors`) is
-        not raised: the caller goes round again and the next `live()` reconnects."""
-        try:
-            yield
-        except ConnectionLost as exc:
-            if not (retry and exc is self._lost):
-                raise
-        except px.ChannelClosedByBroker as exc:
+    def errors(self, what: str, *, retry: bool = False) -> Errors:
+        """A context manager: pika's exceptions, raised by what runs inside, as `routing.errors`
+        ones (see `Errors`). Reusable: a hot path may keep one."""
+        return Errors(self, what, retry)
+
+    def _translate(self, exc: BaseException, what: str, retry: bool) -> bool:
+        """For `Errors.__exit__`: raise the routing error for `exc`, or return whether to swallow it."""
+        if isinstance(exc, ConnectionLost):
+            return retry and exc is self._lost
+        if isinstance(exc, px.ChannelClosedByBroker):
             raise channel_error(exc, what, self.endpoint) from exc
-        except px.AMQPChannelError as exc:
+        if isinstance(exc, px.AMQPChannelError):
             raise ChannelClosed(0, f"channel closed during {what}") from exc
-        except _CONNECTION_ERRORS as exc:
+        if isinstance(exc, _CONNECTION_ERRORS):
             lost = self._lost = ConnectionLost(f"{self.endpoint.url}: connection lost during {what}: {exc!r}")
             self.drop(lost)
-            if not retry:
-                raise lost from exc
-        except px.AMQPError as exc:
+            if retry:
+                return True
+            raise lost from exc
+        if isinstance(exc, px.AMQPError):
             raise BrokerError(f"{self.endpoint.url}: {what} failed: {exc!r}") from exc
+        return False
 
     def guarded(self, what: str, action: Callable[[], Any]) -> Any:
         """Run an idempotent channel operation: a refusal becomes ChannelClosed; after a
@@ -280,3 +280,29 @@ class Connection:
         if conn is not None:
             with contextlib.suppress(Exception):  # closing or closed: nothing to wake
                 _pika.wake(conn)
+
+
+class Errors:
+    """pika's exceptions as `routing.errors` ones, in one place (httpx's
+    `map_httpcore_exceptions` is the model): a broker's refusal as `ChannelClosed` (406:
+    `PreconditionFailed`) naming `what` and the node, a closed channel as `ChannelClosed`
+    with code 0, a dropped connection as `ConnectionLost` once it is dropped, anything else
+    of pika's as `BrokerError`; each `from` pika's. `retry`: a dropped connection (here or in
+    a nested `errors`) is not raised: the caller goes round again and `live()` reconnects."""
+
+    __slots__ = ("_connection", "_retry", "_what")
+
+    def __init__(self, connection: Connection, what: str, retry: bool) -> None:
+        self._connection = connection
+        self._what = what
+        self._retry = retry
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None:
+            return False
+        return self._connection._translate(exc, self._what, self._retry)

@@ -70,6 +70,9 @@ class RabbitTransport(TransportBase):
             dropped=self._dropped,
         )
         self._lock = self._conn.lock
+        # A dropped connection: recorded publications settle UNCONFIRMED (or wait to be sent
+        # again), and the message goes on the next connection. Kept: publish is the hot path.
+        self._publish_errors = self._conn.errors("publish", retry=True)
 
     @property
     def server_version(self) -> str:
@@ -224,9 +227,7 @@ class RabbitTransport(TransportBase):
             conn, tracker = self._conn, self._tracker
             publication = None
             try:
-                # A dropped connection: recorded publications settle UNCONFIRMED (or wait to be
-                # sent again), and this one goes on the next connection.
-                with conn.errors("publish", retry=True):
+                with self._publish_errors:
                     chan = self._publisher()
                     if tracker.full:
                         conn.pump(lambda: not tracker.full or not chan.alive, None)
