@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pika import spec
 
+import routing
 from routing import _amqp
 from routing._frozen import thaw
 from routing.properties import Properties, encode_properties
@@ -172,3 +173,30 @@ def test_pika_stays_stock_beside_a_routing_transport(amqp_url: str, unique: str)
         finally:
             plain.close()
         rabbit.delete_queue(unique)
+
+
+_ROOT = Path(routing.__file__).parent
+_PRIVATE = re.compile(
+    r"\._impl\b|_flush_output|\._sock\b|_body_max_length|\._rpc\b|_frame_buffer|_read_frame"
+    r"|_send_connection_start_ok|_impl_class|_on_consumer_cancelled_by_broker"
+)
+
+
+def _modules(pattern: re.Pattern[str]) -> set[str]:
+    return {p.relative_to(_ROOT).as_posix() for p in _ROOT.rglob("*.py") if pattern.search(p.read_text())}
+
+
+def test_pikas_private_attributes_are_used_in_one_module() -> None:
+    assert _modules(_PRIVATE) == {"transport/rabbitmq/_pika.py"}
+
+
+def test_the_transport_and_its_consumers_leave_pikas_exceptions_to_the_connection() -> None:
+    # The one translation is `Connection.errors`; connecting has its own (`ConnectionFailed`).
+    assert _modules(re.compile(r"pika\.exceptions|\bpx\.")) == {
+        "transport/rabbitmq/_connection.py",
+        "transport/rabbitmq/_connect.py",
+        "transport/rabbitmq/_pika.py",
+    }
+    lost = {m for m in _modules(re.compile(r"ConnectionLost\(")) if m.startswith("transport/rabbitmq/")}
+    # The transport's one is close()'s "transport closed before the confirm".
+    assert lost == {"transport/rabbitmq/_connection.py", "transport/rabbitmq/_transport.py"}
