@@ -1,5 +1,6 @@
-"""What a message may carry: our field-table codec against pika's decoder and its own, and
-every value AMQP cannot carry (or RabbitMQ refuses) raising `PropertyError` by name."""
+"""What a message may carry: our field-table codec against itself, against the content-header
+decoder deliveries go through and against pika's own encoder, and every value AMQP cannot carry
+(or RabbitMQ refuses) raising `PropertyError` by name."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from routing import _amqp
 from routing._frozen import thaw
 from routing.errors import PropertyError, RoutingError
 from routing.properties import FRAME_MAX, Properties, check_message, encode_properties
-from routing.transport.rabbitmq import _wire  # noqa: F401  (points pika's decoder at ours)
+from routing.transport.rabbitmq._decode import decode_properties
 
 # Every value the codec takes, with the decoded value it must come back as.
 _decimals = st.builds(
@@ -61,13 +62,14 @@ def _same(decoded: Any, sent: Any) -> bool:
 
 @settings(max_examples=400, deadline=None)
 @given(tables)
-def test_every_valid_table_decodes_to_itself_with_pika_and_with_ours(table: dict[str, Any]) -> None:
+def test_every_valid_table_decodes_to_itself_as_a_table_and_in_a_delivery(table: dict[str, Any]) -> None:
     encoded = _amqp.encode_table(table)
     ours, end = _amqp.decode_table(encoded, 0)
     assert end == len(encoded)
     assert _same(ours, table)
-    theirs, end = pika.data.decode_table(encoded, 0)  # pika's table walk, our value decoder
-    assert end == len(encoded) and _same(theirs, table)
+    # A content header with only the headers flag (bit 13), as the connection decodes deliveries.
+    delivered = decode_properties(b"\x20\x00" + encoded).headers
+    assert _same(thaw(delivered), table)
 
 
 @settings(max_examples=200, deadline=None)
@@ -78,7 +80,7 @@ def test_every_valid_table_decodes_to_itself_with_pika_and_with_ours(table: dict
 )
 def test_tables_pika_could_encode_are_byte_for_byte_pikas(table: dict[str, Any]) -> None:
     pieces: list[bytes] = []
-    pika.data.encode_table(pieces, table)  # through _wire: our value encoder under pika's table walk
+    pika.data.encode_table(pieces, table)  # stock pika: nothing of it is patched
     assert _amqp.encode_table(table) == b"".join(pieces)
 
 
@@ -200,7 +202,9 @@ def test_decimals_with_the_top_bit_set_are_read_unsigned() -> None:
     # amqplib's {places: 2, digits: 3000000000} (the issue: pika read -12949672.96).
     encoded = b"D\x02" + (3_000_000_000).to_bytes(4, "big")
     assert _amqp.decode_value(encoded, 0)[0] == Decimal("30000000.00")
-    assert pika.data.decode_value(encoded, 0)[0] == Decimal("30000000.00")
+    entry = b"\x01d" + encoded  # in a delivery's headers, as the connection decodes them
+    header = b"\x20\x00" + len(entry).to_bytes(4, "big") + entry
+    assert decode_properties(header).headers["d"] == Decimal("30000000.00")
 
 
 def test_a_timestamp_beyond_year_9999_decodes_as_seconds_not_an_error() -> None:
@@ -226,15 +230,14 @@ def test_what_was_delivered_can_be_sent_back() -> None:
     assert _amqp.decode_table(encoded, 0)[0] == table
 
 
-def test_pikas_property_decoding_uses_our_values() -> None:
-    # What a delivery's content header goes through: pika's BasicProperties.decode, whose
-    # table walk now calls our value decoder (floats, unsigned decimals, far timestamps).
+def test_a_deliverys_properties_decode_with_our_values() -> None:
+    # What a delivery's content header goes through: the connection's own decoder (pika's
+    # BasicProperties.decode reads floats with int() and decimals as signed).
     headers = {"f": 1.5, "d": Decimal("30000000.00"), "far": datetime(9999, 12, 31, tzinfo=UTC)}
     encoded = encode_properties(Properties(headers=headers))
     far = b"T" + (253402300800 + 5).to_bytes(8, "big")  # beyond year 9999
     entry = b"\x03bad" + far  # appended to the table by hand: our encoder has no such value
     size = len(encoded) - 6 + len(entry)  # flags (2 bytes), then the table's length (4)
     encoded = encoded[:2] + size.to_bytes(4, "big") + encoded[6:] + entry
-    decoded = pika.spec.BasicProperties()
-    decoded.decode(encoded)
-    assert decoded.headers == {**headers, "bad": 253402300805}
+    decoded = decode_properties(encoded)
+    assert thaw(decoded.headers) == {**headers, "bad": 253402300805}

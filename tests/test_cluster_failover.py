@@ -8,8 +8,7 @@ are expected (at-least-once: a re-sent publish whose first confirm was lost, a d
 whose ack was lost) and reported; losses are not. A second test runs a quorum `Worker`
 while its node stops.
 
-Both read the transport's private `_endpoint` to know which node to stop: the transport
-has no public "connected to" property.
+Both read the transport's `endpoint` (the node it is connected to) to know which node to stop.
 """
 
 from __future__ import annotations
@@ -233,14 +232,14 @@ def test_confirmed_messages_survive_losing_the_connected_node_then_the_leader(
         _wait(lambda: publishing.confirmed >= FIRST_STOP_AT, 120, "the first confirms", publishing, consuming)
         # No public "which node am I on": the private current endpoint names the node to stop.
         assert publishing.transport is not None
-        connected = node_of(publishing.transport._endpoint.port)
+        connected = node_of(publishing.transport.endpoint.port)
         fault("connected_node", connected)
 
         _wait(lambda: publishing.confirmed >= SECOND_STOP_AT, 120, "more confirms", publishing, consuming)
         leader, online = cluster.queue_info(queue)
         assert online == {1, 2, 3}, f"queue members online after the first restart: {online}"
         assert consuming.transport is not None
-        consumer_node = node_of(consuming.transport._endpoint.port)
+        consumer_node = node_of(consuming.transport.endpoint.port)
         fault("leader", leader)
         resume.set()
 
@@ -373,7 +372,7 @@ def test_a_quorum_worker_keeps_processing_across_a_node_stop(
     try:
         thread.start()
         producer.start()
-        node = node_of(worker_transport._endpoint.port)  # private: see the module docstring
+        node = node_of(worker_transport.endpoint.port)
         _wait(lambda: len(handled) >= 300 or bool(errors), 120, "the first jobs handled")
         try:
             issued = time.monotonic()

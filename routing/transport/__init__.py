@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 from routing.errors import ConnectionFailed
+from routing.properties import Properties
 from routing.transport.base import (
     Consumer,
+    ConsumerBase,
     DeclareReport,
     Delivery,
     Outcome,
-    Properties,
     Publication,
     Transport,
+    TransportBase,
 )
 from routing.urls import redact, resolve
 
 __all__ = [
     "Consumer",
+    "ConsumerBase",
     "DeclareReport",
     "Delivery",
     "Outcome",
     "Properties",
     "Publication",
     "Transport",
+    "TransportBase",
     "open_transport",
 ]
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 from routing.errors import BrokerError, Nacked, PublishUnconfirmed, Unroutable
 from routing.properties import Properties as Properties  # re-exported: it moved below `envelope`
-from routing.topology import Topology
+from routing.topology import Binding, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +100,16 @@ class DeclareReport:
 
 @runtime_checkable
 class Consumer(Protocol):
-    """Deliveries from one queue, at most `prefetch` unacked at a time."""
+    """Deliveries from one queue, at most `prefetch` unacked at a time. Use as a context
+    manager (leaving it cancels)."""
 
     queue: str
+    prefetch: int
+
+    @property
+    def cancelled(self) -> bool:
+        """True once `cancel` was called (or the transport closed)."""
+        ...
 
     def __iter__(self) -> Iterator[Delivery]: ...
     def get(self, timeout: float | None = None) -> Delivery | None:
@@ -112,6 +119,11 @@ class Consumer(Protocol):
     def cancel(self) -> None:
         """Stop receiving; unacked deliveries go back to the queue when the channel closes."""
         ...
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 @runtime_checkable
@@ -162,11 +174,67 @@ class Transport(Protocol):
         """Ready messages in `queue` (what a passive `queue.declare` reports)."""
         ...
 
+    def unbind(self, binding: Binding) -> None:
+        """Remove a binding; a missing one is fine, as on RabbitMQ."""
+        ...
+
     def purge(self, queue: str) -> int: ...
     def delete_queue(self, queue: str) -> None: ...
     def delete_exchange(self, exchange: str) -> None: ...
     def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called: every other call then raises `BrokerError`."""
+        ...
+
     def __enter__(self) -> Self: ...
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+class TransportBase:
+    """What both transports share: `closed`, and use as a context manager (leaving closes)."""
+
+    _closed: bool = False
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called: every other call then raises `BrokerError`."""
+        return self._closed
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class ConsumerBase:
+    """What both consumers share: iteration until cancelled, and use as a context manager
+    (leaving cancels)."""
+
+    def get(self, timeout: float | None = None) -> Delivery | None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Delivery]:
+        """Deliveries as they come, until the consumer is cancelled."""
+        while (delivery := self.get()) is not None:
+            yield delivery
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cancel()

@@ -10,9 +10,6 @@ closing it requeues what it left unacked and deletes them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from types import TracebackType
-from typing import Self
 
 from routing.embedded.broker import EmbeddedBroker
 from routing.embedded.channel import Channel, Subscription
@@ -28,14 +25,14 @@ from routing.errors import (
 from routing.properties import Properties
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport._declare import declare_topology
-from routing.transport.base import DeclareReport, Delivery, Outcome, Publication
+from routing.transport.base import ConsumerBase, DeclareReport, Delivery, Outcome, Publication, TransportBase
 from routing.urls import MEMORY_URL, is_memory, redact
 
 _NO_PROPERTIES = Properties()
 _monotonic = time.monotonic
 
 
-class MemoryConsumer:
+class MemoryConsumer(ConsumerBase):
     """Deliveries from one queue of the embedded broker; see `routing.transport.Consumer`."""
 
     def __init__(self, broker: EmbeddedBroker, sub: Subscription) -> None:
@@ -75,11 +72,6 @@ class MemoryConsumer:
                 finally:
                     broker.waiting.discard(sub)
 
-    def __iter__(self) -> Iterator[Delivery]:
-        """Deliveries as they come, until the consumer is cancelled."""
-        while (delivery := self.get()) is not None:
-            yield delivery
-
     def cancel(self) -> None:
         """Stop receiving and close the consumer's channel: every delivery it had unacked,
         taken or not, goes back to the queue (redelivered); acking one later does nothing."""
@@ -90,14 +82,6 @@ class MemoryConsumer:
     @property
     def cancelled(self) -> bool:
         return self._sub.cancelled
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cancel()
 
 
 class _BrokerOps:
@@ -131,7 +115,7 @@ class _BrokerOps:
         self._broker.bind(binding, self._owner)
 
 
-class MemoryTransport:
+class MemoryTransport(TransportBase):
     """A connection to the embedded broker named by a `memory://` URL."""
 
     def __init__(self, url: str = MEMORY_URL) -> None:
@@ -337,18 +321,6 @@ class MemoryTransport:
                 broker.delete_queue(name, self)
             self._consumers.clear()
             self._channels.clear()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"MemoryTransport({self.url!r})"

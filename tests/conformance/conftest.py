@@ -115,7 +115,7 @@ class Harness:
         for other in self._others:
             other.close()
         cleaner = self.t
-        if getattr(cleaner, "closed", False):
+        if cleaner.closed:
             cleaner = open_transport(self.url)
         try:
             for queue in self._queues:

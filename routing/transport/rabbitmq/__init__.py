@@ -7,12 +7,17 @@ messages are in flight. Deliveries land in per-consumer buffers from the channel
 callbacks; `Consumer.get` pumps I/O until its buffer has one. When the connection drops,
 unconfirmed publications settle as UNCONFIRMED (or are sent again with `resend=True`); the
 next call reconnects with exponential backoff and jitter, declares again what was declared,
-and resumes the consumers. Every pika exception becomes a `routing.errors` one here.
+and resumes the consumers. Every pika exception becomes a `routing.errors` one, in
+`Connection.errors`.
 
-    _connect    URL endpoint -> pika parameters; connection errors -> ConnectionFailed
-    _wire       Properties from pika's; pika's table codec pointed at ours (routing._amqp)
-    _consumer   a consumer's channel, buffer and recovery
-    _transport  RabbitTransport
+    _connection  the pika connection, its lock, pumping, reconnects, and `errors()`: the one
+                 place pika's exceptions become `routing.errors` ones
+    _connect     URL endpoint -> pika parameters; connection errors -> ConnectionFailed
+    _pika        every use of pika's private attributes; checks the pika version at import
+    _encode      basic.publish frames and declare/bind arguments, with our codec (routing._amqp)
+    _decode      a content header's properties, with our codec (no patch of pika.data)
+    _consumer    a consumer's channel, buffer and recovery
+    _transport   RabbitTransport
 """
 
 from __future__ import annotations

@@ -9,11 +9,8 @@ import pika
 import pika.exceptions as px
 
 from routing.errors import ChannelClosed, ConnectionFailed, PreconditionFailed
+from routing.transport.rabbitmq._pika import open_connection
 from routing.transport.rabbitmq._url import Endpoint
-
-# What a dropped connection looks like from any call (ConnectionResetError: a reset socket
-# that pika has not wrapped yet).
-CONNECTION_ERRORS = (px.AMQPConnectionError, ConnectionResetError)
 
 
 def parameters(ep: Endpoint, name: str | None) -> pika.ConnectionParameters:
@@ -88,7 +85,7 @@ def connect_error(ep: Endpoint, exc: BaseException) -> ConnectionFailed:
 def connect(ep: Endpoint, name: str | None) -> Any:
     """A `BlockingConnection` to `ep`, or `ConnectionFailed` naming the host and the reason."""
     try:
-        return pika.BlockingConnection(parameters(ep, name))
+        return open_connection(parameters(ep, name))
     except (px.AMQPError, OSError, ssl.SSLError) as exc:
         raise connect_error(ep, exc) from exc
 

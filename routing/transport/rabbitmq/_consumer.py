@@ -1,165 +1,156 @@
 """Consumers: one channel each (its own prefetch), a buffer the channel callback fills, and
-recovery when the channel or the connection goes."""
+recovery when the channel or the connection goes. They use the transport's `Connection`
+(its public methods) and nothing of the transport itself."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-import pika
-import pika.exceptions as px
+from loguru import logger
 
-from routing.errors import BrokerError, ConnectionLost
-from routing.transport.base import Delivery
-from routing.transport.rabbitmq._connect import CONNECTION_ERRORS, channel_error
-from routing.transport.rabbitmq._wire import delivery
-
-if TYPE_CHECKING:
-    from routing.transport.rabbitmq._transport import RabbitTransport
+from routing.errors import BrokerError, ChannelClosed
+from routing.properties import Properties
+from routing.transport.base import ConsumerBase, Delivery
+from routing.transport.rabbitmq import _pika
+from routing.transport.rabbitmq._connection import Chan, Connection
 
 SLICE = 0.2  # longest the transport's lock is held while waiting, so other threads get a turn
 
 
-class FairLock:
-    """A re-entrant lock that tells its holder when another thread waits for it, so a
-    consumer waiting for deliveries steps aside for a publisher on the same transport."""
-
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self._lock = threading.RLock()
-        self._wake = wake  # interrupts the holder's I/O wait
-        self.wanted = False
-
-    def __enter__(self) -> FairLock:
-        if not self._lock.acquire(blocking=False):
-            self.wanted = True
-            self._wake()
-            self._lock.acquire()
-            self.wanted = False
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+def delivery(method: Any, properties: Properties, body: bytes, queue: str, owner: Chan) -> Delivery:
+    """A `Delivery` from pika's Basic.Deliver or Basic.GetOk (with our `Properties`, which the
+    connection decoded); `owner` acks it."""
+    return Delivery(
+        body,
+        properties,
+        method.exchange,
+        method.routing_key,
+        queue,
+        method.delivery_tag,
+        method.redelivered,
+        owner,
+    )
 
 
-class Chan:
-    """A channel of one connection. Deliveries remember theirs: once it is gone the broker
-    has requeued them, and their tags mean nothing on any other channel."""
+class RabbitConsumer(ConsumerBase):
+    """Deliveries from one queue, at most `prefetch` unacked; iterate, or `get(timeout)`.
 
-    __slots__ = ("alive", "backlog", "channel", "reason")
+    `on_deleted(queue)`: the broker cancelled the consumer (its queue was deleted);
+    `on_cancel(consumer)`: it was cancelled here.
+    """
 
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-        self.alive = True
-        self.reason: BaseException | None = None
-        self.backlog: deque[Delivery] | None = None  # a consumer's deliveries not yet taken
-        channel._impl.add_on_close_callback(self._closed)
-
-    def _closed(self, _channel: Any, reason: BaseException) -> None:
-        self.alive = False
-        self.reason = reason
-
-    @property
-    def closed_by_broker(self) -> bool:
-        return isinstance(self.reason, px.ChannelClosedByBroker)
-
-
-class RabbitConsumer:
-    """Deliveries from one queue, at most `prefetch` unacked; iterate, or `get(timeout)`."""
-
-    def __init__(self, transport: RabbitTransport, queue: str, prefetch: int) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        queue: str,
+        prefetch: int,
+        *,
+        on_deleted: Callable[[str], None],
+        on_cancel: Callable[[RabbitConsumer], None],
+    ) -> None:
         self.queue = queue
         self.prefetch = prefetch
-        self._t = transport
-        self.buffer: deque[Delivery] = deque()
-        self.chan: Chan | None = None
-        self.cancelled = False
-        self.lost_queue = False  # the broker cancelled us: the queue was deleted
+        self._conn = connection
+        self._on_deleted = on_deleted
+        self._on_cancel = on_cancel
+        self._buffer: deque[Delivery] = deque()
+        self._chan: Chan | None = None
+        self._cancelled = False
+        self._lost_queue = False  # the broker cancelled us: the queue was deleted
 
-    def __iter__(self) -> Iterator[Delivery]:
-        while (item := self.get()) is not None:
-            yield item
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
 
     def __repr__(self) -> str:
         return f"<Consumer queue={self.queue!r} prefetch={self.prefetch}>"
 
     def start(self) -> None:
-        """Open a channel, set the prefetch, `basic.consume`; pika's ChannelClosedByBroker
-        when the queue is missing."""
-        t = self._t
-        chan = self.chan = Chan(t._conn.channel())
-        chan.backlog = self.buffer
-        chan.channel.basic_qos(prefetch_count=self.prefetch)
-        impl = chan.channel._impl
-        queue, buffer = self.queue, self.buffer
+        """Open a channel, set the prefetch, `basic.consume`; `ChannelClosed` when the broker
+        refuses (the queue is missing)."""
+        what = f"consume from {self.queue!r}"
+        with self._conn.errors(what):
+            chan = self._chan = self._conn.channel()
+            chan.backlog = self._buffer
+            chan.channel.basic_qos(prefetch_count=self.prefetch)
+            queue, buffer = self.queue, self._buffer
 
-        def deliver(_ch: Any, method: Any, props: Any, body: bytes) -> None:
-            buffer.append(delivery(method, props, body, queue, chan))
+            def deliver(_ch: Any, method: Any, props: Properties, body: bytes) -> None:
+                buffer.append(delivery(method, props, body, queue, chan))
 
-        def cancelled(_frame: Any) -> None:
-            # The queue was deleted (or its node went): tell the consumer, and do not
-            # declare it again on a reconnect, which would undo the operator's delete.
-            self.lost_queue = True
-            t._forget_queue(queue)
+            def cancelled(_frame: Any) -> None:
+                # The queue was deleted (or its node went): tell the consumer, and do not
+                # declare it again on a reconnect, which would undo the operator's delete.
+                self._lost_queue = True
+                self._on_deleted(queue)
 
-        ok: list[bool] = []
-        # BlockingChannel's own handler looks the tag up among the consumers it started;
-        # ours it did not start, so it raised KeyError and pika closed the connection.
-        impl.callbacks.remove(
-            impl.channel_number, pika.spec.Basic.Cancel, chan.channel._on_consumer_cancelled_by_broker
-        )
-        impl.add_on_cancel_callback(cancelled)
-        impl.basic_consume(queue, deliver, auto_ack=False, callback=lambda _f: ok.append(True))
-        t._pump(lambda: bool(ok) or not chan.alive, None)
-        if chan.closed_by_broker:
-            raise chan.reason  # type: ignore[misc]
+            ok: list[bool] = []
+            _pika.consume(chan.channel, queue, deliver, cancelled, lambda _f: ok.append(True))
+            self._conn.pump(lambda: bool(ok) or not chan.alive, None)
+        refused = self._conn.refusal(chan, what)
+        if refused is not None:
+            raise refused
+
+    def resume(self) -> None:
+        """After a reconnect: consume again; a queue gone meanwhile (auto-delete, exclusive)
+        makes the next `get` raise."""
+        try:
+            self.start()
+        except ChannelClosed as exc:
+            if not exc.code:
+                raise
+            logger.bind(queue=self.queue).error("cannot resume consumer: {}", exc)
+            self._lost_queue = True
+
+    def connection_lost(self) -> None:
+        """The connection dropped: what was buffered is requeued by the broker and comes again."""
+        self._buffer.clear()
+        self._chan = None
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         """The next delivery; None after `timeout` seconds without one, or once cancelled."""
-        t = self._t
+        conn = self._conn
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with t._lock:
-                if self.buffer:
-                    return self.buffer.popleft()
-                if self.cancelled:
+            with conn.lock:
+                if self._buffer:
+                    return self._buffer.popleft()
+                if self._cancelled:
                     return None
-                if self.lost_queue:
+                if self._lost_queue:
                     raise BrokerError(f"queue {self.queue!r} was deleted: the broker cancelled the consumer")
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 wait = SLICE if remaining is None else min(remaining, SLICE)
-                try:
-                    t._ensure()
-                    if self.chan is None or not self.chan.alive:
+                with conn.errors(f"consume from {self.queue!r}", retry=True):
+                    conn.live()
+                    if self._chan is None or not self._chan.alive:
                         self._restart()
-                    t._pump(lambda: bool(self.buffer) or self.lost_queue or t._lock.wanted, wait)
-                except CONNECTION_ERRORS as exc:
-                    t._drop(ConnectionLost(f"{t._endpoint.url}: connection lost while consuming: {exc!r}"))
+                    conn.pump(lambda: bool(self._buffer) or self._lost_queue or conn.lock.wanted, wait)
             time.sleep(0)  # let a thread waiting for the lock take it
 
     def _restart(self) -> None:
         """Consume again on a new channel; if the broker closed the old one (a bad ack,
         say), report why once."""
-        t = self._t
         what = f"consume from {self.queue!r}"
-        reason = self.chan.reason if self.chan is not None and self.chan.closed_by_broker else None
-        t._guarded(what, self.start)
+        reason = None if self._chan is None else self._conn.refusal(self._chan, what)
+        self._conn.guarded(what, self.start)
         if reason is not None:
-            raise channel_error(reason, what, t._endpoint) from reason
+            raise reason
 
     def cancel(self) -> None:
         """Stop; closing the channel returns unacked deliveries to the queue."""
-        with self._t._lock:
-            if self.cancelled:
+        with self._conn.lock:
+            if self._cancelled:
                 return
-            self.cancelled = True
-            self.buffer.clear()
-            if self.chan is not None and self.chan.alive:
-                with contextlib.suppress(px.AMQPError):
-                    self.chan.channel.close()
-            self._t._forget(self)
+            self._cancelled = True
+            self._buffer.clear()
+            if self._chan is not None and self._chan.alive:
+                with contextlib.suppress(BrokerError), self._conn.errors(f"cancel {self.queue!r}"):
+                    self._chan.channel.close()
+            self._on_cancel(self)

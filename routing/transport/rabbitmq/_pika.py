@@ -1,0 +1,282 @@
+"""Every use of pika's private attributes, in one module, for the pika versions it was written for.
+
+The transport drives pika's `BlockingConnection` closer than its public API reaches:
+
+- its wait loop (`BlockingConnection._flush_output`, `BlockingChannel._flush_output`): unlike
+  `process_data_events` it stops as soon as a condition holds;
+- the asynchronous channel under a blocking one (`BlockingChannel._impl`) for pipelined
+  confirms, consumers whose deliveries land in our buffers, and methods we encode (`rpc`);
+- the socket under a plain connection (`_transport._sock`) and the body frame size
+  (`_body_max_length`), to write a message's frames in one `send` (`FrameWriter`);
+- a per-connection `SelectConnection` subclass (`_impl_class`) whose content headers are
+  decoded by our codec (`_decode`) and whose client properties are encoded by it: pika's own
+  table codec cannot encode a float, reads floats with `int()` and decimals as signed.
+  Nothing of pika is patched: another pika client in the process keeps pika's behaviour.
+
+Importing this module checks the pika version (`SUPPORTED`): outside that range it warns, and
+it refuses a pika that lacks what is used here.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pika
+from pika import amqp_object, frame, spec
+from pika.adapters import blocking_connection, select_connection
+from pika.adapters.utils import io_services_utils
+from pika.channel import Channel
+from pika.connection import Connection
+
+from routing._amqp import encode_table, shortstr
+from routing.properties import Properties
+from routing.transport.rabbitmq._decode import decode_properties
+from routing.transport.rabbitmq._encode import publish_frames
+
+SUPPORTED = ">=1.3,<1.5"  # written against 1.3.2 and 1.4.4; tested with 1.4.4
+_RANGE = ((1, 3), (1, 5))
+
+# (where, attribute) for each private attribute pika must have at class level.
+_USED = (
+    (blocking_connection.BlockingConnection, "_flush_output"),
+    (blocking_connection.BlockingChannel, "_flush_output"),
+    (blocking_connection.BlockingChannel, "_on_consumer_cancelled_by_broker"),
+    (Connection, "_read_frame"),
+    (Connection, "_send_connection_start_ok"),
+    (Connection, "_client_properties"),
+    (Channel, "_rpc"),
+    (io_services_utils, "_AsyncPlaintextTransport"),
+)
+
+
+def check_version(version: str = pika.__version__) -> None:
+    """Warn when `version` is outside `SUPPORTED`; `ImportError` when pika lacks what is used here."""
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major_minor = ()
+    if not _RANGE[0] <= major_minor < _RANGE[1]:
+        warnings.warn(
+            f"routing's RabbitMQ transport was written for pika {SUPPORTED}, not pika {version}: "
+            "it uses pika's private attributes (routing.transport.rabbitmq._pika)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    missing = [
+        f"{getattr(where, '__name__', where)}.{name}" for where, name in _USED if not hasattr(where, name)
+    ]
+    if missing:
+        raise ImportError(
+            f"pika {version} lacks {', '.join(missing)}, which routing's RabbitMQ transport uses; "
+            f"install pika{SUPPORTED}"
+        )
+
+
+check_version()
+
+# ----------------------------------------------------------------- connection
+
+_FRAME = struct.Struct(">BHI")
+_HEADER = struct.Struct(">HHQ")  # class, weight, body size
+_FRAME_END = 0xCE
+_BASIC = 60
+
+
+class _SelectConnection(select_connection.SelectConnection):  # type: ignore[misc]
+    """pika's connection, with content headers and client properties through our codec."""
+
+    def _read_frame(self) -> tuple[int, Any]:
+        data = self._frame_buffer
+        if data[:1] != b"\x02" or len(data) < 7:
+            return frame.decode_frame(data)  # type: ignore[no-any-return]
+        _type, channel, size = _FRAME.unpack_from(data, 0)
+        end = 7 + size + 1
+        if end > len(data):
+            return 0, None
+        if data[end - 1] != _FRAME_END:
+            raise pika.exceptions.InvalidFrameError("Invalid FRAME_END marker")
+        payload = data[7 : end - 1]
+        class_id, _weight, body_size = _HEADER.unpack_from(payload, 0)
+        if class_id != _BASIC:
+            return frame.decode_frame(data)  # type: ignore[no-any-return]
+        # The properties go on as our `Properties`: pika only passes them along.
+        return end, frame.Header(channel, body_size, decode_properties(payload, _HEADER.size))
+
+    def _send_connection_start_ok(self, authentication_type: str, response: Any) -> None:
+        response = response.encode() if isinstance(response, str) else bytes(response or b"")
+        payload = (
+            encode_table(self._client_properties, "client_properties")
+            + shortstr("mechanism", authentication_type)
+            + struct.pack(">I", len(response))
+            + response
+            + shortstr("locale", self.params.locale)
+        )
+        self._send_method(0, _Prepared(spec.Connection.StartOk, payload))
+
+
+def open_connection(parameters: pika.ConnectionParameters) -> blocking_connection.BlockingConnection:
+    return blocking_connection.BlockingConnection(parameters, _impl_class=_SelectConnection)
+
+
+def server_properties(conn: Any) -> dict[str, Any]:
+    """What the broker's `connection.start` announced."""
+    return conn._impl.server_properties  # type: ignore[no-any-return]
+
+
+def pump(conn: Any, ready: Callable[[], bool], timeout: float | None) -> None:
+    """Process I/O until `ready()` or `timeout` seconds; raises pika's error if the connection
+    drops. (`_flush_output` is BlockingConnection's own wait loop: unlike
+    `process_data_events` it stops as soon as `ready()`.)"""
+    if timeout is None:
+        conn._flush_output(ready)
+        return
+    fired: list[bool] = []
+    ioloop = conn._impl.ioloop
+    handle = ioloop.call_later(max(timeout, 0), lambda: fired.append(True))
+    try:
+        conn._flush_output(lambda: bool(fired), ready)
+    finally:
+        ioloop.remove_timeout(handle)
+
+
+def wake(conn: Any) -> None:
+    """From another thread: end the current `pump` early (pika's one thread-safe call)."""
+    conn._impl.ioloop.add_callback_threadsafe(_nothing)
+
+
+def _nothing() -> None:
+    """Run by the I/O loop after `wake`: waking it up was the point."""
+
+
+# -------------------------------------------------------------------- channels
+
+
+def on_close(channel: Any, callback: Callable[[Any, BaseException], None]) -> None:
+    channel._impl.add_on_close_callback(callback)
+
+
+def confirm(
+    channel: Any,
+    on_confirm: Callable[[Any], None],
+    on_return: Callable[[Any, Any, Any, bytes], None],
+    on_ready: Callable[[Any], None],
+) -> None:
+    """Confirm mode with our callbacks (the blocking channel's would wait for each publish)."""
+    impl = channel._impl
+    impl.add_on_return_callback(on_return)
+    impl.confirm_delivery(on_confirm, callback=on_ready)
+
+
+def consume(
+    channel: Any,
+    queue: str,
+    on_message: Callable[[Any, Any, Properties, bytes], None],
+    on_cancel: Callable[[Any], None],
+    on_ready: Callable[[Any], None],
+) -> None:
+    """`basic.consume` with manual acks, deliveries to `on_message`, a broker's cancel to `on_cancel`."""
+    impl = channel._impl
+    # BlockingChannel's own handler looks the tag up among the consumers it started; ours it
+    # did not start, so it raised KeyError and pika closed the connection.
+    impl.callbacks.remove(impl.channel_number, spec.Basic.Cancel, channel._on_consumer_cancelled_by_broker)
+    impl.add_on_cancel_callback(on_cancel)
+    impl.basic_consume(queue, on_message, auto_ack=False, callback=on_ready)
+
+
+class _Prepared(amqp_object.Method):  # type: ignore[misc]
+    """A method whose arguments we encoded; pika frames and sends it as it is."""
+
+    synchronous = True
+
+    def __init__(self, like: Any, payload: bytes) -> None:
+        self.INDEX = like.INDEX
+        self.NAME = like.NAME
+        self._payload = payload
+
+    def encode(self) -> list[bytes]:
+        return [self._payload]
+
+
+def rpc(channel: Any, like: Any, payload: bytes, reply: Any) -> Any:
+    """Send `like` (a pika method class) with the arguments in `payload` and wait for its
+    `reply` frame; pika's ChannelClosedByBroker when the broker refuses."""
+    answers: list[Any] = []
+    channel._impl._rpc(_Prepared(like, payload), answers.append, [reply])
+    channel._flush_output(lambda: bool(answers))
+    return answers[0]
+
+
+# ------------------------------------------------------------------ the wire
+
+_PLAIN = io_services_utils._AsyncPlaintextTransport
+_MORE = getattr(socket, "MSG_MORE", 0)  # Linux; elsewhere every write goes at once
+
+
+class FrameWriter:
+    """Writes `basic.publish` messages for one channel of one pika connection.
+
+    pika's `basic_publish` hands the method, header and body frames to its transport one by
+    one, and `BlockingChannel` then polls until they are written: three `send` calls, two
+    `epoll_ctl` and an `epoll_wait` per message. Here the frames are encoded into one buffer
+    (`_encode`) and, when nothing else waits to be written, sent straight on the socket; what
+    the socket does not take goes to pika's buffer, so the byte order on the wire is kept and
+    pika's I/O loop finishes the write. TLS connections go through pika's buffer as before.
+    """
+
+    __slots__ = ("_body_max", "_connection", "_number")
+
+    def __init__(self, channel: Any) -> None:
+        impl = channel._impl
+        self._connection = impl.connection
+        self._number = impl.channel_number
+        self._body_max = self._connection._body_max_length  # frame_max less the frame overhead
+
+    def frames(
+        self, exchange: str, routing_key: str, body: bytes, properties: bytes, mandatory: bool
+    ) -> bytes:
+        """One message's frames (`properties` from `encode_properties`); `PropertyError`
+        for what this connection cannot send (a header too large for its frame_max)."""
+        return publish_frames(
+            self._number, exchange, routing_key, mandatory, properties, body, self._body_max
+        )
+
+    def send(self, frames: bytes) -> bool:
+        """Write `frames`; False when part of them waits in pika's buffer (poll to write it)."""
+        return write(self._connection, frames)
+
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: bytes, mandatory: bool
+    ) -> bool:
+        """`frames` and `send` in one."""
+        return self.send(self.frames(exchange, routing_key, body, properties, mandatory))
+
+
+def send_method(channel: Any, method: Any, *, more: bool = False) -> bool:
+    """Send one content-less method (an ack, say) on `channel`, the same way. `more`: the
+    caller will send again soon (more deliveries wait to be acked), so the kernel may hold
+    this back to send with the next (MSG_MORE; never longer than 200 ms)."""
+    impl = channel._impl
+    return write(impl.connection, frame.Method(impl.channel_number, method).marshal(), more=more)
+
+
+def write(connection: Any, data: bytes, *, more: bool = False) -> bool:
+    """Put `data` on the wire after what pika has buffered; False when some of it waits in
+    pika's buffer for the I/O loop."""
+    transport = connection._transport
+    if transport is None:  # closing: pika raises the right error at the next poll
+        return False
+    connection.bytes_sent += len(data)
+    sent = 0
+    if type(transport) is _PLAIN and transport.get_write_buffer_size() == 0:
+        try:
+            sent = transport._sock.send(data, _MORE if more else 0)
+        except OSError:  # would block, interrupted, or broken: pika's write and poll handle it
+            sent = 0
+    if sent == len(data):
+        return True
+    transport.write(data[sent:] if sent else data)
+    return False
