@@ -22,10 +22,10 @@ from loguru import logger
 from pika import spec
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, ConnectionLost
-from routing.transport.rabbitmq._url import Endpoint
 from routing.transport.base import Delivery
 from routing.transport.rabbitmq import _encode, _pika
 from routing.transport.rabbitmq._connect import channel_error, connect
+from routing.transport.rabbitmq._url import Endpoint
 
 # What a dropped connection looks like from any call (ConnectionResetError: a reset socket
 # that pika has not wrapped yet).
