@@ -70,7 +70,8 @@ def _show(value: Any) -> str:
 Entity = Exchange | Queue | Binding
 
 
-@dataclass(frozen=True, slots=True)
+# A weakref slot lets `routing.pipeline` keep its routing index beside a topology, not in it.
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Topology:
     """Exchanges, queues and bindings that make sense together.
 
@@ -83,9 +84,6 @@ class Topology:
     bindings: tuple[Binding, ...] = ()
     _exchange_index: Mapping[str, Exchange] = field(init=False, repr=False, compare=False)
     _queue_index: Mapping[str, Queue] = field(init=False, repr=False, compare=False)
-    # Filled by `routing.matching` with its per-exchange index, so routing does not
-    # rebuild it per message. Not part of the value.
-    _cache: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
 
     @classmethod
     def of(cls, *entities: Entity | Topology | Iterable[Entity]) -> Topology:
@@ -120,7 +118,6 @@ class Topology:
         set_(self, "queues", tuple(queues[n] for n in sorted(queues)))
         set_(self, "_exchange_index", {**IMPLICIT_EXCHANGES, **exchanges})
         set_(self, "_queue_index", queues)
-        set_(self, "_cache", {})
         bindings: dict[Binding, None] = {}
         for b in self.bindings:
             if not isinstance(b, Binding):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import weakref
+
 import pytest
 
-from routing import Binding, Exchange, Queue, Topology, UnknownExchange, explain, route
+from routing import Binding, Exchange, Queue, Topology, UnknownExchange, explain, pipeline, route
 from routing.errors import InternalExchange, RoutingError
 from routing.profiles import ProfileError
 
@@ -144,9 +148,22 @@ def test_explain_says_why_each_binding_did_or_did_not_match() -> None:
 def test_route_is_fast_path_and_cached() -> None:
     # The per-exchange index is built once per topology, not once per message.
     route(LOGS, "logs", "a.error")
-    first = LOGS._cache["broker"]
+    first = pipeline._state(LOGS)
     route(LOGS, "logs", "b.error")
-    assert LOGS._cache["broker"] is first
+    assert pipeline._state(LOGS) is first
+
+
+def test_the_routing_index_is_kept_beside_a_topology_not_in_it() -> None:
+    # The frozen value carries no cache, and the index does not keep its topology alive.
+    q = Queue("gone")
+    t = Topology.of(Exchange("x", "fanout"), q, Binding("x", "gone"))
+    assert route(t, "x") == {"gone"}
+    assert not any(f.name == "_cache" for f in dataclasses.fields(Topology))
+    ref = weakref.ref(t)
+    del t
+    gc.collect()
+    assert ref() is None
+    assert all(r() is not None for r, _ in pipeline._STATES.values())
 
 
 def test_a_publish_to_an_internal_exchange_is_refused_as_rabbitmq_refuses_it() -> None:

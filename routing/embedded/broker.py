@@ -1,6 +1,6 @@
 """The embedded broker's state: exchanges, queues, bindings, and the routing between them.
 
-Routing goes through `routing.matching.walk()`, the same pure pipeline `routing explain`
+Routing goes through `routing.pipeline.walk()`, the same pure pipeline `routing explain`
 uses; this module only keeps the state it walks. One lock guards everything; consumers wait
 on Conditions of that lock. Message TTL needs no timer thread: queues put their head's
 deadline in a heap, and every operation, and every consumer waiting for a delivery, expires
@@ -32,7 +32,9 @@ from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
 from routing.embedded.validate import check_channel
 from routing.errors import ChannelClosed, PreconditionFailed
-from routing.matching import BindingTable, routing_keys, walk
+from routing.indexes import BindingTable
+from routing.matching import routing_keys
+from routing.pipeline import walk
 from routing.profiles import Profile, profile
 from routing.properties import Properties, check_message
 from routing.topology import (
@@ -84,7 +86,7 @@ class EmbeddedBroker:
         self._dying: deque[tuple[MessageQueue, Message, str]] = deque()  # dead letters to send
         self.waiting: set[Subscription] = set()  # consumers blocked in get(), to wake on new deadlines
 
-    # ------------------------------------------------ the `matching.Broker` view
+    # ----------------------------------------- the `pipeline.RoutingState` view
 
     def exchange(self, name: str) -> Exchange | None:
         return self._exchanges.get(name)

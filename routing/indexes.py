@@ -1,57 +1,20 @@
-"""Topic matching (`rabbit_exchange_type_topic`): word by word, and a trie of binding keys.
+"""Binding indexes: a trie of topic binding keys, and one exchange's bindings by its type's rule.
 
-Identical on RabbitMQ 3.10.8 and 4.0.5 on RabbitMQ's own tables (`tests/data/topic_*.json`).
+Mutable: the embedded broker adds and removes bindings as they are declared and deleted;
+`routing.pipeline` builds one table per exchange of a static topology. Matching a message
+against a table applies the rules of `routing.matching`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from routing.profiles import Profile, profile
-from routing.topology import Binding
+from routing.matching import headers_match, split_key
+from routing.profiles import DEFAULT_PROFILE, Profile
+from routing.topology import Binding, ExchangeType
 
-
-def split_key(key: str) -> list[str]:
-    """Words of a topic key: `""` is zero words, `"a..b"` is three (the middle one empty)."""
-    return key.split(".") if key else []
-
-
-def topic_matches(binding_key: str, routing_key: str, *, rabbitmq: str | Profile | None = None) -> bool:
-    """Whether a topic binding key matches a routing key, word by word.
-
-    `*` is exactly one word, `#` zero or more. Runs the binding key as a small automaton
-    over the routing key's words, so `#`-heavy keys cost polynomial time, not exponential.
-    `rabbitmq` names the release ("3.10", "4.0.5"; default the newest verified): every
-    supported release matches topics alike, but an unknown one is refused all the same.
-    """
-    if rabbitmq is not None:
-        profile(rabbitmq)
-    pattern = split_key(binding_key)
-    end = len(pattern)
-
-    def closure(states: set[int]) -> set[int]:
-        # `#` may match zero words: a state sitting on `#` is also the state after it.
-        out = set(states)
-        for i in states:
-            while i < end and pattern[i] == "#":
-                i += 1
-                out.add(i)
-        return out
-
-    states = closure({0})
-    for word in split_key(routing_key):
-        step = set()
-        for i in states:
-            if i < end:
-                p = pattern[i]
-                if p == "#":
-                    step.add(i)
-                elif p == "*" or p == word:
-                    step.add(i + 1)
-        if not step:
-            return False
-        states = closure(step)
-    return end in states
+__all__ = ["BindingTable", "TopicTrie"]
 
 
 class _Node:
@@ -136,3 +99,55 @@ class TopicTrie:
                     stack.append((star, i + 1))
         # A binding is reached once per path; report it once (by identity: hashing is slower).
         return list({id(b): b for b in found}.values())
+
+
+class BindingTable:
+    """One exchange's bindings, indexed for its type's rule."""
+
+    __slots__ = ("_by_key", "_list", "_trie", "type")
+
+    def __init__(self, type: ExchangeType, bindings: Iterable[Binding] = ()) -> None:
+        self.type = type
+        self._list: dict[Binding, None] = {}
+        self._by_key: dict[str, dict[Binding, None]] = {}
+        self._trie = TopicTrie() if type is ExchangeType.TOPIC else None
+        for b in bindings:
+            self.add(b)
+
+    def __iter__(self) -> Iterator[Binding]:
+        return iter(self._list)
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def add(self, binding: Binding) -> None:
+        self._list[binding] = None
+        if self._trie is not None:
+            self._trie.add(binding)
+        elif self.type is ExchangeType.DIRECT:
+            self._by_key.setdefault(binding.routing_key, {})[binding] = None
+
+    def remove(self, binding: Binding) -> None:
+        self._list.pop(binding, None)
+        if self._trie is not None:
+            self._trie.remove(binding)
+        elif self.type is ExchangeType.DIRECT:
+            self._by_key.get(binding.routing_key, {}).pop(binding, None)
+
+    def match(
+        self,
+        routing_keys: Sequence[str],
+        headers: Mapping[str, Any] | None,
+        rabbitmq: Profile = DEFAULT_PROFILE,
+    ) -> list[Binding]:
+        if self.type is ExchangeType.FANOUT:
+            return list(self._list)
+        if self.type is ExchangeType.HEADERS:
+            return [b for b in self._list if headers_match(b.arguments, headers, rabbitmq=rabbitmq)]
+        found: list[Binding] = []
+        for key in routing_keys:
+            if self._trie is not None:
+                found += self._trie.match(key)
+            else:
+                found += self._by_key.get(key, ())
+        return found
