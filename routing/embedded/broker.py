@@ -23,7 +23,6 @@ from routing.embedded.deadletter import (
     REJECTED,
     dead_letter_headers,
     death_headers,
-    header_routes,
     is_cycle,
     record_death,
 )
@@ -33,7 +32,7 @@ from routing.embedded.routes import RouteCache
 from routing.embedded.validate import check_channel
 from routing.errors import ChannelClosed, PreconditionFailed
 from routing.indexes import BindingTable
-from routing.matching import routing_keys
+from routing.matching import header_routes, routing_keys
 from routing.pipeline import walk
 from routing.profiles import Profile, profile
 from routing.properties import Properties, check_message
@@ -318,7 +317,7 @@ class EmbeddedBroker:
                 reason=reason,
                 queue=q.name,
                 exchange=msg.exchange,
-                routing_keys=[msg.routing_key, *header_routes(props.headers)],
+                routing_keys=[msg.routing_key, *header_routes(props.headers, strict=False)],
                 expiration=props.expiration,
             )
             drop_cc = dlrk is not None and self.profile.dead_letter_routing_key_drops_cc

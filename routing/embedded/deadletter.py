@@ -13,22 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from routing.matching import header_routes
+
 REJECTED = "rejected"
 EXPIRED = "expired"
 MAXLEN = "maxlen"
 DELIVERY_LIMIT = "delivery_limit"
-
-
-def header_routes(headers: Mapping[str, Any] | None) -> list[str]:
-    """The string keys of the `CC` and `BCC` headers (`rabbit_basic:header_routes`)."""
-    if not headers:
-        return []
-    keys: list[str] = []
-    for name in ("CC", "BCC"):
-        extra = headers.get(name)
-        if isinstance(extra, list | tuple):
-            keys += [k for k in extra if isinstance(k, str)]
-    return keys
 
 
 def dead_letter_headers(
@@ -58,7 +48,7 @@ def dead_letter_headers(
         "queue": queue,
         "time": when,
         "exchange": exchange,
-        "routing-keys": [routing_key, *header_routes(old)],
+        "routing-keys": [routing_key, *header_routes(old, strict=False)],
     }
     if expiration is not None:
         info["original-expiration"] = expiration
