@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from routing._frozen import FrozenDict
-from routing.embedded.channel import Channel, Subscription, Unacked
-from routing.embedded.deadletter import (
+from routing.embedded.channel import ChannelState, Subscription, Unacked
+from routing.embedded.dead_lettering import (
     REJECTED,
     dead_letter_headers,
     death_headers,
@@ -346,7 +346,7 @@ class EmbeddedBroker:
 
     # ------------------------------------------------------------ consumers
 
-    def subscribe(self, queue: MessageQueue, channel: Channel, prefetch: int) -> Subscription:
+    def subscribe(self, queue: MessageQueue, channel: ChannelState, prefetch: int) -> Subscription:
         sub = Subscription(queue, channel, prefetch, self.lock)
         queue.add_consumer(sub)
         self.touch(queue)
@@ -373,7 +373,7 @@ class EmbeddedBroker:
                 self.touch(q)
         sub.cond.notify_all()
 
-    def settle(self, channel: Channel, tag: int, multiple: bool, action: str) -> None:
+    def settle(self, channel: ChannelState, tag: int, multiple: bool, action: str) -> None:
         """`ack`, `requeue` or `reject` the deliveries a tag covers on a channel."""
         entries = channel.take(tag, multiple)
         if action == "ack":
@@ -409,7 +409,7 @@ class EmbeddedBroker:
                 q.requeue(msgs, returned=returned)
             q.dispatch()
 
-    def close_channels(self, channels: Iterable[Channel]) -> None:
+    def close_channels(self, channels: Iterable[ChannelState]) -> None:
         """A connection went away: everything its channels had unacked goes back."""
         for channel in channels:
             channel.closed = True

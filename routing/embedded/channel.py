@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 Unacked = tuple["MessageQueue", "Message", "Subscription | None"]
 
 
-class Channel:
-    """The deliveries a channel has handed out and not yet settled."""
+class ChannelState:
+    """A channel as the embedded broker keeps it (what `rabbit_channel` tracks): the delivery
+    tags it handed out and the deliveries not yet settled. Not a client's channel object
+    (the RabbitMQ transport's `Chan` wraps one of pika's)."""
 
     __slots__ = ("closed", "next_tag", "owner", "unacked")
 
@@ -91,7 +93,9 @@ class Subscription:
         "queue",
     )
 
-    def __init__(self, queue: MessageQueue, channel: Channel, prefetch: int, lock: threading.Lock) -> None:
+    def __init__(
+        self, queue: MessageQueue, channel: ChannelState, prefetch: int, lock: threading.Lock
+    ) -> None:
         self.queue = queue
         self.channel = channel
         self.prefetch = prefetch

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from routing.embedded.deadletter import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED, Deaths
+from routing.embedded.dead_lettering import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED, Deaths
 from routing.profiles import Profile
 from routing.properties import Properties
 from routing.topology import Overflow, Queue, QueueType
