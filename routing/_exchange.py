@@ -73,7 +73,7 @@ class Exchange:
     @property
     def declare_arguments(self) -> dict[str, Any]:
         """The `arguments` table as RabbitMQ receives it."""
-        args = thaw(self.arguments)
+        args: dict[str, Any] = thaw(self.arguments)
         if self.alternate_exchange is not None:
             args["alternate-exchange"] = self.alternate_exchange
         return args

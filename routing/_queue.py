@@ -178,7 +178,7 @@ class Queue:
     @property
     def declare_arguments(self) -> dict[str, Any]:
         """The `arguments` table as RabbitMQ receives it."""
-        args = thaw(self.arguments)
+        args: dict[str, Any] = thaw(self.arguments)
         if self.type is not QueueType.CLASSIC:
             args["x-queue-type"] = str(self.type)
         for attr, arg in _FIELD_ARGUMENT.items():

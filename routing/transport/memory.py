@@ -309,7 +309,7 @@ class MemoryTransport:
                 self._get_channel = ChannelState(self)
                 self._channels.append(self._get_channel)
                 raise
-            broker.touch(q)
+            q.touch()
             msg = q.fetch()
             broker.send_dead_letters()
             if msg is None:
