@@ -40,6 +40,8 @@ from routing.topology import (
     Queue,
 )
 
+__all__ = ["EmbeddedBroker"]
+
 _monotonic = time.monotonic
 
 

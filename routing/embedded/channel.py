@@ -16,6 +16,8 @@ from routing.embedded.queue import Message, MessageQueue
 from routing.errors import PreconditionFailed
 from routing.transport.base import Delivery
 
+__all__ = ["ChannelState", "Subscription", "Unacked", "settle"]
+
 Unacked = tuple[MessageQueue, Message, "Subscription | None"]
 
 

@@ -19,6 +19,19 @@ from routing.matching import header_routes
 from routing.profiles import Profile
 from routing.properties import Properties
 
+__all__ = [
+    "DELIVERY_LIMIT",
+    "EXPIRED",
+    "MAXLEN",
+    "REJECTED",
+    "Deaths",
+    "dead_letter_headers",
+    "dead_letter_properties",
+    "death_headers",
+    "is_cycle",
+    "record_death",
+]
+
 REJECTED = "rejected"
 EXPIRED = "expired"
 MAXLEN = "maxlen"

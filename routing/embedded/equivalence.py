@@ -15,6 +15,17 @@ from typing import Any
 from routing.errors import ChannelClosed, PreconditionFailed
 from routing.topology import Exchange, Queue
 
+__all__ = [
+    "EXCHANGE_ARGUMENTS",
+    "QUEUE_ARGUMENTS",
+    "VHOST",
+    "amqp_type",
+    "check_exchange",
+    "check_queue",
+    "locked",
+    "not_found",
+]
+
 VHOST = "/"
 
 

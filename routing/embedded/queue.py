@@ -24,6 +24,8 @@ from routing.profiles import Profile
 from routing.properties import Properties
 from routing.topology import Overflow, Queue, QueueType
 
+__all__ = ["Consumer", "DeadLetter", "Message", "MessageQueue", "Schedule"]
+
 _monotonic = time.monotonic
 
 

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from routing.pipeline import RoutingState
 from routing.topology import DestinationType, ExchangeType
 
+__all__ = ["MAX_ROUTES", "RouteCache"]
+
 MAX_ROUTES = 10_000  # keys can be unbounded (ids in keys): start over past this
 
 
