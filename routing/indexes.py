@@ -8,13 +8,13 @@ against a table applies the rules of `routing.matching`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from routing.matching import headers_match, split_key
 from routing.profiles import DEFAULT_PROFILE, Profile
-from routing.topology import Binding, ExchangeType
+from routing.topology import Binding, Exchange, ExchangeType
 
-__all__ = ["BindingTable", "TopicTrie"]
+__all__ = ["BindingTable", "RoutingIndex", "TopicTrie"]
 
 
 class _Node:
@@ -151,3 +151,32 @@ class BindingTable:
             else:
                 found += self._by_key.get(key, ())
         return found
+
+
+Q = TypeVar("Q")
+
+
+class RoutingIndex(Generic[Q]):
+    """Exchanges and queues by name, and one `BindingTable` per exchange: what routing reads of
+    a broker's state (`routing.pipeline.RoutingState` but the profile). The base of a static
+    topology's state (`routing.pipeline`) and of the embedded broker, which keep their
+    exchanges, queues and tables in these dicts."""
+
+    def __init__(self, exchanges: dict[str, Exchange], queues: dict[str, Q]) -> None:
+        self._exchanges = exchanges
+        self._queues = queues
+        self._tables: dict[str, BindingTable] = {}
+
+    def exchange(self, name: str) -> Exchange | None:
+        return self._exchanges.get(name)
+
+    def has_queue(self, name: str) -> bool:
+        return name in self._queues
+
+    def table(self, exchange: str) -> BindingTable:
+        """The exchange's table; an empty one for an exchange without bindings (or none)."""
+        table = self._tables.get(exchange)
+        if table is None:
+            ex = self._exchanges.get(exchange)
+            table = self._tables[exchange] = BindingTable(ex.type if ex else ExchangeType.DIRECT)
+        return table

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from routing._frozen import thaw
 from routing.errors import InternalExchange, UnknownExchange
-from routing.indexes import BindingTable
+from routing.indexes import BindingTable, RoutingIndex
 from routing.matching import header_outcomes, routing_keys, topic_matches
 from routing.profiles import DEFAULT_PROFILE, Profile, profile
 from routing.topology import (
@@ -24,6 +24,7 @@ from routing.topology import (
     DestinationType,
     Exchange,
     ExchangeType,
+    Queue,
     Topology,
 )
 
@@ -191,7 +192,7 @@ def _why(
     return f"x-match {mode}: " + ", ".join(f"{k} {o}" for k, o in outcomes)
 
 
-class _TopologyState:
+class _TopologyState(RoutingIndex[Queue]):
     """A static topology seen as broker state, with one binding table per exchange.
 
     Holds no reference to the topology itself, so that `_STATES` lets it go."""
@@ -199,27 +200,13 @@ class _TopologyState:
     profile = DEFAULT_PROFILE  # route() and explain() pass the release they are asked for
 
     def __init__(self, topology: Topology) -> None:
-        self._exchanges = {**IMPLICIT_EXCHANGES, **{e.name: e for e in topology.exchanges}}
-        self._queues = frozenset(q.name for q in topology.queues)
+        exchanges = {**IMPLICIT_EXCHANGES, **{e.name: e for e in topology.exchanges}}
+        super().__init__(exchanges, {q.name: q for q in topology.queues})
         grouped: dict[str, list[Binding]] = {}
         for b in topology.bindings:
             grouped.setdefault(b.source, []).append(b)
-        self._tables: dict[str, BindingTable] = {}
         for name, bindings in grouped.items():
-            self._tables[name] = BindingTable(self._exchanges[name].type, bindings)
-
-    def exchange(self, name: str) -> Exchange | None:
-        return self._exchanges.get(name)
-
-    def has_queue(self, name: str) -> bool:
-        return name in self._queues
-
-    def table(self, exchange: str) -> BindingTable:
-        table = self._tables.get(exchange)
-        if table is None:
-            ex = self._exchanges.get(exchange)
-            table = self._tables[exchange] = BindingTable(ex.type if ex else ExchangeType.DIRECT)
-        return table
+            self._tables[name] = BindingTable(exchanges[name].type, bindings)
 
 
 # One state per live topology, built on its first route and kept beside it, not in it: a

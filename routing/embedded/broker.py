@@ -25,7 +25,7 @@ from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
 from routing.embedded.validate import check_channel
 from routing.errors import ChannelClosed, PreconditionFailed
-from routing.indexes import BindingTable
+from routing.indexes import RoutingIndex
 from routing.matching import routing_keys
 from routing.pipeline import walk
 from routing.profiles import Profile, profile
@@ -36,7 +36,6 @@ from routing.topology import (
     Binding,
     DestinationType,
     Exchange,
-    ExchangeType,
     Queue,
 )
 
@@ -45,7 +44,7 @@ __all__ = ["EmbeddedBroker"]
 _monotonic = time.monotonic
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(RoutingIndex[MessageQueue]):
     """One in-process broker: what several connections to one RabbitMQ vhost would share."""
 
     user = "guest"
@@ -56,9 +55,8 @@ class EmbeddedBroker:
         # The release it behaves as (routing.profiles): headers routing reads it through walk().
         self.profile: Profile = profile(rabbitmq)
         self.lock = threading.Lock()
-        self._exchanges: dict[str, Exchange] = dict(IMPLICIT_EXCHANGES)
-        self._tables: dict[str, BindingTable] = {}
-        self._queues: dict[str, MessageQueue] = {}
+        # Exchanges, queues and binding tables: what walk() reads (indexes.RoutingIndex).
+        super().__init__(dict(IMPLICIT_EXCHANGES), {})
         # Bindings by destination, to drop them when the destination goes.
         self._inbound: dict[tuple[DestinationType, str], dict[Binding, None]] = {}
         self._bindings: set[Binding] = set()
@@ -67,21 +65,6 @@ class EmbeddedBroker:
         self._routes = RouteCache(self)
         self._dying: deque[tuple[MessageQueue, Message, str]] = deque()  # dead letters to send
         self.waiting: set[Subscription] = set()  # consumers blocked in get(), to wake on new deadlines
-
-    # ----------------------------------------- the `pipeline.RoutingState` view
-
-    def exchange(self, name: str) -> Exchange | None:
-        return self._exchanges.get(name)
-
-    def has_queue(self, name: str) -> bool:
-        return name in self._queues
-
-    def table(self, exchange: str) -> BindingTable:
-        table = self._tables.get(exchange)
-        if table is None:
-            kind = self._exchanges[exchange].type if exchange in self._exchanges else ExchangeType.DIRECT
-            table = self._tables[exchange] = BindingTable(kind)
-        return table
 
     # -------------------------------------------------------------- entities
 
