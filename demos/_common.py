@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from routing.errors import BrokerError, DeclareConflicts, RoutingError
-from routing.matching import explain
+from routing.pipeline import explain
 from routing.topology import Topology
 from routing.transport import Transport
 from routing.transport.base import DeclareReport

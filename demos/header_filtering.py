@@ -20,7 +20,7 @@ from routing.demos._common import (
     script,
 )
 from routing.envelope import Envelope, encode, to_properties
-from routing.matching import explain
+from routing.pipeline import explain
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import open_transport

@@ -38,7 +38,8 @@ from routing.errors import (
 )
 from routing.graph import mermaid
 from routing.loading import load_topology
-from routing.matching import Explanation, Step, explain, headers_match, route, topic_matches
+from routing.matching import headers_match, topic_matches
+from routing.pipeline import Explanation, Step, explain, route
 from routing.properties import Properties
 from routing.publisher import Publisher
 from routing.schemas import SchemaRegistry

@@ -26,6 +26,8 @@ from routing.topology import (
     Topology,
 )
 
+__all__ = ["escape", "markdown", "mermaid"]
+
 # Mermaid shape brackets per exchange type: hexagon, trapezoid, parallelogram, inverted trapezoid.
 _SHAPES = {
     ExchangeType.DIRECT: ("{{", "}}"),

@@ -8,10 +8,12 @@ Pure: no broker needed; `routing declare` runs it for the version the broker ann
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from routing._queue import Queue, QueueType
 from routing.profiles import DEPRECATIONS, Profile, profile, release_of
-from routing.topology import Queue, QueueType, Topology
 
 __all__ = ["TargetWarning", "check_topology"]
 
@@ -46,7 +48,14 @@ def _queue_findings(q: Queue) -> list[tuple[str, str]]:
     return found
 
 
-def check_topology(topology: Topology, *, rabbitmq: str | Profile | None = None) -> tuple[TargetWarning, ...]:
+class _Queues(Protocol):
+    """What is checked of a `Topology`: its queues (`Topology.check` calls in here)."""
+
+    @property
+    def queues(self) -> Sequence[Queue]: ...
+
+
+def check_topology(topology: _Queues, *, rabbitmq: str | Profile | None = None) -> tuple[TargetWarning, ...]:
     """Every warning (and refusal) for `topology` on the release `rabbitmq` names."""
     target = profile(rabbitmq)
     shown = rabbitmq.name if isinstance(rabbitmq, Profile) else (rabbitmq or target.name)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from routing.matching import route
+from routing.pipeline import route
 from routing.topology import DestinationType, Exchange, ExchangeType, Queue, Topology
 from routing.transport.base import Properties
 from routing.transport.rabbitmq import RabbitTransport

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from routing import matching
+from routing import pipeline
 from routing.cli import main
 from routing.demos import DEMOS, cache_invalidation, header_filtering, topic_logs, work_queue
 
@@ -35,7 +35,7 @@ def test_topic_logs_deliveries_follow_the_routing_rules(unique: str) -> None:
     topo = topic_logs.topology(f"{unique}.")
     expected = set()
     for n, (service, level, _) in enumerate(topic_logs.RECORDS, 1):
-        for q in matching.route(topo, f"{unique}.logs", f"{service}.{level}"):
+        for q in pipeline.route(topo, f"{unique}.logs", f"{service}.{level}"):
             expected.add(f"{q.rsplit('.', 1)[1]} <- #{n} {service}.{level}")
     assert set(result.facts) == expected
     assert "pager <- #4 auth.error" in result.facts

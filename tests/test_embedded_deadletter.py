@@ -13,7 +13,7 @@ import pytest
 
 from routing import Exchange, Queue, Topology
 from routing.embedded import forget
-from routing.embedded.deadletter import dead_letter_headers, is_cycle
+from routing.embedded.dead_lettering import dead_letter_headers, is_cycle
 from routing.transport import Delivery, Properties
 from routing.transport.memory import MemoryTransport
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import weakref
+
 import pytest
 
-from routing import Binding, Exchange, Queue, Topology, UnknownExchange, explain, route
+from routing import Binding, Exchange, Queue, Topology, UnknownExchange, explain, pipeline, route
 from routing.errors import InternalExchange, RoutingError
+from routing.matching import header_routes, routing_keys
 from routing.profiles import ProfileError
 
 logs = Exchange("logs", "topic")
@@ -144,9 +149,39 @@ def test_explain_says_why_each_binding_did_or_did_not_match() -> None:
 def test_route_is_fast_path_and_cached() -> None:
     # The per-exchange index is built once per topology, not once per message.
     route(LOGS, "logs", "a.error")
-    first = LOGS._cache["broker"]
+    first = pipeline._state(LOGS)
     route(LOGS, "logs", "b.error")
-    assert LOGS._cache["broker"] is first
+    assert pipeline._state(LOGS) is first
+
+
+def test_the_routing_index_is_kept_beside_a_topology_not_in_it() -> None:
+    # The frozen value carries no cache, and the index does not keep its topology alive.
+    q = Queue("gone")
+    t = Topology.of(Exchange("x", "fanout"), q, Binding("x", "gone"))
+    assert route(t, "x") == {"gone"}
+    assert not any(f.name == "_cache" for f in dataclasses.fields(Topology))
+    ref = weakref.ref(t)
+    del t
+    gc.collect()
+    assert ref() is None
+    assert all(r() is not None for r, _ in pipeline._STATES.values())
+
+
+@pytest.mark.parametrize("name", ["CC", "BCC"])
+def test_cc_and_bcc_are_read_by_one_parser_strict_on_publish_lenient_on_dead_letters(name: str) -> None:
+    # rabbit_basic:header_routes: the longstr elements of each array, CC first; a CC or BCC
+    # of another type refuses the publish (unacceptable_type_in_header). What dead-lettering
+    # reads back from a message already taken adds no keys for it instead.
+    assert header_routes({"CC": ["a", 1, "b"], "BCC": ("c", None)}, strict=True) == ["a", "b", "c"]
+    assert header_routes({"BCC": ["c"], "CC": ["a"]}, strict=False) == ["a", "c"]
+    assert header_routes(None, strict=True) == header_routes({}, strict=True) == []
+    assert header_routes({name: None}, strict=True) == []
+    with pytest.raises(RoutingError, match=f"header {name} must be an array of strings, got str"):
+        header_routes({name: "k", "CC" if name == "BCC" else "BCC": ["x"]}, strict=True)
+    assert header_routes({name: "k", "CC" if name == "BCC" else "BCC": ["x"]}, strict=False) == ["x"]
+    with pytest.raises(RoutingError, match=f"header {name} must be an array"):
+        routing_keys("k", {name: 5})
+    assert routing_keys("k", {"CC": ["k", "b", "b"], "BCC": ["b", "c"]}) == ["k", "b", "c"]
 
 
 def test_a_publish_to_an_internal_exchange_is_refused_as_rabbitmq_refuses_it() -> None:

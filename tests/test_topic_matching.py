@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing import Binding, topic_matches
-from routing.matching import TopicTrie
+from routing.indexes import TopicTrie
 
 DATA = Path(__file__).parent / "data"
 

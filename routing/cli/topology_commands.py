@@ -16,7 +16,7 @@ from routing.definitions import dump_definitions, void_arguments
 from routing.errors import UnknownExchange
 from routing.graph import markdown, mermaid
 from routing.loading import load_topology, topology_vhost
-from routing.matching import Step, explain
+from routing.pipeline import Step, explain
 from routing.profiles import Profile, profile
 from routing.topology import Topology
 

@@ -1,6 +1,6 @@
 """The embedded broker's state: exchanges, queues, bindings, and the routing between them.
 
-Routing goes through `routing.matching.walk()`, the same pure pipeline `routing explain`
+Routing goes through `routing.pipeline.walk()`, the same pure pipeline `routing explain`
 uses; this module only keeps the state it walks. One lock guards everything; consumers wait
 on Conditions of that lock. Message TTL needs no timer thread: queues put their head's
 deadline in a heap, and every operation, and every consumer waiting for a delivery, expires
@@ -18,21 +18,16 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from routing._frozen import FrozenDict
-from routing.embedded.channel import Channel, Subscription, Unacked
-from routing.embedded.deadletter import (
-    REJECTED,
-    dead_letter_headers,
-    death_headers,
-    header_routes,
-    is_cycle,
-    record_death,
-)
-from routing.embedded.equivalence import VHOST, check_exchange, check_queue
+from routing.embedded.channel import ChannelState, Subscription, settle
+from routing.embedded.dead_lettering import REJECTED, dead_letter_properties, is_cycle
+from routing.embedded.equivalence import VHOST, check_exchange, check_queue, locked, not_found
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
 from routing.embedded.validate import check_channel
 from routing.errors import ChannelClosed, PreconditionFailed
-from routing.matching import BindingTable, routing_keys, walk
+from routing.indexes import RoutingIndex
+from routing.matching import routing_keys
+from routing.pipeline import walk
 from routing.profiles import Profile, profile
 from routing.properties import Properties, check_message
 from routing.topology import (
@@ -41,27 +36,15 @@ from routing.topology import (
     Binding,
     DestinationType,
     Exchange,
-    ExchangeType,
     Queue,
 )
+
+__all__ = ["EmbeddedBroker"]
 
 _monotonic = time.monotonic
 
 
-def _locked(queue: str) -> ChannelClosed:
-    return ChannelClosed(
-        405,
-        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' in vhost "
-        f"'{VHOST}'. It could be originally declared on another connection or the exclusive "
-        "property value does not match that of the original declaration.",
-    )
-
-
-def _not_found(kind: str, name: str) -> ChannelClosed:
-    return ChannelClosed(404, f"NOT_FOUND - no {kind} '{name}' in vhost '{VHOST}'")
-
-
-class EmbeddedBroker:
+class EmbeddedBroker(RoutingIndex[MessageQueue]):
     """One in-process broker: what several connections to one RabbitMQ vhost would share."""
 
     user = "guest"
@@ -72,9 +55,8 @@ class EmbeddedBroker:
         # The release it behaves as (routing.profiles): headers routing reads it through walk().
         self.profile: Profile = profile(rabbitmq)
         self.lock = threading.Lock()
-        self._exchanges: dict[str, Exchange] = dict(IMPLICIT_EXCHANGES)
-        self._tables: dict[str, BindingTable] = {}
-        self._queues: dict[str, MessageQueue] = {}
+        # Exchanges, queues and binding tables: what walk() reads (indexes.RoutingIndex).
+        super().__init__(dict(IMPLICIT_EXCHANGES), {})
         # Bindings by destination, to drop them when the destination goes.
         self._inbound: dict[tuple[DestinationType, str], dict[Binding, None]] = {}
         self._bindings: set[Binding] = set()
@@ -83,21 +65,6 @@ class EmbeddedBroker:
         self._routes = RouteCache(self)
         self._dying: deque[tuple[MessageQueue, Message, str]] = deque()  # dead letters to send
         self.waiting: set[Subscription] = set()  # consumers blocked in get(), to wake on new deadlines
-
-    # ------------------------------------------------ the `matching.Broker` view
-
-    def exchange(self, name: str) -> Exchange | None:
-        return self._exchanges.get(name)
-
-    def has_queue(self, name: str) -> bool:
-        return name in self._queues
-
-    def table(self, exchange: str) -> BindingTable:
-        table = self._tables.get(exchange)
-        if table is None:
-            kind = self._exchanges[exchange].type if exchange in self._exchanges else ExchangeType.DIRECT
-            table = self._tables[exchange] = BindingTable(kind)
-        return table
 
     # -------------------------------------------------------------- entities
 
@@ -116,14 +83,14 @@ class EmbeddedBroker:
         current = self._queues.get(queue.name)
         if current is not None:
             if current.owner not in (None, owner) or queue.exclusive != (current.owner is not None):
-                raise _locked(queue.name)
+                raise locked(queue.name)
             check_queue(current.definition, queue)
-            self.touch(current)
+            current.touch()
             return False
         q = self._queues[queue.name] = MessageQueue(
             queue, owner if queue.exclusive else None, self._dead_letter, self._schedule, self.profile
         )
-        self.touch(q)
+        q.touch()
         self._changed()
         return True
 
@@ -131,19 +98,19 @@ class EmbeddedBroker:
         """The queue for an operation by `owner`: 404 when missing, 405 when someone else's."""
         q = self._queues.get(name)
         if q is None:
-            raise _not_found("queue", name)
+            raise not_found("queue", name)
         if q.owner is not None and q.owner is not owner:
-            raise _locked(name)
+            raise locked(name)
         return q
 
     def bind(self, binding: Binding, owner: object) -> bool:
         """Add a binding; True when it is new."""
         if binding.source not in self._exchanges:
-            raise _not_found("exchange", binding.source)
+            raise not_found("exchange", binding.source)
         if binding.destination_type is DestinationType.QUEUE:
             self.queue(binding.destination, owner)
         elif binding.destination not in self._exchanges:
-            raise _not_found("exchange", binding.destination)
+            raise not_found("exchange", binding.destination)
         if binding in self._bindings:
             return False
         self._bindings.add(binding)
@@ -182,11 +149,7 @@ class EmbeddedBroker:
         q = self.queue(name, owner)
         del self._queues[name]
         self._changed()
-        q.deleted = True
-        for sub in list(q.consumers):
-            sub.cancelled = sub.lost = True
-            q.remove_consumer(sub)
-            sub.cond.notify_all()
+        q.delete()
         self._drop_bindings(self._inbound.pop((DestinationType.QUEUE, name), {}))
         return q.purge()
 
@@ -230,7 +193,7 @@ class EmbeddedBroker:
             )
         x = self._exchanges.get(exchange)
         if x is None:
-            raise _not_found("exchange", exchange)
+            raise not_found("exchange", exchange)
         if x.internal:
             raise ChannelClosed(
                 403, f"ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '{VHOST}'"
@@ -297,31 +260,17 @@ class EmbeddedBroker:
         if dlx is None or dlx not in self._exchanges:
             return  # dropped, as RabbitMQ drops it
         dlrk = q.definition.dead_letter_routing_key
-        props = msg.properties
-        deaths = None
-        if self.profile.reads_client_x_death:
-            headers = dead_letter_headers(
-                props.headers,
-                reason=reason,
-                queue=q.name,
-                exchange=msg.exchange,
-                routing_key=msg.routing_key,
-                expiration=props.expiration,
-                drop_cc=dlrk is not None and self.profile.dead_letter_routing_key_drops_cc,
-                regroup_reverses=self.profile.x_death_regroup_reverses,
-            )
-        else:
-            deaths = record_death(
-                msg.deaths,
-                reason=reason,
-                queue=q.name,
-                exchange=msg.exchange,
-                routing_keys=[msg.routing_key, *header_routes(props.headers)],
-                expiration=props.expiration,
-            )
-            drop_cc = dlrk is not None and self.profile.dead_letter_routing_key_drops_cc
-            headers = death_headers(props.headers, deaths, drop_cc=drop_cc)
-        props = replace(props, headers=FrozenDict(headers), expiration=None)
+        props, deaths = dead_letter_properties(
+            msg.properties,
+            msg.deaths,
+            reason=reason,
+            queue=q.name,
+            exchange=msg.exchange,
+            routing_key=msg.routing_key,
+            dead_letter_routing_key=dlrk,
+            profile=self.profile,
+        )
+        headers = props.headers
         keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
         names: Iterable[str] = self._in_order(walk(self, dlx, keys[0], headers, keys=keys))
         if reason != REJECTED:  # a loop with no rejection in it would never end: drop
@@ -345,10 +294,10 @@ class EmbeddedBroker:
 
     # ------------------------------------------------------------ consumers
 
-    def subscribe(self, queue: MessageQueue, channel: Channel, prefetch: int) -> Subscription:
+    def subscribe(self, queue: MessageQueue, channel: ChannelState, prefetch: int) -> Subscription:
         sub = Subscription(queue, channel, prefetch, self.lock)
         queue.add_consumer(sub)
-        self.touch(queue)
+        queue.touch()
         queue.dispatch()
         self.send_dead_letters()
         return sub
@@ -369,50 +318,23 @@ class EmbeddedBroker:
             if q.definition.auto_delete and q.had_consumers and not q.consumers:
                 self.delete_queue(q.name, q.owner)
             else:
-                self.touch(q)
+                q.touch()
         sub.cond.notify_all()
 
-    def settle(self, channel: Channel, tag: int, multiple: bool, action: str) -> None:
+    def settle(self, channel: ChannelState, tag: int, multiple: bool, action: str) -> None:
         """`ack`, `requeue` or `reject` the deliveries a tag covers on a channel."""
         entries = channel.take(tag, multiple)
         if action == "ack":
-            self._settle(entries, requeue=None)
+            settle(entries, requeue=None)
         else:
-            self._settle(entries, requeue=action == "requeue")
+            settle(entries, requeue=action == "requeue")
         self.send_dead_letters()
 
-    def _settle(self, entries: list[Unacked], requeue: bool | None, returned: bool = False) -> None:
-        touched: dict[MessageQueue, list[Message]] = {}
-        for q, msg, sub in entries:
-            q.unacked -= 1
-            if sub is not None:
-                sub.in_flight -= 1
-                if (
-                    requeue
-                    and q.quorum
-                    and q.delivery_limit is not None
-                    and msg.delivery_count >= q.delivery_limit
-                    and self.profile.quorum_delivery_limit_credit_leak
-                ):
-                    sub.bonus += 1  # 3.10's rabbit_fifo credits the return and the discard
-                q.activate(sub)
-            touched.setdefault(q, [])
-            if requeue is None:
-                continue
-            if requeue:
-                touched[q].append(msg)
-            else:
-                q.reject(msg)
-        for q, msgs in touched.items():
-            if msgs:
-                q.requeue(msgs, returned=returned)
-            q.dispatch()
-
-    def close_channels(self, channels: Iterable[Channel]) -> None:
+    def close_channels(self, channels: Iterable[ChannelState]) -> None:
         """A connection went away: everything its channels had unacked goes back."""
         for channel in channels:
             channel.closed = True
-            self._settle(channel.take_all(), requeue=True, returned=True)
+            settle(channel.take_all(), requeue=True, returned=True)
         self.send_dead_letters()
 
     # --------------------------------------------------------------- expiry
@@ -443,31 +365,9 @@ class EmbeddedBroker:
                 q.scheduled = None
             if deadline == q.unused_deadline:
                 q.unused_deadline = None
-                if self._expire_queue(q, now):
+                if q.unused_until(now):  # x-expires
+                    self.delete_queue(q.name, q.owner)
                     continue
             q.drop_expired(now)
             q.dispatch()  # reschedules the new head
         self.send_dead_letters()
-
-    # ----------------------------------------------------------- x-expires
-
-    def touch(self, q: MessageQueue) -> None:
-        """`basic.get`, a redeclare or a cancelled last consumer: the queue counts as used now."""
-        if q.expires is None:
-            return
-        q.unused_since = None if q.consumers else _monotonic()
-        if q.unused_since is not None and q.unused_deadline is None:
-            q.unused_deadline = q.unused_since + q.expires / 1000
-            self._schedule(q, q.unused_deadline)
-
-    def _expire_queue(self, q: MessageQueue, now: float) -> bool:
-        assert q.expires is not None
-        if q.consumers or q.unused_since is None:
-            return False
-        due = q.unused_since + q.expires / 1000
-        if due <= now:
-            self.delete_queue(q.name, q.owner)
-            return True
-        q.unused_deadline = due  # used since it was scheduled: look again later
-        self._schedule(q, due)
-        return False

@@ -10,20 +10,21 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from routing._frozen import FrozenDict
+from routing.embedded.queue import Message, MessageQueue
 from routing.errors import PreconditionFailed
 from routing.transport.base import Delivery
 
-if TYPE_CHECKING:
-    from routing.embedded.queue import Message, MessageQueue
+__all__ = ["ChannelState", "Subscription", "Unacked", "settle"]
 
-Unacked = tuple["MessageQueue", "Message", "Subscription | None"]
+Unacked = tuple[MessageQueue, Message, "Subscription | None"]
 
 
-class Channel:
-    """The deliveries a channel has handed out and not yet settled."""
+class ChannelState:
+    """A channel as the embedded broker keeps it (what `rabbit_channel` tracks): the delivery
+    tags it handed out and the deliveries not yet settled. Not a client's channel object
+    (the RabbitMQ transport's `Chan` wraps one of pika's)."""
 
     __slots__ = ("closed", "next_tag", "owner", "unacked")
 
@@ -91,7 +92,9 @@ class Subscription:
         "queue",
     )
 
-    def __init__(self, queue: MessageQueue, channel: Channel, prefetch: int, lock: threading.Lock) -> None:
+    def __init__(
+        self, queue: MessageQueue, channel: ChannelState, prefetch: int, lock: threading.Lock
+    ) -> None:
         self.queue = queue
         self.channel = channel
         self.prefetch = prefetch
@@ -106,7 +109,43 @@ class Subscription:
     def has_credit(self) -> bool:
         return not self.prefetch or self.in_flight < self.prefetch + self.bonus
 
+    def lose(self) -> None:
+        """Cancelled by the broker (its queue was deleted): the reader wakes to an error."""
+        self.cancelled = self.lost = True
+        self.cond.notify_all()
+
     def deliver(self, queue: MessageQueue, msg: Message) -> None:
         self.in_flight += 1
         self.buffer.append(self.channel.deliver(queue, msg, self))
         self.cond.notify()
+
+
+def settle(entries: list[Unacked], requeue: bool | None, returned: bool = False) -> None:
+    """Settle deliveries taken from their channel: ack (`requeue` None), give back to their
+    queue (`returned` when a channel closed or a consumer was cancelled), or reject; then
+    the queues they came from hand out what their consumers have credit for."""
+    touched: dict[MessageQueue, list[Message]] = {}
+    for q, msg, sub in entries:
+        q.unacked -= 1
+        if sub is not None:
+            sub.in_flight -= 1
+            if (
+                requeue
+                and q.quorum
+                and q.delivery_limit is not None
+                and msg.delivery_count >= q.delivery_limit
+                and q.profile.quorum_delivery_limit_credit_leak
+            ):
+                sub.bonus += 1  # 3.10's rabbit_fifo credits the return and the discard
+            q.activate(sub)
+        touched.setdefault(q, [])
+        if requeue is None:
+            continue
+        if requeue:
+            touched[q].append(msg)
+        else:
+            q.reject(msg)
+    for q, msgs in touched.items():
+        if msgs:
+            q.requeue(msgs, returned=returned)
+        q.dispatch()

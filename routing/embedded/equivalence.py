@@ -1,4 +1,5 @@
-"""Redeclaring an existing exchange or queue: RabbitMQ 3.10's equivalence checks and texts.
+"""Redeclaring an existing exchange or queue: RabbitMQ 3.10's equivalence checks and texts,
+and the 404/405 texts of an operation on a missing or locked entity.
 
 `rabbit_misc:assert_args_equivalence`: the fields are compared first, then the arguments
 RabbitMQ knows, in its own order; unknown `x-` arguments are never compared. Integers of
@@ -11,10 +12,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing.errors import PreconditionFailed
+from routing.errors import ChannelClosed, PreconditionFailed
 from routing.topology import Exchange, Queue
 
+__all__ = [
+    "EXCHANGE_ARGUMENTS",
+    "QUEUE_ARGUMENTS",
+    "VHOST",
+    "amqp_type",
+    "check_exchange",
+    "check_queue",
+    "locked",
+    "not_found",
+]
+
 VHOST = "/"
+
+
+def locked(queue: str) -> ChannelClosed:
+    """405: an exclusive queue of another connection, or a redeclare that differs in `exclusive`."""
+    return ChannelClosed(
+        405,
+        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' in vhost "
+        f"'{VHOST}'. It could be originally declared on another connection or the exclusive "
+        "property value does not match that of the original declaration.",
+    )
+
+
+def not_found(kind: str, name: str) -> ChannelClosed:
+    return ChannelClosed(404, f"NOT_FOUND - no {kind} '{name}' in vhost '{VHOST}'")
+
 
 # rabbit_amqqueue:declare_args/0 order (3.10), plus the quorum queue's delivery limit.
 QUEUE_ARGUMENTS = (

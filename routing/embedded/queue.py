@@ -17,15 +17,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from routing.embedded.deadletter import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED, Deaths
+from routing.embedded.dead_lettering import DELIVERY_LIMIT, EXPIRED, MAXLEN, REJECTED, Deaths
 from routing.profiles import Profile
 from routing.properties import Properties
 from routing.topology import Overflow, Queue, QueueType
 
-if TYPE_CHECKING:
-    from routing.embedded.channel import Subscription
+__all__ = ["Consumer", "DeadLetter", "Message", "MessageQueue", "Schedule"]
 
 _monotonic = time.monotonic
 
@@ -69,6 +68,18 @@ class Message:
         self.deaths: Deaths | None = None  # 4.0: its death records, kept in the message
 
 
+class Consumer(Protocol):
+    """What a queue needs of its consumers (`routing.embedded.channel.Subscription`)."""
+
+    active: bool  # in the queue's rotation
+
+    @property
+    def cancelled(self) -> bool: ...
+    def has_credit(self) -> bool: ...
+    def deliver(self, queue: MessageQueue, msg: Message) -> None: ...
+    def lose(self) -> None: ...  # cancelled by the broker: its queue was deleted
+
+
 DeadLetter = Callable[["MessageQueue", Message, str], None]
 Schedule = Callable[["MessageQueue", float], None]
 
@@ -106,8 +117,8 @@ class MessageQueue:
         self.ready: deque[Message] = deque()
         self.ready_bytes = 0
         self.unacked = 0
-        self.consumers: list[Subscription] = []
-        self.active: deque[Subscription] = deque()  # consumers with credit, in turn
+        self.consumers: list[Consumer] = []
+        self.active: deque[Consumer] = deque()  # consumers with credit, in turn
         self.had_consumers = False
         self.deleted = False
         self.scheduled: float | None = None  # earliest deadline in the broker's heap
@@ -300,12 +311,12 @@ class MessageQueue:
 
     # -------------------------------------------------------------- consumers
 
-    def add_consumer(self, sub: Subscription) -> None:
+    def add_consumer(self, sub: Consumer) -> None:
         self.consumers.append(sub)
         self.had_consumers = True
         self.activate(sub)
 
-    def activate(self, sub: Subscription) -> None:
+    def activate(self, sub: Consumer) -> None:
         """Put a consumer with credit in the rotation (single-active: only the first one)."""
         if sub.active or sub.cancelled or not sub.has_credit():
             return
@@ -314,7 +325,7 @@ class MessageQueue:
         sub.active = True
         self.active.append(sub)
 
-    def remove_consumer(self, sub: Subscription) -> None:
+    def remove_consumer(self, sub: Consumer) -> None:
         if sub in self.consumers:
             self.consumers.remove(sub)
         if sub.active:
@@ -322,6 +333,37 @@ class MessageQueue:
             self.active.remove(sub)
         if self.single_active and self.consumers:
             self.activate(self.consumers[0])
+
+    def delete(self) -> None:
+        """The queue is deleted: the broker cancels its consumers."""
+        self.deleted = True
+        for sub in list(self.consumers):
+            sub.lose()
+            self.remove_consumer(sub)
+
+    # -------------------------------------------------------------- x-expires
+
+    def touch(self) -> None:
+        """`basic.get`, a redeclare or a cancelled last consumer: the queue counts as used now."""
+        if self.expires is None:
+            return
+        self.unused_since = None if self.consumers else _monotonic()
+        if self.unused_since is not None and self.unused_deadline is None:
+            self.unused_deadline = self.unused_since + self.expires / 1000
+            self._schedule(self, self.unused_deadline)
+
+    def unused_until(self, now: float) -> bool:
+        """At its `x-expires` deadline: whether the queue went unused all that time (the broker
+        then deletes it). Used since it was scheduled, it is looked at again later."""
+        assert self.expires is not None
+        if self.consumers or self.unused_since is None:
+            return False
+        due = self.unused_since + self.expires / 1000
+        if due <= now:
+            return True
+        self.unused_deadline = due
+        self._schedule(self, due)
+        return False
 
     def purge(self) -> int:
         count = len(self.ready)

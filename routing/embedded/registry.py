@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl
 from routing.embedded.broker import EmbeddedBroker
 from routing.profiles import Profile, ProfileError, profile
 
+__all__ = ["broker_for", "broker_name", "forget", "url_profile"]
+
 _REGISTRY: dict[str, EmbeddedBroker] = {}
 _REGISTRY_LOCK = threading.Lock()
 _PARAMETERS = ("rabbitmq",)

@@ -8,12 +8,11 @@ bindings or alternate exchanges. Any change to exchanges, queues or bindings for
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
+from routing.pipeline import RoutingState
 from routing.topology import DestinationType, ExchangeType
 
-if TYPE_CHECKING:
-    from routing.embedded.broker import EmbeddedBroker
+__all__ = ["MAX_ROUTES", "RouteCache"]
 
 MAX_ROUTES = 10_000  # keys can be unbounded (ids in keys): start over past this
 
@@ -21,7 +20,7 @@ MAX_ROUTES = 10_000  # keys can be unbounded (ids in keys): start over past this
 class RouteCache:
     __slots__ = ("_broker", "_plain", "_routes")
 
-    def __init__(self, broker: EmbeddedBroker) -> None:
+    def __init__(self, broker: RoutingState) -> None:
         self._broker = broker
         self._routes: dict[tuple[str, str], Collection[str]] = {}
         self._plain: dict[str, bool] = {}

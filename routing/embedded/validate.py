@@ -19,6 +19,8 @@ from routing._amqp import MAX_EXPIRY_MS
 from routing.errors import PreconditionFailed
 from routing.properties import Properties
 
+__all__ = ["check_channel", "expiration"]
+
 
 def check_channel(properties: Properties, user: str) -> int | None:
     """Refuse as `rabbit_channel` does on publish (a 406 that closes the channel), before

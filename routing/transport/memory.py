@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from routing.embedded.broker import EmbeddedBroker
-from routing.embedded.channel import Channel, Subscription
+from routing.embedded.channel import ChannelState, Subscription
 from routing.embedded.registry import broker_for
 from routing.errors import (
     BrokerError,
@@ -123,8 +123,8 @@ class MemoryTransport(TransportBase):
             raise ConnectionFailed(f"{redact(url)}: not a memory:// URL")
         self.url = redact(url)
         self._broker = broker_for(url)
-        self._get_channel = Channel(self)
-        self._channels: list[Channel] = [self._get_channel]
+        self._get_channel = ChannelState(self)
+        self._channels: list[ChannelState] = [self._get_channel]
         self._consumers: list[MemoryConsumer] = []
         self._failures: list[Publication] = []
         self._sequence = 0
@@ -255,7 +255,7 @@ class MemoryTransport(TransportBase):
             live = {id(c._sub.channel) for c in self._consumers if not c.cancelled}
             keep = self._get_channel
             self._channels = [c for c in self._channels if c is keep or c.unacked or id(c) in live]
-            channel = Channel(self)
+            channel = ChannelState(self)
             self._channels.append(channel)
             sub = broker.subscribe(q, channel, prefetch)
             consumer = MemoryConsumer(broker, sub)
@@ -276,10 +276,10 @@ class MemoryTransport(TransportBase):
                 # back, and the next channel's delivery tags start at 1 again.
                 broker.close_channels([self._get_channel])
                 self._channels.remove(self._get_channel)
-                self._get_channel = Channel(self)
+                self._get_channel = ChannelState(self)
                 self._channels.append(self._get_channel)
                 raise
-            broker.touch(q)
+            q.touch()
             msg = q.fetch()
             broker.send_dead_letters()
             if msg is None:
@@ -288,7 +288,7 @@ class MemoryTransport(TransportBase):
 
     def _settle(self, delivery: Delivery, what: str, multiple: bool, action: str) -> None:
         channel = delivery.consumer
-        if not isinstance(channel, Channel) or channel.owner is not self:
+        if not isinstance(channel, ChannelState) or channel.owner is not self:
             raise BrokerError(f"{what}: this delivery did not come from this transport")
         with self._broker.lock:
             if channel.closed:

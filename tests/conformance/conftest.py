@@ -2,7 +2,7 @@
 (`memory://<unique>`) and on the real RabbitMQ (`amqp_url`, marked `broker`).
 
 RabbitMQ is the reference. A scenario talks only through the `Transport` interface, via the
-`broker` fixture (a `Harness`): it declares what it needs (deleted at the end), and reads
+`harness` fixture (a `Harness`): it declares what it needs (deleted at the end), and reads
 queues with short polls, because on RabbitMQ dead-lettering and requeues are asynchronous.
 """
 
@@ -171,7 +171,7 @@ def _live_profile(request: pytest.FixtureRequest) -> str | None:
         pytest.param("rabbitmq", marks=[pytest.mark.broker, pytest.mark.conformance]),
     ]
 )
-def broker(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
+def harness(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
     """The broker under test: the embedded one (with the live broker's profile), then RabbitMQ."""
     if request.param == "memory":
         url = embedded_url(unique, _live_profile(request))

@@ -13,16 +13,16 @@ WRONG_TOPIC = {**EXPECTED["topic"], "many": {b"m2", b"m3"}}
 
 
 @pytest.mark.parametrize("kind", ["direct", "fanout", "topic", "headers"])
-def test_a_wrong_expected_set_fails(broker: Harness, kind: str) -> None:
-    right = expected_for(broker, kind)
+def test_a_wrong_expected_set_fails(harness: Harness, kind: str) -> None:
+    right = expected_for(harness, kind)
     first = next(iter(right))
     wrong = {**right, first: right[first] ^ {b"m1"}}  # one message too many, or missing
     assert wrong != right
-    check_exchange(broker, kind, right)  # the setup works: the right expectation passes...
+    check_exchange(harness, kind, right)  # the setup works: the right expectation passes...
     with pytest.raises(AssertionError):
-        check_exchange(broker, kind, wrong)  # ...and the wrong one, on the same broker, fails
+        check_exchange(harness, kind, wrong)  # ...and the wrong one, on the same broker, fails
 
 
-def test_the_regex_topic_mistake_is_caught(broker: Harness) -> None:
+def test_the_regex_topic_mistake_is_caught(harness: Harness) -> None:
     with pytest.raises(AssertionError, match="many"):
-        check_exchange(broker, "topic", WRONG_TOPIC)
+        check_exchange(harness, "topic", WRONG_TOPIC)

@@ -29,24 +29,24 @@ def first_death(delivery: Delivery) -> dict[str, Any]:
     return {k: v for k, v in plain(delivery.headers).items() if k.startswith("x-first-death-")}
 
 
-def with_dlq(broker: Harness, *entities: Exchange | Queue | Binding) -> tuple[Exchange, Queue]:
+def with_dlq(harness: Harness, *entities: Exchange | Queue | Binding) -> tuple[Exchange, Queue]:
     """A fanout dead-letter exchange `dlx` and its queue `dlq`, declared with `entities`."""
-    dlx = Exchange(broker.name("dlx"), "fanout", durable=False)
-    dlq = Queue(broker.name("dlq"))
-    broker.declare(dlx, dlq, dlx.bind(dlq), *entities)
+    dlx = Exchange(harness.name("dlx"), "fanout", durable=False)
+    dlq = Queue(harness.name("dlq"))
+    harness.declare(dlx, dlq, dlx.bind(dlq), *entities)
     return dlx, dlq
 
 
-def test_rejected_message_is_dead_lettered_with_x_death(broker: Harness) -> None:
-    x = Exchange(broker.name("x"), "direct", durable=False)
-    q = Queue(broker.name("q"), dead_letter_exchange=broker.name("dlx"))
-    dlx, dlq = with_dlq(broker, x, q, x.bind(q, "k"))
-    broker.t.publish(x.name, "k", b"m", Properties(headers={"app": "a"}))
-    assert broker.t.flush(timeout=WAIT) == []
-    got = broker.get(q.name)
+def test_rejected_message_is_dead_lettered_with_x_death(harness: Harness) -> None:
+    x = Exchange(harness.name("x"), "direct", durable=False)
+    q = Queue(harness.name("q"), dead_letter_exchange=harness.name("dlx"))
+    dlx, dlq = with_dlq(harness, x, q, x.bind(q, "k"))
+    harness.t.publish(x.name, "k", b"m", Properties(headers={"app": "a"}))
+    assert harness.t.flush(timeout=WAIT) == []
+    got = harness.get(q.name)
     assert got is not None
-    broker.t.reject(got, requeue=False)
-    dead = broker.take(dlq.name)
+    harness.t.reject(got, requeue=False)
+    dead = harness.take(dlq.name)
     assert (dead.body, dead.exchange, dead.routing_key) == (b"m", dlx.name, "k")
     assert deaths(dead) == [
         {"count": 1, "reason": "rejected", "queue": q.name, "exchange": x.name, "routing-keys": ["k"]}
@@ -57,19 +57,19 @@ def test_rejected_message_is_dead_lettered_with_x_death(broker: Harness) -> None
         "x-first-death-exchange": x.name,
     }
     assert plain(dead.headers)["app"] == "a"
-    assert broker.drain(q.name) == []
+    assert harness.drain(q.name) == []
 
 
-def test_dead_letter_routing_key_and_a_second_death_count(broker: Harness) -> None:
+def test_dead_letter_routing_key_and_a_second_death_count(harness: Harness) -> None:
     """Rejected twice from the same queue: one x-death entry whose count is 2, first-death kept."""
-    q = Queue(broker.name("q"), dead_letter_exchange="", dead_letter_routing_key=broker.name("q"))
-    broker.declare(q)
-    broker.publish_all("", [(q.name, b"m")])
+    q = Queue(harness.name("q"), dead_letter_exchange="", dead_letter_routing_key=harness.name("q"))
+    harness.declare(q)
+    harness.publish_all("", [(q.name, b"m")])
     for _ in range(2):
-        got = broker.get(q.name)
+        got = harness.get(q.name)
         assert got is not None
-        broker.t.nack(got, requeue=False)  # back into q itself, through the default exchange
-    again = broker.take(q.name)
+        harness.t.nack(got, requeue=False)  # back into q itself, through the default exchange
+    again = harness.take(q.name)
     assert deaths(again) == [
         {"count": 2, "reason": "rejected", "queue": q.name, "exchange": "", "routing-keys": [q.name]}
     ]
@@ -80,25 +80,25 @@ def test_dead_letter_routing_key_and_a_second_death_count(broker: Harness) -> No
     }
 
 
-def test_per_queue_ttl_expires_into_the_dead_letter_queue(broker: Harness) -> None:
-    q = Queue(broker.name("q"), message_ttl=TTL, dead_letter_exchange=broker.name("dlx"))
-    _, dlq = with_dlq(broker, q)
-    broker.publish_all("", [(q.name, b"m")])
-    dead = broker.take(dlq.name)
+def test_per_queue_ttl_expires_into_the_dead_letter_queue(harness: Harness) -> None:
+    q = Queue(harness.name("q"), message_ttl=TTL, dead_letter_exchange=harness.name("dlx"))
+    _, dlq = with_dlq(harness, q)
+    harness.publish_all("", [(q.name, b"m")])
+    dead = harness.take(dlq.name)
     assert deaths(dead) == [
         {"count": 1, "reason": "expired", "queue": q.name, "exchange": "", "routing-keys": [q.name]}
     ]
     assert first_death(dead)["x-first-death-reason"] == "expired"
-    assert broker.drain(q.name) == []
+    assert harness.drain(q.name) == []
 
 
-def test_per_message_ttl_expires_and_keeps_the_original_expiration(broker: Harness) -> None:
-    q = Queue(broker.name("q"), dead_letter_exchange=broker.name("dlx"))
-    _, dlq = with_dlq(broker, q)
-    broker.t.publish("", q.name, b"short", Properties(expiration=str(TTL)))
-    broker.t.publish("", q.name, b"long", Properties(expiration="60000"))
-    assert broker.t.flush(timeout=WAIT) == []
-    dead = broker.take(dlq.name)
+def test_per_message_ttl_expires_and_keeps_the_original_expiration(harness: Harness) -> None:
+    q = Queue(harness.name("q"), dead_letter_exchange=harness.name("dlx"))
+    _, dlq = with_dlq(harness, q)
+    harness.t.publish("", q.name, b"short", Properties(expiration=str(TTL)))
+    harness.t.publish("", q.name, b"long", Properties(expiration="60000"))
+    assert harness.t.flush(timeout=WAIT) == []
+    dead = harness.take(dlq.name)
     assert dead.body == b"short" and dead.properties.expiration is None
     assert deaths(dead) == [
         {
@@ -110,42 +110,42 @@ def test_per_message_ttl_expires_and_keeps_the_original_expiration(broker: Harne
             "original-expiration": str(TTL),
         }
     ]
-    assert broker.drain(q.name) == [b"long"]
+    assert harness.drain(q.name) == [b"long"]
 
 
-def test_max_length_drop_head_dead_letters_the_oldest(broker: Harness) -> None:
-    q = Queue(broker.name("q"), max_length=2, dead_letter_exchange=broker.name("dlx"))
-    _, dlq = with_dlq(broker, q)
-    broker.publish_all("", [(q.name, b"m1"), (q.name, b"m2"), (q.name, b"m3")])
-    dead = broker.take(dlq.name)
+def test_max_length_drop_head_dead_letters_the_oldest(harness: Harness) -> None:
+    q = Queue(harness.name("q"), max_length=2, dead_letter_exchange=harness.name("dlx"))
+    _, dlq = with_dlq(harness, q)
+    harness.publish_all("", [(q.name, b"m1"), (q.name, b"m2"), (q.name, b"m3")])
+    dead = harness.take(dlq.name)
     assert dead.body == b"m1"
     assert [(d["reason"], d["queue"], d["count"]) for d in deaths(dead)] == [("maxlen", q.name, 1)]
-    assert broker.drain(q.name) == [b"m2", b"m3"]
-    assert broker.drain(dlq.name) == []
+    assert harness.drain(q.name) == [b"m2", b"m3"]
+    assert harness.drain(dlq.name) == []
 
 
-def test_max_length_reject_publish_nacks_the_newest(broker: Harness) -> None:
-    q = Queue(broker.name("q"), max_length=1, overflow="reject-publish")
-    broker.declare(q)
-    kept = broker.t.publish("", q.name, b"m1")
-    refused = broker.t.publish("", q.name, b"m2")
-    assert broker.t.flush(timeout=WAIT) == [refused]
+def test_max_length_reject_publish_nacks_the_newest(harness: Harness) -> None:
+    q = Queue(harness.name("q"), max_length=1, overflow="reject-publish")
+    harness.declare(q)
+    kept = harness.t.publish("", q.name, b"m1")
+    refused = harness.t.publish("", q.name, b"m2")
+    assert harness.t.flush(timeout=WAIT) == [refused]
     assert (kept.outcome, refused.outcome) == (Outcome.CONFIRMED, Outcome.NACKED)
     with pytest.raises(Nacked, match="nacked"):
         refused.raise_for_outcome()
-    assert broker.drain(q.name) == [b"m1"]
+    assert harness.drain(q.name) == [b"m1"]
 
 
-def test_quorum_delivery_limit_dead_letters_after_too_many_returns(broker: Harness) -> None:
-    q = Queue(broker.name("q"), type="quorum", delivery_limit=1, dead_letter_exchange=broker.name("dlx"))
-    _, dlq = with_dlq(broker, q)
-    broker.publish_all("", [(q.name, b"m")])
+def test_quorum_delivery_limit_dead_letters_after_too_many_returns(harness: Harness) -> None:
+    q = Queue(harness.name("q"), type="quorum", delivery_limit=1, dead_letter_exchange=harness.name("dlx"))
+    _, dlq = with_dlq(harness, q)
+    harness.publish_all("", [(q.name, b"m")])
     deliveries = 0
-    while (got := broker.get(q.name, wait=1.0)) is not None:
+    while (got := harness.get(q.name, wait=1.0)) is not None:
         deliveries += 1
         assert deliveries <= 5, "the delivery limit never took effect"
-        broker.t.nack(got, requeue=True)
+        harness.t.nack(got, requeue=True)
     assert deliveries == 2  # the first delivery, then one more: the limit counts returns
-    dead = broker.take(dlq.name)
+    dead = harness.take(dlq.name)
     assert [(d["reason"], d["queue"], d["count"]) for d in deaths(dead)] == [("delivery_limit", q.name, 1)]
     assert first_death(dead)["x-first-death-reason"] == "delivery_limit"

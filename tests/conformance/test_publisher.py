@@ -17,14 +17,14 @@ REGISTRY = SchemaRegistry.bundled()
 LOG = {"level": "error", "service": "billing", "message": "boom", "time": "2026-11-21T17:00:00Z"}
 
 
-def test_emit_delivers_a_valid_envelope(broker: Harness) -> None:
-    queue = broker.name("events")
-    broker.declare(Queue(queue))
-    publisher = Publisher(broker.t, source="urn:test:billing")
+def test_emit_delivers_a_valid_envelope(harness: Harness) -> None:
+    queue = harness.name("events")
+    harness.declare(Queue(queue))
+    publisher = Publisher(harness.t, source="urn:test:billing")
     publication = publisher.emit("", queue, "log.record", LOG, subject="payments")
     assert publisher.flush() == []
     assert publication.outcome is Outcome.CONFIRMED
-    delivery = broker.take(queue)
+    delivery = harness.take(queue)
     event = decode(delivery.body, delivery.properties, registry=REGISTRY)
     assert (event.type, event.source, event.subject, dict(event.data)) == (
         "log.record",
@@ -36,32 +36,32 @@ def test_emit_delivers_a_valid_envelope(broker: Harness) -> None:
     assert delivery.properties.delivery_mode == 2
 
 
-def test_invalid_event_is_refused_before_sending(broker: Harness) -> None:
-    queue = broker.name("events")
-    broker.declare(Queue(queue))
-    publisher = Publisher(broker.t)
+def test_invalid_event_is_refused_before_sending(harness: Harness) -> None:
+    queue = harness.name("events")
+    harness.declare(Queue(queue))
+    publisher = Publisher(harness.t)
     with pytest.raises(ValidationError) as caught:
         publisher.emit("", queue, "log.record", {**LOG, "level": "loud"})
     assert caught.value.path == "data.level"
     publisher.publish("", queue, Envelope.new("log.record", LOG))  # the next one still goes
     assert publisher.flush() == []
-    assert len(broker.drain(queue)) == 1
+    assert len(harness.drain(queue)) == 1
 
 
-def test_mandatory_unroutable_comes_back_from_flush(broker: Harness) -> None:
-    publisher = Publisher(broker.t, mandatory=True)
-    publication = publisher.emit("", broker.name("nowhere"), "log.record", LOG)
+def test_mandatory_unroutable_comes_back_from_flush(harness: Harness) -> None:
+    publisher = Publisher(harness.t, mandatory=True)
+    publication = publisher.emit("", harness.name("nowhere"), "log.record", LOG)
     failures = publisher.flush()
     assert failures == [publication]
     assert publication.outcome is Outcome.RETURNED
     assert isinstance(publication.error, Unroutable)
 
 
-def test_bodies_larger_than_a_frame_and_order(broker: Harness) -> None:
+def test_bodies_larger_than_a_frame_and_order(harness: Harness) -> None:
     """RabbitMQ's frame_max is 128 KiB: a 1 MiB body goes as several body frames."""
-    queue = broker.name("bulk")
-    broker.declare(Queue(queue))
+    queue = harness.name("bulk")
+    harness.declare(Queue(queue))
     big = bytes(range(256)) * 4096 + b"end"
     bodies = [b"%d" % n for n in range(3000)]
-    broker.publish_all("", [(queue, big), *((queue, body) for body in bodies)])
-    assert broker.drain(queue) == [big, *bodies]
+    harness.publish_all("", [(queue, big), *((queue, body) for body in bodies)])
+    assert harness.drain(queue) == [big, *bodies]

@@ -45,47 +45,47 @@ EXPECTED: dict[str, dict[str, set[bytes]]] = {
 }
 
 
-def run_exchange(broker: Harness, kind: str) -> dict[str, set[bytes]]:
+def run_exchange(harness: Harness, kind: str) -> dict[str, set[bytes]]:
     """Declare one exchange of `kind` with its bindings, publish, and read every queue."""
-    x = Exchange(broker.name(kind), kind, durable=False)
+    x = Exchange(harness.name(kind), kind, durable=False)
     entities: list[Any] = [x]
     for suffix, keys in BINDINGS[kind].items():
-        q = Queue(broker.name(suffix))
+        q = Queue(harness.name(suffix))
         entities.append(q)
         for key in keys:
             if kind == "headers":
                 entities.append(Binding(x.name, q.name, arguments=key))
             else:
                 entities.append(x.bind(q, key))
-    broker.declare(*entities)
+    harness.declare(*entities)
     for key, body, headers in MESSAGES[kind]:
-        broker.t.publish(x.name, key, body, Properties(headers=headers))
-    assert broker.t.flush(timeout=WAIT) == []
-    return {suffix: set(broker.drain(broker.name(suffix))) for suffix in BINDINGS[kind]}
+        harness.t.publish(x.name, key, body, Properties(headers=headers))
+    assert harness.t.flush(timeout=WAIT) == []
+    return {suffix: set(harness.drain(harness.name(suffix))) for suffix in BINDINGS[kind]}
 
 
-def check_exchange(broker: Harness, kind: str, expected: dict[str, set[bytes]]) -> None:
-    assert run_exchange(broker, kind) == expected
+def check_exchange(harness: Harness, kind: str, expected: dict[str, set[bytes]]) -> None:
+    assert run_exchange(harness, kind) == expected
 
 
-def expected_for(broker: Harness, kind: str) -> dict[str, set[bytes]]:
+def expected_for(harness: Harness, kind: str) -> dict[str, set[bytes]]:
     """EXPECTED, as the release of the broker under test has it."""
     expected = EXPECTED[kind]
-    if kind == "headers" and not profile(broker.t.server_version).headers_numeric_coercion:
+    if kind == "headers" and not profile(harness.t.server_version).headers_numeric_coercion:
         expected = {**expected, "any": {b"m1"}}  # 4.0 compares with =:=: 1.0 is not 1
     return expected
 
 
 @pytest.mark.parametrize("kind", ["direct", "fanout", "topic", "headers"])
-def test_exchange_types(broker: Harness, kind: str) -> None:
-    check_exchange(broker, kind, expected_for(broker, kind))
+def test_exchange_types(harness: Harness, kind: str) -> None:
+    check_exchange(harness, kind, expected_for(harness, kind))
 
 
-def test_exchange_to_exchange_bindings(broker: Harness) -> None:
-    front = Exchange(broker.name("front"), "topic", durable=False)
-    back = Exchange(broker.name("back"), "direct", durable=False)
-    q, direct_q = Queue(broker.name("q")), Queue(broker.name("direct"))
-    broker.declare(
+def test_exchange_to_exchange_bindings(harness: Harness) -> None:
+    front = Exchange(harness.name("front"), "topic", durable=False)
+    back = Exchange(harness.name("back"), "direct", durable=False)
+    q, direct_q = Queue(harness.name("q")), Queue(harness.name("direct"))
+    harness.declare(
         front,
         back,
         q,
@@ -94,45 +94,45 @@ def test_exchange_to_exchange_bindings(broker: Harness) -> None:
         back.bind(q, "orders.eu"),
         front.bind(direct_q, "orders.eu"),  # reached directly and through `back`: still one copy
     )
-    broker.publish_all(front.name, [("orders.eu", b"eu"), ("orders.us", b"us"), ("other", b"x")])
-    assert broker.drain(q.name) == [b"eu"]
-    assert broker.drain(direct_q.name) == [b"eu"]
+    harness.publish_all(front.name, [("orders.eu", b"eu"), ("orders.us", b"us"), ("other", b"x")])
+    assert harness.drain(q.name) == [b"eu"]
+    assert harness.drain(direct_q.name) == [b"eu"]
 
 
-def test_alternate_exchange_takes_what_nothing_else_routes(broker: Harness) -> None:
-    ae = Exchange(broker.name("ae"), "fanout", durable=False)
-    x = Exchange(broker.name("x"), "direct", durable=False, alternate_exchange=ae.name)
-    q, lost = Queue(broker.name("q")), Queue(broker.name("lost"))
-    broker.declare(ae, x, q, lost, x.bind(q, "known"), ae.bind(lost))
-    broker.publish_all(x.name, [("known", b"routed"), ("unknown", b"stray")])
-    assert broker.drain(q.name) == [b"routed"]
-    assert broker.drain(lost.name) == [b"stray"]
+def test_alternate_exchange_takes_what_nothing_else_routes(harness: Harness) -> None:
+    ae = Exchange(harness.name("ae"), "fanout", durable=False)
+    x = Exchange(harness.name("x"), "direct", durable=False, alternate_exchange=ae.name)
+    q, lost = Queue(harness.name("q")), Queue(harness.name("lost"))
+    harness.declare(ae, x, q, lost, x.bind(q, "known"), ae.bind(lost))
+    harness.publish_all(x.name, [("known", b"routed"), ("unknown", b"stray")])
+    assert harness.drain(q.name) == [b"routed"]
+    assert harness.drain(lost.name) == [b"stray"]
     # Mandatory is satisfied by the alternate exchange: nothing comes back.
-    caught = broker.t.publish(x.name, "unknown", b"m", mandatory=True)
-    assert broker.t.flush(timeout=WAIT) == [] and caught.outcome is Outcome.CONFIRMED
-    assert broker.drain(lost.name) == [b"m"]
+    caught = harness.t.publish(x.name, "unknown", b"m", mandatory=True)
+    assert harness.t.flush(timeout=WAIT) == [] and caught.outcome is Outcome.CONFIRMED
+    assert harness.drain(lost.name) == [b"m"]
 
 
-def test_cc_and_bcc_add_routing_keys_and_bcc_is_removed(broker: Harness) -> None:
-    x = Exchange(broker.name("x"), "direct", durable=False)
-    qa, qb, qc = (Queue(broker.name(s)) for s in ("a", "b", "c"))
-    broker.declare(x, qa, qb, qc, x.bind(qa, "a"), x.bind(qb, "b"), x.bind(qc, "c"))
-    broker.t.publish(x.name, "a", b"m", Properties(headers={"CC": ["b"], "BCC": ["c"], "n": 1}))
-    assert broker.t.flush(timeout=WAIT) == []
-    got = [broker.take(q.name) for q in (qa, qb, qc)]
+def test_cc_and_bcc_add_routing_keys_and_bcc_is_removed(harness: Harness) -> None:
+    x = Exchange(harness.name("x"), "direct", durable=False)
+    qa, qb, qc = (Queue(harness.name(s)) for s in ("a", "b", "c"))
+    harness.declare(x, qa, qb, qc, x.bind(qa, "a"), x.bind(qb, "b"), x.bind(qc, "c"))
+    harness.t.publish(x.name, "a", b"m", Properties(headers={"CC": ["b"], "BCC": ["c"], "n": 1}))
+    assert harness.t.flush(timeout=WAIT) == []
+    got = [harness.take(q.name) for q in (qa, qb, qc)]
     for delivery in got:
         assert delivery.body == b"m" and delivery.routing_key == "a"
         assert plain(delivery.headers) == {"CC": ["b"], "n": 1}
 
 
-def test_mandatory_unroutable_is_returned(broker: Harness) -> None:
-    x = Exchange(broker.name("x"), "direct", durable=False)
-    q = Queue(broker.name("q"))
-    broker.declare(x, q, x.bind(q, "k"))
-    dropped = broker.t.publish(x.name, "nobody", b"1")
-    returned = broker.t.publish(x.name, "nobody", b"2", mandatory=True)
-    delivered = broker.t.publish(x.name, "k", b"3", mandatory=True)
-    assert broker.t.flush(timeout=WAIT) == [returned]
+def test_mandatory_unroutable_is_returned(harness: Harness) -> None:
+    x = Exchange(harness.name("x"), "direct", durable=False)
+    q = Queue(harness.name("q"))
+    harness.declare(x, q, x.bind(q, "k"))
+    dropped = harness.t.publish(x.name, "nobody", b"1")
+    returned = harness.t.publish(x.name, "nobody", b"2", mandatory=True)
+    delivered = harness.t.publish(x.name, "k", b"3", mandatory=True)
+    assert harness.t.flush(timeout=WAIT) == [returned]
     assert (dropped.outcome, returned.outcome, delivered.outcome) == (
         Outcome.CONFIRMED,
         Outcome.RETURNED,
@@ -140,20 +140,20 @@ def test_mandatory_unroutable_is_returned(broker: Harness) -> None:
     )
     with pytest.raises(Unroutable, match=f"'{x.name}'.*'nobody'"):
         returned.raise_for_outcome()
-    assert broker.drain(q.name) == [b"3"]
+    assert harness.drain(q.name) == [b"3"]
 
 
-def test_publish_to_unknown_exchange_settles_unconfirmed_with_404(broker: Harness) -> None:
-    q = Queue(broker.name("q"))
-    broker.declare(q)
-    missing = broker.name("missing")
-    bad = broker.t.publish(missing, "k", b"x")
-    assert broker.t.flush(timeout=WAIT) == [bad]
+def test_publish_to_unknown_exchange_settles_unconfirmed_with_404(harness: Harness) -> None:
+    q = Queue(harness.name("q"))
+    harness.declare(q)
+    missing = harness.name("missing")
+    bad = harness.t.publish(missing, "k", b"x")
+    assert harness.t.flush(timeout=WAIT) == [bad]
     assert bad.outcome is Outcome.UNCONFIRMED
     with pytest.raises(ChannelClosed, match=f"NOT_FOUND - no exchange '{missing}'") as info:
         bad.raise_for_outcome()
     assert info.value.code == 404
     # The transport carries on.
-    good = broker.t.publish("", q.name, b"y")
-    assert broker.t.flush(timeout=WAIT) == [] and good.outcome is Outcome.CONFIRMED
-    assert broker.drain(q.name) == [b"y"]
+    good = harness.t.publish("", q.name, b"y")
+    assert harness.t.flush(timeout=WAIT) == [] and good.outcome is Outcome.CONFIRMED
+    assert harness.drain(q.name) == [b"y"]

@@ -10,25 +10,32 @@ its keys sorted. Every header table RabbitMQ rewrites comes back sorted by key.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
+
+from routing._frozen import FrozenDict
+from routing.matching import header_routes
+from routing.profiles import Profile
+from routing.properties import Properties
+
+__all__ = [
+    "DELIVERY_LIMIT",
+    "EXPIRED",
+    "MAXLEN",
+    "REJECTED",
+    "Deaths",
+    "dead_letter_headers",
+    "dead_letter_properties",
+    "death_headers",
+    "is_cycle",
+    "record_death",
+]
 
 REJECTED = "rejected"
 EXPIRED = "expired"
 MAXLEN = "maxlen"
 DELIVERY_LIMIT = "delivery_limit"
-
-
-def header_routes(headers: Mapping[str, Any] | None) -> list[str]:
-    """The string keys of the `CC` and `BCC` headers (`rabbit_basic:header_routes`)."""
-    if not headers:
-        return []
-    keys: list[str] = []
-    for name in ("CC", "BCC"):
-        extra = headers.get(name)
-        if isinstance(extra, list | tuple):
-            keys += [k for k in extra if isinstance(k, str)]
-    return keys
 
 
 def dead_letter_headers(
@@ -58,7 +65,7 @@ def dead_letter_headers(
         "queue": queue,
         "time": when,
         "exchange": exchange,
-        "routing-keys": [routing_key, *header_routes(old)],
+        "routing-keys": [routing_key, *header_routes(old, strict=False)],
     }
     if expiration is not None:
         info["original-expiration"] = expiration
@@ -167,3 +174,44 @@ def death_headers(headers: Mapping[str, Any] | None, deaths: Deaths, *, drop_cc:
     if drop_cc:
         out.pop("CC", None)
     return dict(sorted(out.items()))
+
+
+def dead_letter_properties(
+    properties: Properties,
+    deaths: Deaths | None,
+    *,
+    reason: str,
+    queue: str,
+    exchange: str,
+    routing_key: str,
+    dead_letter_routing_key: str | None,
+    profile: Profile,
+) -> tuple[Properties, Deaths | None]:
+    """The properties of a message dead-lettered from `queue`, as `profile`'s release writes
+    them (3.10 from the `x-death` header it carries, 4.0 from its death records), and its
+    death records after this death (None on 3.10). `exchange` and `routing_key` are where it
+    was last published; the expiration goes (the copy is a new message)."""
+    drop_cc = dead_letter_routing_key is not None and profile.dead_letter_routing_key_drops_cc
+    records = None
+    if profile.reads_client_x_death:
+        headers = dead_letter_headers(
+            properties.headers,
+            reason=reason,
+            queue=queue,
+            exchange=exchange,
+            routing_key=routing_key,
+            expiration=properties.expiration,
+            drop_cc=drop_cc,
+            regroup_reverses=profile.x_death_regroup_reverses,
+        )
+    else:
+        records = record_death(
+            deaths,
+            reason=reason,
+            queue=queue,
+            exchange=exchange,
+            routing_keys=[routing_key, *header_routes(properties.headers, strict=False)],
+            expiration=properties.expiration,
+        )
+        headers = death_headers(properties.headers, records, drop_cc=drop_cc)
+    return replace(properties, headers=FrozenDict(headers), expiration=None), records
