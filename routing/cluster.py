@@ -13,6 +13,9 @@ from routing.errors import RoutingError
 from routing.management import Management
 from routing.topology import Topology
 
+__all__ = ["NODES_TIMEOUT", "cluster_warnings", "single_node_queues"]
+
+
 NODES_TIMEOUT = 2.0  # seconds: the warning is advice, not worth a long wait
 
 

@@ -41,6 +41,16 @@ from routing.topology import (
     Topology,
 )
 
+__all__ = [
+    "Source",
+    "dump_definitions",
+    "file_vhost",
+    "load_definitions",
+    "read_definitions",
+    "void_arguments",
+]
+
+
 Source = Mapping[str, Any] | str | os.PathLike[str]
 
 _SECTIONS = ("exchanges", "queues", "bindings")

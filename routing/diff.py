@@ -20,6 +20,8 @@ from typing import Any
 from routing.definitions import dump_definitions
 from routing.topology import Topology
 
+__all__ = ["MISSING", "Difference", "TopologyDiff", "as_management_shows", "diff_topology"]
+
 
 class _Missing:
     def __repr__(self) -> str:

@@ -28,6 +28,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+__all__ = [
+    "BrokerError",
+    "ChannelClosed",
+    "ConnectionFailed",
+    "ConnectionLost",
+    "DeclareConflicts",
+    "DecodeError",
+    "DefinitionsError",
+    "EnvelopeError",
+    "InternalExchange",
+    "Nacked",
+    "PreconditionFailed",
+    "PropertyError",
+    "PublishUnconfirmed",
+    "RoutingError",
+    "SchemaError",
+    "TopologyError",
+    "UnknownExchange",
+    "Unroutable",
+    "ValidationError",
+]
+
 
 class RoutingError(Exception):
     """The base of every error raised by `routing`."""

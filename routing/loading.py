@@ -19,6 +19,9 @@ from routing.definitions import file_vhost, load_definitions, read_definitions
 from routing.errors import DefinitionsError
 from routing.topology import Topology
 
+__all__ = ["load_instance", "load_topology", "topology_vhost"]
+
+
 _IDENTIFIERS = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
 _MODULE_REF = re.compile(rf"({_IDENTIFIERS}):({_IDENTIFIERS})")
 

@@ -21,6 +21,9 @@ from routing._amqp import MAX_EXPIRY_MS, encode_table, shortstr
 from routing._frozen import EMPTY, FrozenDict
 from routing.errors import PropertyError
 
+__all__ = ["FRAME_MAX", "Properties", "check_header_size", "check_message", "encode_properties"]
+
+
 # RabbitMQ's default (and pika's) frame_max. A content header frame must fit in one frame:
 # RabbitMQ answers a larger one with 501 FRAME_ERROR and closes the connection.
 FRAME_MAX = 131_072

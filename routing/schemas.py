@@ -39,6 +39,9 @@ from routing._json import parse_json
 from routing._schema_fast import compile_fast, plain_json, want_fast
 from routing.errors import SchemaError, ValidationError
 
+__all__ = ["DRAFT", "ENVELOPE", "SUFFIX", "SchemaRegistry", "bundled_directory", "json_path"]
+
+
 ENVELOPE = "envelope"  # envelope.schema.json: not an event type
 SUFFIX = ".schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 
+__all__ = ["ENV_VAR", "MEMORY_URL", "describe", "is_memory", "redact", "resolve", "split_urls"]
+
+
 ENV_VAR = "ROUTING_URL"
 MEMORY_URL = "memory://"
 

@@ -23,6 +23,9 @@ from routing.cli._logging import LEVELS, configure_logging
 from routing.cli._shared import click_error
 from routing.errors import RoutingError
 
+__all__ = ["main"]
+
+
 _PASSED_ON = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, EOFError)
 
 

@@ -21,6 +21,8 @@ from routing.envelope import Rejection
 from routing.transport import open_transport
 from routing.watching import ReadOutcome, read_queue
 
+__all__ = ["consume", "register"]
+
 
 @click.command()
 @click.argument("queue")

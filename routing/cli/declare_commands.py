@@ -21,6 +21,9 @@ from routing.management import Management
 from routing.transport import DeclareReport, open_transport
 from routing.urls import describe
 
+__all__ = ["DIFFERENT", "declare", "diff", "register"]
+
+
 DIFFERENT = 3  # `routing diff`'s exit code for drift: 1 is an error, 2 click's usage error
 
 

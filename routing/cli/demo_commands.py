@@ -9,6 +9,8 @@ from routing.demos import DEMOS, as_json, render
 from routing.errors import RoutingError
 from routing.urls import ENV_VAR, describe, resolve
 
+__all__ = ["demo", "register"]
+
 
 @click.command()
 @click.argument("name", type=click.Choice([*DEMOS, "all"]))

@@ -14,6 +14,8 @@ from routing.cli._shared import allow_unknown_option, load_registry, schemas_opt
 from routing.envelope import DEFAULT_SOURCE, MAX_BYTES, build_envelope, decode, encode
 from routing.errors import EnvelopeError, ValidationError
 
+__all__ = ["build", "register", "validate"]
+
 
 def _records(raw: bytes) -> Iterator[tuple[int | None, bytes]]:
     """(line number or None, body): one envelope, pretty-printed or not, or JSON lines."""

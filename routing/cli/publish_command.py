@@ -26,6 +26,9 @@ from routing.errors import DecodeError, ValidationError
 from routing.publisher import Publisher, Tally, check_json_body
 from routing.transport import Publication, open_transport
 
+__all__ = ["publish", "register"]
+
+
 _PROGRESS_STEP = 256  # redrawing the bar per message costs more than sending one
 
 

@@ -23,6 +23,9 @@ from routing.topology import ExchangeType
 from routing.transport import open_transport
 from routing.watching import Tail, open_tail
 
+__all__ = ["register", "tail"]
+
+
 _EXCHANGE_TYPES = click.Choice(["direct", "fanout", "topic", "headers"])
 
 

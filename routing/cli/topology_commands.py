@@ -20,6 +20,9 @@ from routing.pipeline import Step, explain
 from routing.profiles import Profile, profile
 from routing.topology import Topology
 
+__all__ = ["explain_command", "export_command", "graph_command", "register", "target_profile"]
+
+
 _TOPOLOGY = click.argument("topology", metavar="TOPOLOGY")
 _VHOST = click.option(
     "--vhost",

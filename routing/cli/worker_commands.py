@@ -21,6 +21,8 @@ from routing.worker.failures import DeadLetterRecord
 from routing.worker.queues import declare_work_queues
 from routing.worker.supervisor import supervise
 
+__all__ = ["dlq", "dlq_replay", "dlq_show", "load_app", "register", "worker"]
+
 
 def load_app(ref: str) -> App:
     """The App `module:attribute` names, or that a zero-argument function there returns."""

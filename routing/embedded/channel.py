@@ -24,7 +24,7 @@ Unacked = tuple[MessageQueue, Message, "Subscription | None"]
 class ChannelState:
     """A channel as the embedded broker keeps it (what `rabbit_channel` tracks): the delivery
     tags it handed out and the deliveries not yet settled. Not a client's channel object
-    (the RabbitMQ transport's `Chan` wraps one of pika's)."""
+    (the RabbitMQ transport's `ChannelHandle` wraps one of pika's)."""
 
     __slots__ = ("closed", "next_tag", "owner", "unacked")
 

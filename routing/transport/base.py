@@ -17,6 +17,17 @@ from routing.errors import BrokerError, Nacked, PublishUnconfirmed, Unroutable
 from routing.properties import Properties as Properties  # re-exported: it moved below `envelope`
 from routing.topology import Binding, Topology
 
+__all__ = [
+    "Consumer",
+    "ConsumerBase",
+    "DeclareReport",
+    "Delivery",
+    "Outcome",
+    "Publication",
+    "Transport",
+    "TransportBase",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

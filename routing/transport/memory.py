@@ -28,6 +28,9 @@ from routing.transport._declare import declare_topology
 from routing.transport.base import ConsumerBase, DeclareReport, Delivery, Outcome, Publication, TransportBase
 from routing.urls import MEMORY_URL, is_memory, redact
 
+__all__ = ["MemoryConsumer", "MemoryTransport"]
+
+
 _NO_PROPERTIES = Properties()
 _monotonic = time.monotonic
 

@@ -8,107 +8,23 @@
 
     app.run("amqp://...", queue="resize")      # or: routing worker shop.jobs:app --queue resize
 
-An App holds no connection; `Worker` (one process, one connection) runs it on a queue.
+An App holds no connection; `Worker` (one process, one connection) runs it on a queue. The
+runner reads only `Handlers`, the part of an App below it, so imports go one way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from routing.worker._handlers import Handler, Handlers, Registration
+from routing.worker.runner import Worker, WorkerStats
 
-from routing._frozen import FrozenDict
-from routing.envelope import MAX_BYTES, Envelope
-from routing.errors import RoutingError
-from routing.schemas import SchemaRegistry
-from routing.topology import Topology
-from routing.worker.queues import WorkQueues
-from routing.worker.retry import RetryPolicy
-
-if TYPE_CHECKING:
-    from routing.worker.runner import WorkerStats
-
-Handler = Callable[[Envelope], Any]
-H = TypeVar("H", bound=Handler)
+__all__ = ["App", "Handler", "Registration"]
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """One handler registered with `App.handler`: the function an event type goes to, and its
-    retry policy. (Where a message is routed is `routing.route()`; this is where it is handled.)"""
-
-    event_type: str
-    function: Handler
-    retry: RetryPolicy
-
-
-class App:
+class App(Handlers):
     """Handlers by event type. `retry` is the default policy; `quorum` declares the work,
     retry and dead-letter queues as quorum queues. `registry` validates every message
     before a handler sees it (the bundled schemas by default); `max_bytes` is checked
     before a body is decoded."""
-
-    def __init__(
-        self,
-        *,
-        retry: RetryPolicy | None = None,
-        registry: SchemaRegistry | None = None,
-        quorum: bool = False,
-        max_bytes: int = MAX_BYTES,
-        event_type: str | None = None,
-    ) -> None:
-        self.retry = retry or RetryPolicy()
-        self._registry = registry
-        self.quorum = quorum
-        self.max_bytes = max_bytes
-        self.event_type = event_type  # for plain JSON bodies that name no type
-        self._registrations: dict[str, Registration] = {}
-
-    @property
-    def registry(self) -> SchemaRegistry:
-        if self._registry is None:
-            self._registry = SchemaRegistry.bundled()
-        return self._registry
-
-    def handler(self, event_type: str, *, retry: RetryPolicy | None = None) -> Callable[[H], H]:
-        """Register the decorated function for `event_type`; it gets the validated envelope.
-        Returning means done (the message is acked); raising means try again later."""
-        if not isinstance(event_type, str) or not event_type:
-            raise RoutingError(f"handler: event type must be a non-empty string, got {event_type!r}")
-
-        def register(function: H) -> H:
-            if event_type in self._registrations:
-                taken = self._registrations[event_type].function
-                raise RoutingError(
-                    f"handler for {event_type!r}: {_name(function)} would replace {_name(taken)}"
-                )
-            self._registrations[event_type] = Registration(event_type, function, retry or self.retry)
-            return function
-
-        return register
-
-    @property
-    def registrations(self) -> Mapping[str, Registration]:
-        """The registered handlers, by event type."""
-        return FrozenDict(self._registrations)
-
-    def registration_for(self, event_type: str) -> Registration | None:
-        """The handler registered for `event_type`, or None."""
-        return self._registrations.get(event_type)
-
-    def queues(self, queue: str) -> WorkQueues:
-        """The retry and dead-letter queues around `queue`: one retry queue per delay any
-        handler's policy uses."""
-        delays = {d for policy in self._policies() for d in policy.delays_ms}
-        return WorkQueues.for_delays(queue, delays, quorum=self.quorum)
-
-    def topology(self, queue: str) -> Topology:
-        """Work queue, retry queues and dead-letter queue, to declare (with your exchanges
-        and bindings to `queue`) before running."""
-        return self.queues(queue).topology
-
-    def _policies(self) -> list[RetryPolicy]:
-        return [self.retry, *(registration.retry for registration in self._registrations.values())]
 
     def run(
         self,
@@ -120,15 +36,6 @@ class App:
         declare: bool = True,
     ) -> WorkerStats:
         """Consume `queue` until SIGTERM/SIGINT (or `Worker.stop()`); see `Worker`."""
-        from routing.worker.runner import Worker  # the runner needs a transport; the app does not
-
         return Worker.serve(
             self, url, queue=queue, prefetch=prefetch, shutdown_timeout=shutdown_timeout, declare=declare
         )
-
-    def __repr__(self) -> str:
-        return f"<App handlers={sorted(self._registrations)}>"
-
-
-def _name(function: Any) -> str:
-    return getattr(function, "__qualname__", repr(function))

@@ -14,6 +14,8 @@ from loguru import logger
 from routing.transport import Delivery, Outcome, Transport
 from routing.worker.failures import DeadLetterRecord, for_replay
 
+__all__ = ["Replayed", "peek", "peek_counted", "replay"]
+
 
 def peek(transport: Transport, queue: str, *, limit: int | None = None) -> list[DeadLetterRecord]:
     """Up to `limit` dead letters from `queue`, oldest first; the queue keeps them all. Prints

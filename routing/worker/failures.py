@@ -21,6 +21,30 @@ from routing.errors import PropertyError
 from routing.properties import Properties, encode_properties
 from routing.transport.base import Delivery
 
+__all__ = [
+    "ATTEMPTS",
+    "BROKER_DEATH",
+    "ERROR_TYPE",
+    "FAILED_QUEUE",
+    "FIRST_FAILURE",
+    "LAST_FAILURE",
+    "MAX_ATTEMPTS",
+    "MAX_PROPERTIES",
+    "ORIGINAL_EXCHANGE",
+    "ORIGINAL_ROUTING_KEY",
+    "TRACEBACK",
+    "DeadLetterRecord",
+    "Failure",
+    "FailureCopy",
+    "attempts",
+    "failure_copy",
+    "for_replay",
+    "message_id",
+    "record_failure",
+    "well_formed_x_death",
+]
+
+
 ATTEMPTS = "x-routing-attempts"  # failed attempts so far
 ERROR_TYPE = "x-routing-error-type"
 TRACEBACK = "x-routing-traceback"

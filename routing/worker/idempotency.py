@@ -20,6 +20,8 @@ from loguru import logger
 from routing.envelope import Envelope
 from routing.errors import RoutingError
 
+__all__ = ["RecentIds", "SeenIds", "idempotent"]
+
 
 class SeenIds(Protocol):
     """Where handled ids are remembered."""

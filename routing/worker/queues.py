@@ -24,6 +24,8 @@ from routing.transport.base import DeclareReport
 if TYPE_CHECKING:
     from routing.transport.base import Transport
 
+__all__ = ["WorkQueues", "declare_work_queues"]
+
 
 @dataclass(frozen=True, slots=True)
 class WorkQueues:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from routing.errors import RoutingError
 
+__all__ = ["MAX_DELAY_MS", "MAX_STEPS", "NO_RETRY", "RetryPolicy"]
+
+
 MAX_DELAY_MS = 2**32 - 1  # a retry queue's x-message-ttl; ~49.7 days
 MAX_STEPS = 10_000  # failures before the delay reaches max_delay: more is a mistake
 

@@ -25,9 +25,12 @@ from routing.properties import Properties
 from routing.topology import Topology
 from routing.transport import Delivery, Outcome, Publication, Transport, open_transport
 from routing.urls import resolve
-from routing.worker.app import App
+from routing.worker._handlers import Handlers
 from routing.worker.failures import Failure, attempts, failure_copy, message_id
 from routing.worker.queues import WorkQueues, declare_work_queues
+
+__all__ = ["KEEPALIVE_AFTER", "POLL", "CopyRefused", "Shutdown", "Worker", "WorkerStats"]
+
 
 POLL = 0.25  # default seconds between checks for a stop request while the queue is empty
 KEEPALIVE_AFTER = 1.0  # default: a handler running longer than this gets its connection serviced
@@ -61,7 +64,7 @@ class Worker:
 
     def __init__(
         self,
-        app: App,
+        app: Handlers,
         transport: Transport,
         queue: str,
         *,
@@ -95,7 +98,7 @@ class Worker:
     @classmethod
     def serve(
         cls,
-        app: App,
+        app: Handlers,
         url: str | None = None,
         *,
         queue: str,

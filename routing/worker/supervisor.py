@@ -24,6 +24,9 @@ from types import FrameType
 
 from loguru import logger
 
+__all__ = ["POLL", "STABLE_AFTER", "STOPPED_ON_ERROR", "supervise"]
+
+
 _PR_SET_PDEATHSIG = 1
 POLL = 0.2
 STABLE_AFTER = 60.0  # a child that ran this long is healthy again: its restart backoff resets

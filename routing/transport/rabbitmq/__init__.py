@@ -18,6 +18,10 @@ and resumes the consumers. Every pika exception becomes a `routing.errors` one, 
     _decode      a content header's properties, with our codec (no patch of pika.data)
     _consumer    a consumer's channel, buffer and recovery
     _transport   RabbitTransport
+    _confirms    publisher-confirm tracking (pika-free)
+    _declare_ops the channel side of the one declare walk, and bindings read from the management API
+    _management  the management HTTP API client: one place for its auth and its errors
+    _url         amqp:// URL lists -> endpoints (one splitter: routing.urls.split_urls)
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class FairLock:
         self._lock.release()
 
 
-class Chan:
+class ChannelHandle:
     """A channel of one connection. Deliveries remember theirs: once it is gone the broker
     has requeued them, and their tags mean nothing on any other channel. The methods that
     carry a field table encode it with our codec (`_encode`); `channel` is pika's."""
@@ -138,7 +138,7 @@ class Connection:
         self._restore = restore
         self._dropped = dropped
         self.lock = FairLock(self.wake)
-        self._channels: list[Chan] = []
+        self._channels: list[ChannelHandle] = []
         self._closed = False
         self._lost: ConnectionLost | None = None  # the last drop `errors` raised
         self._conn: Any = None
@@ -253,15 +253,15 @@ class Connection:
                     raise
         raise AssertionError("unreachable")
 
-    def channel(self) -> Chan:
+    def channel(self) -> ChannelHandle:
         """A new channel on the live connection."""
         self.live()
-        chan = Chan(self._conn.channel())
+        chan = ChannelHandle(self._conn.channel())
         self._channels = [c for c in self._channels if c.alive]
         self._channels.append(chan)
         return chan
 
-    def refusal(self, chan: Chan, what: str) -> ChannelClosed | None:
+    def refusal(self, chan: ChannelHandle, what: str) -> ChannelClosed | None:
         """Why the broker closed `chan` (`ChannelClosed`, naming `what`), or None if it did not."""
         if not chan.closed_by_broker:
             return None

@@ -16,12 +16,12 @@ from routing.errors import BrokerError, ChannelClosed
 from routing.properties import Properties
 from routing.transport.base import ConsumerBase, Delivery
 from routing.transport.rabbitmq import _pika
-from routing.transport.rabbitmq._connection import Chan, Connection
+from routing.transport.rabbitmq._connection import ChannelHandle, Connection
 
 SLICE = 0.2  # longest the transport's lock is held while waiting, so other threads get a turn
 
 
-def delivery(method: Any, properties: Properties, body: bytes, queue: str, owner: Chan) -> Delivery:
+def delivery(method: Any, properties: Properties, body: bytes, queue: str, owner: ChannelHandle) -> Delivery:
     """A `Delivery` from pika's Basic.Deliver or Basic.GetOk (with our `Properties`, which the
     connection decoded); `owner` acks it."""
     return Delivery(
@@ -58,7 +58,7 @@ class RabbitConsumer(ConsumerBase):
         self._on_deleted = on_deleted
         self._on_cancel = on_cancel
         self._buffer: deque[Delivery] = deque()
-        self._chan: Chan | None = None
+        self._chan: ChannelHandle | None = None
         self._cancelled = False
         self._lost_queue = False  # the broker cancelled us: the queue was deleted
 

@@ -16,7 +16,7 @@ from routing.transport._declare import declare_topology, redeclare
 from routing.transport.base import DeclareReport, Delivery, Publication, TransportBase
 from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Returned
-from routing.transport.rabbitmq._connection import Chan, Connection
+from routing.transport.rabbitmq._connection import ChannelHandle, Connection
 from routing.transport.rabbitmq._consumer import RabbitConsumer, delivery
 from routing.transport.rabbitmq._declare_ops import ChannelOps, ManagementBindings
 from routing.transport.rabbitmq._encode import encode_properties
@@ -55,11 +55,11 @@ class RabbitTransport(TransportBase):
         self._queues: dict[str, Queue] = {}
         self._bindings: dict[Binding, None] = {}
         self._consumers: list[RabbitConsumer] = []
-        self._pub: Chan | None = None  # confirm mode, for publish
+        self._pub: ChannelHandle | None = None  # confirm mode, for publish
         self._writer: FrameWriter | None = None  # writes to `_pub`
         self._unpolled = 0  # publishes since the socket was last read
-        self._ctl: Chan | None = None  # declare, purge, delete
-        self._getter: Chan | None = None  # basic.get, and the acks of what it got
+        self._ctl: ChannelHandle | None = None  # declare, purge, delete
+        self._getter: ChannelHandle | None = None  # basic.get, and the acks of what it got
         self._closed = False
         self._last_properties: Properties | None = None
         self._last_encoded = b""
@@ -129,8 +129,8 @@ class RabbitTransport(TransportBase):
         else:
             self._tracker.lose_all(error)
 
-    def _open(self, attr: str) -> Chan:
-        chan: Chan | None = getattr(self, attr)
+    def _open(self, attr: str) -> ChannelHandle:
+        chan: ChannelHandle | None = getattr(self, attr)
         if chan is None or not chan.alive:
             chan = self._conn.channel()
             setattr(self, attr, chan)
@@ -164,7 +164,7 @@ class RabbitTransport(TransportBase):
         after a reconnect."""
         b = binding
         if b.destination_type == "exchange":
-            call: Callable[[Chan], Any] = lambda ch: ch.exchange_unbind(  # noqa: E731
+            call: Callable[[ChannelHandle], Any] = lambda ch: ch.exchange_unbind(  # noqa: E731
                 b.destination, b.source, b.routing_key, b.arguments
             )
         else:
@@ -175,7 +175,7 @@ class RabbitTransport(TransportBase):
 
     # -------------------------------------------------------------- publish
 
-    def _publisher(self) -> Chan:
+    def _publisher(self) -> ChannelHandle:
         chan = self._pub
         if chan is not None and chan.alive:
             return chan
@@ -300,7 +300,7 @@ class RabbitTransport(TransportBase):
         waiting (a refusal, such as an unknown tag, closes the channel: the consumer
         reports it at its next `get`)."""
         chan = item.consumer
-        if not isinstance(chan, Chan):
+        if not isinstance(chan, ChannelHandle):
             raise BrokerError(f"{what}: this delivery did not come from this transport")
         with self._lock:
             if not chan.is_open:
@@ -329,7 +329,7 @@ class RabbitTransport(TransportBase):
 
     # ------------------------------------------------------------------ admin
 
-    def _control(self, what: str, call: Callable[[Chan], Any]) -> Any:
+    def _control(self, what: str, call: Callable[[ChannelHandle], Any]) -> Any:
         with self._lock:
             return self._conn.guarded(what, lambda: call(self._open("_ctl")))
 
