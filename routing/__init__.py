@@ -7,6 +7,7 @@ from importlib.metadata import version as _version
 from loguru import logger as _logger
 
 from routing.definitions import dump_definitions, load_definitions
+from routing.diff import TopologyDiff, diff_topology
 from routing.envelope import (
     Envelope,
     Rejection,
@@ -25,6 +26,7 @@ from routing.errors import (
     DecodeError,
     DefinitionsError,
     EnvelopeError,
+    InternalExchange,
     Nacked,
     PreconditionFailed,
     PropertyError,
@@ -41,7 +43,7 @@ from routing.loading import load_topology
 from routing.matching import headers_match, topic_matches
 from routing.pipeline import Explanation, Step, explain, route
 from routing.properties import Properties
-from routing.publisher import Publisher
+from routing.publisher import Publisher, Tally
 from routing.schemas import SchemaRegistry
 from routing.topology import (
     Binding,
@@ -53,7 +55,15 @@ from routing.topology import (
     QueueType,
     Topology,
 )
-from routing.transport import Delivery, Outcome, Publication, Transport, open_transport
+from routing.transport import (
+    Consumer,
+    DeclareReport,
+    Delivery,
+    Outcome,
+    Publication,
+    Transport,
+    open_transport,
+)
 
 # Written once, in pyproject.toml; the installed distribution's metadata carries it here.
 try:
@@ -70,7 +80,9 @@ __all__ = [
     "ChannelClosed",
     "ConnectionFailed",
     "ConnectionLost",
+    "Consumer",
     "DeclareConflicts",
+    "DeclareReport",
     "DecodeError",
     "DefinitionsError",
     "Delivery",
@@ -80,6 +92,7 @@ __all__ = [
     "Exchange",
     "ExchangeType",
     "Explanation",
+    "InternalExchange",
     "Nacked",
     "Outcome",
     "Overflow",
@@ -96,7 +109,9 @@ __all__ = [
     "SchemaError",
     "SchemaRegistry",
     "Step",
+    "Tally",
     "Topology",
+    "TopologyDiff",
     "TopologyError",
     "Transport",
     "UnknownExchange",
@@ -106,6 +121,7 @@ __all__ = [
     "build_envelope",
     "decode",
     "decode_or_reject",
+    "diff_topology",
     "dump_definitions",
     "encode",
     "explain",
