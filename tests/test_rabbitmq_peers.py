@@ -79,3 +79,20 @@ def test_consumers_are_context_managers(url: str, unique: str) -> None:
             assert transport.message_count(queue) == 1  # unacked: back on the queue
         finally:
             transport.delete_queue(queue)
+
+
+def test_a_consumer_ends_when_its_transport_closes(url: str, unique: str) -> None:
+    # The Consumer protocol: `cancelled` is "True once `cancel` was called (or the transport
+    # closed)"; both peers then end their iteration instead of one of them raising.
+    queue = f"{unique}.q"
+    with open_transport(url) as cleaner:
+        cleaner.declare(Topology.of(Queue(queue, expires=60_000)))
+        transport = open_transport(url)
+        consumer = transport.consume(queue)
+        transport.close()
+        assert consumer.cancelled
+        assert consumer.get(timeout=0.1) is None
+        assert list(consumer) == []
+        consumer.cancel()  # again: nothing happens
+        if not url.startswith("memory"):
+            cleaner.delete_queue(queue)

@@ -111,6 +111,12 @@ class RabbitConsumer(ConsumerBase):
         self._buffer.clear()
         self._chan = None
 
+    def transport_closed(self) -> None:
+        """The transport was closed (its connection with it): cancelled, as the embedded
+        broker's consumers are, so `get` returns None and iteration ends."""
+        self.connection_lost()
+        self._cancelled = True
+
     def get(self, timeout: float | None = None) -> Delivery | None:
         """The next delivery; None after `timeout` seconds without one, or once cancelled."""
         conn = self._conn

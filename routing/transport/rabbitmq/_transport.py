@@ -372,6 +372,9 @@ class RabbitTransport(TransportBase):
             # Waiting to be sent again after a drop: they never will be now.
             self._tracker.lose(self._to_resend, error)
             self._to_resend = []
+            for consumer in self._consumers:
+                consumer.transport_closed()
+            self._consumers = []
             self._closed = True
 
     def __repr__(self) -> str:
