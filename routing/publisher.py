@@ -13,13 +13,13 @@ An invalid event is refused before it is sent, with the failing field named
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from routing._frozen import FrozenDict
+from routing._json import parse_json
 from routing.envelope import (
     DEFAULT_SOURCE,
     JSON_TYPE,
@@ -121,7 +121,7 @@ def _check_json(
         decode(body, properties, registry=registry, event_type=event_type)
         return
     try:
-        value = json.loads(body)
+        value = parse_json(body)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -72,6 +72,8 @@ def test_publish_json_sends_the_body_itself_with_a_fresh_id_each(memory: Transpo
     [
         (b"{nope", None, DecodeError, "not JSON: "),
         (b"[1, 2]", None, DecodeError, "expected a JSON object, got list"),
+        # every consumer (decode_or_reject) refuses NaN: the check before sending must too
+        (b'{"a": NaN}', None, DecodeError, "not JSON: NaN is not valid JSON"),
         (json.dumps({**JOB, "extra": 1}).encode(), "task.resize_image", ValidationError, "extra"),
     ],
 )
