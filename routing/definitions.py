@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from routing._frozen import thaw
+from routing._json import parse_json
 from routing.errors import DefinitionsError, TopologyError
 from routing.topology import (
     DEFAULT_EXCHANGE,
@@ -61,7 +62,7 @@ def read_definitions(path: str | os.PathLike[str]) -> dict[str, Any]:
     shown = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = parse_json(f.read())
     except FileNotFoundError:
         raise DefinitionsError(f"{shown}: no such file") from None
     except IsADirectoryError:

@@ -37,7 +37,17 @@ from routing.schemas import SchemaRegistry
 from routing.topology import Binding, Exchange, ExchangeType, Queue, Topology
 from routing.transport.base import Consumer, Delivery, Transport
 
-__all__ = ["Read", "ReadOutcome", "Tail", "Tap", "decoded", "open_tail", "read_queue"]
+__all__ = [
+    "Read",
+    "ReadOutcome",
+    "Tail",
+    "Tap",
+    "broker_exchanges",
+    "dead_letter_exchange",
+    "decoded",
+    "open_tail",
+    "read_queue",
+]
 
 
 class _Source(Protocol):

@@ -103,6 +103,18 @@ def unique() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
+def either_url(request: pytest.FixtureRequest, unique: str) -> Iterator[str]:
+    """The test runs twice: on an embedded broker of its own (forgotten after), then on RabbitMQ."""
+    if request.param == "memory":
+        from routing.embedded import forget
+
+        yield f"memory://{unique}"
+        forget(f"memory://{unique}")
+    else:
+        yield request.getfixturevalue("amqp_url")
+
+
 @pytest.fixture(autouse=True)
 def _broker_marker(request: pytest.FixtureRequest) -> None:
     """A `broker` test needs RabbitMQ even if it never asks for `amqp_url` itself."""

@@ -336,6 +336,8 @@ def test_decode_without_a_registry_still_checks_attribute_types() -> None:
         (b"null", "expected a JSON object, got null"),
         (b'{"a": NaN}', "not JSON: NaN"),
         (b'{"a": -Infinity}', "not JSON: -Infinity"),
+        (b'{"a": 1e999}', "not JSON: 1e999 is beyond the range of a float"),
+        (b'{"a": -1e400}', "not JSON: -1e400 is beyond the range of a float"),
         (b"[" * 200_000, "JSON nested too deeply"),
         (b"!!python/object:os.system {}", "not JSON"),
         (b"\x80\x04\x95\x00", "not UTF-8"),  # a pickle

@@ -3,23 +3,16 @@ consumers and transports as context managers, with no question of which broker i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from routing.embedded import forget
-from routing.errors import BrokerError
+from routing.errors import BrokerError, PropertyError
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import Consumer, ConsumerBase, Transport, TransportBase, open_transport
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
-def url(request: pytest.FixtureRequest, unique: str) -> Iterator[str]:
-    if request.param == "memory":
-        yield f"memory://{unique}"
-        forget(f"memory://{unique}")
-    else:
-        yield request.getfixturevalue("amqp_url")
+@pytest.fixture
+def url(either_url: str) -> str:
+    return either_url
 
 
 def _topology(unique: str) -> Topology:
@@ -96,3 +89,23 @@ def test_a_consumer_ends_when_its_transport_closes(url: str, unique: str) -> Non
         consumer.cancel()  # again: nothing happens
         if not url.startswith("memory"):
             cleaner.delete_queue(queue)
+
+
+@pytest.mark.parametrize("name", ["q" * 256, "\ud800", "é" * 128])
+def test_a_queue_name_amqp_cannot_carry_is_refused_alike_before_sending(
+    url: str, unique: str, name: str
+) -> None:
+    with open_transport(url) as transport:
+        for call in (
+            lambda: transport.consume(name),
+            lambda: transport.get(name),
+            lambda: transport.purge(name),
+            lambda: transport.delete_queue(name),
+            lambda: transport.message_count(name),
+        ):
+            with pytest.raises(
+                PropertyError, match=r"^queue is (256 bytes; AMQP allows 255|not valid UTF-8)"
+            ):
+                call()
+        transport.declare(_topology(unique))  # nothing was sent: the connection is as it was
+        assert transport.message_count(f"{unique}.q") == 0

@@ -271,6 +271,13 @@ def surface_problems(found: dict[str, Module], prefix: str = "routing") -> tuple
             for n in sorted(set(declared))
             if declared.count(n) > 1
         ]
+        problems += [  # exact: a public function or class it defines is in it, or gets an underscore
+            f"{module.where}:{node.lineno}: {node.name!r} is public but not in __all__"
+            for node in module.tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and not node.name.startswith("_")
+            and node.name not in declared
+        ]
     return missing, problems
 
 
@@ -455,12 +462,14 @@ def test_surface_rule_can_fail(tmp_path: Path) -> None:
             "sub/__init__.py": "",  # a public package without __all__
             "named.py": "try:\n    import json as j\nexcept ImportError:\n    j = None\n__all__ = ['j', 'gone', 'j']\n",
             "built.py": "__all__ = ['a']\n__all__ += ['b']\na = b = 1\n",
+            "leaky.py": "__all__ = ['kept']\ndef kept(): ...\ndef leaked(): ...\ndef _inner(): ...\n",
         },
     )
     missing, problems = surface_problems(found)
     assert missing == ["routing/public.py", "routing/sub/__init__.py"]
     assert problems == [
         "routing/built.py:2: __all__ must be one literal list, not built up",
+        "routing/leaky.py:3: 'leaked' is public but not in __all__",
         "routing/named.py: __all__ names 'gone', which it does not define",
         "routing/named.py: __all__ names 'j' twice",
     ]

@@ -175,10 +175,9 @@ class Bench(Harness):
         return found
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
-def bench(request: pytest.FixtureRequest, unique: str) -> Iterator[Bench]:
-    url = f"memory://{unique}" if request.param == "memory" else request.getfixturevalue("amqp_url")
-    with Bench.opened(request.param, url, unique) as b:
+@pytest.fixture
+def bench(either_url: str, unique: str) -> Iterator[Bench]:
+    with Bench.opened("memory" if either_url.startswith("memory:") else "rabbitmq", either_url, unique) as b:
         yield b
 
 

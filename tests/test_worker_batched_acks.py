@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from routing import Envelope, encode, open_transport, to_properties
-from routing.embedded import forget
 from routing.transport import Transport
 from routing.worker import App, RetryPolicy, Worker
 
@@ -34,13 +33,9 @@ class CountingAcks:
         return getattr(self._t, name)
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
-def url(request: pytest.FixtureRequest, unique: str) -> Any:
-    if request.param == "memory":
-        yield f"memory://{unique}"
-        forget(f"memory://{unique}")
-    else:
-        yield request.getfixturevalue("amqp_url")
+@pytest.fixture
+def url(either_url: str) -> str:
+    return either_url
 
 
 def test_batched_acks(url: str, unique: str) -> None:

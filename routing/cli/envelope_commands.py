@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import IO
 import click
 
 from routing.cli._shared import allow_unknown_option, load_registry, schemas_option
-from routing.envelope import DEFAULT_SOURCE, MAX_BYTES, build_envelope, decode, encode
+from routing.envelope import DEFAULT_SOURCE, MAX_BYTES, build_envelope, decode, encode, parse_json
 from routing.errors import EnvelopeError, ValidationError
 
 __all__ = ["build", "register", "validate"]
@@ -25,7 +24,7 @@ def _records(raw: bytes) -> Iterator[tuple[int | None, bytes]]:
         yield None, raw
         return
     try:
-        json.loads(raw)
+        parse_json(raw)
     except ValueError:
         yield from filled
     else:

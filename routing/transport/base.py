@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from routing._amqp import shortstr
 from routing.errors import BrokerError, Nacked, PublishUnconfirmed, Unroutable
 from routing.properties import Properties as Properties  # re-exported: it moved below `envelope`
 from routing.topology import Binding, Topology
@@ -26,6 +27,7 @@ __all__ = [
     "Publication",
     "Transport",
     "TransportBase",
+    "queue_name",
 ]
 
 
@@ -203,6 +205,13 @@ class Transport(Protocol):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+def queue_name(queue: str) -> str:
+    """`queue` if AMQP can carry it as a queue name (a string of at most 255 UTF-8 bytes), else
+    `PropertyError`: both peers refuse it before anything is sent."""
+    shortstr("queue", queue)
+    return queue
 
 
 class TransportBase:

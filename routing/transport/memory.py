@@ -25,7 +25,15 @@ from routing.errors import (
 from routing.properties import Properties
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport._declare import declare_topology
-from routing.transport.base import ConsumerBase, DeclareReport, Delivery, Outcome, Publication, TransportBase
+from routing.transport.base import (
+    ConsumerBase,
+    DeclareReport,
+    Delivery,
+    Outcome,
+    Publication,
+    TransportBase,
+    queue_name,
+)
 from routing.urls import MEMORY_URL, is_memory, redact
 
 __all__ = ["MemoryConsumer", "MemoryTransport"]
@@ -165,12 +173,14 @@ class MemoryTransport(TransportBase):
             self._broker.unbind(binding, self)
 
     def purge(self, queue: str) -> int:
+        queue = queue_name(queue)
         with self._broker.lock:
             self._check_open()
             self._broker.expire_due()
             return self._broker.queue(queue, self).purge()
 
     def delete_queue(self, queue: str) -> None:
+        queue = queue_name(queue)
         with self._broker.lock:
             self._check_open()
             self._broker.delete_queue(queue, self)
@@ -182,6 +192,7 @@ class MemoryTransport(TransportBase):
 
     def message_count(self, queue: str) -> int:
         """Ready messages in a queue (what a passive `queue.declare` reports)."""
+        queue = queue_name(queue)
         with self._broker.lock:
             self._check_open()
             self._broker.queue(queue, self)
@@ -247,6 +258,7 @@ class MemoryTransport(TransportBase):
 
     def consume(self, queue: str, *, prefetch: int = 1) -> MemoryConsumer:
         """Start a consumer with at most `prefetch` unacked deliveries (0: no limit)."""
+        queue = queue_name(queue)
         if prefetch < 0:
             raise ValueError(f"prefetch must be 0 (unlimited) or more, got {prefetch}")
         broker = self._broker
@@ -268,6 +280,7 @@ class MemoryTransport(TransportBase):
 
     def get(self, queue: str) -> Delivery | None:
         """One message with manual ack (`basic.get`), or None when the queue is empty."""
+        queue = queue_name(queue)
         broker = self._broker
         with broker.lock:
             self._check_open()

@@ -1,5 +1,6 @@
 """One connection to RabbitMQ: the pika connection, its lock, pumping, reconnecting, and the one
-place where pika's exceptions become `routing.errors` ones (`Connection.errors`).
+place where pika's exceptions on a live connection become `routing.errors` ones
+(`Connection.errors`; a connection that cannot be opened is `_connect`'s `ConnectionFailed`).
 
 The transport and its consumers use only what is public here. What a reconnect must restore
 (topology, consumers, unconfirmed publications) and forget (channels, buffers) is the

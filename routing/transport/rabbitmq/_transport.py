@@ -13,7 +13,7 @@ from routing.errors import BrokerError, ChannelClosed, ConnectionLost, DeclareCo
 from routing.properties import Properties
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport._declare import declare_topology, redeclare
-from routing.transport.base import DeclareReport, Delivery, Publication, TransportBase
+from routing.transport.base import DeclareReport, Delivery, Publication, TransportBase, queue_name
 from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Returned
 from routing.transport.rabbitmq._connection import ChannelHandle, Connection
@@ -61,8 +61,9 @@ class RabbitTransport(TransportBase):
         self._ctl: ChannelHandle | None = None  # declare, purge, delete
         self._getter: ChannelHandle | None = None  # basic.get, and the acks of what it got
         self._closed = False
-        self._last_properties: Properties | None = None
-        self._last_encoded = b""
+        # The last properties value encoded, with its bytes: one tuple, so two threads
+        # publishing at once never pair one's value with the other's bytes.
+        self._last: tuple[Properties | None, bytes] = (None, b"")
         self._conn = Connection(
             endpoints,
             name=name,
@@ -219,11 +220,10 @@ class RabbitTransport(TransportBase):
     ) -> Publication:
         """Send with a confirm to come; returns at once unless `window` publications are
         already in flight, then waits for room."""
-        if properties is not None and properties is self._last_properties:  # one value reused
-            props = self._last_encoded
-        else:
-            props = self._last_encoded = encode_properties(properties)
-            self._last_properties = properties
+        last, props = self._last
+        if properties is None or properties is not last:  # else: one value reused
+            props = encode_properties(properties)
+            self._last = (properties, props)
         with self._lock:
             conn, tracker = self._conn, self._tracker
             publication = None
@@ -274,6 +274,7 @@ class RabbitTransport(TransportBase):
     # -------------------------------------------------------- consume and get
 
     def consume(self, queue: str, *, prefetch: int = 1) -> RabbitConsumer:
+        queue = queue_name(queue)
         consumer = RabbitConsumer(
             self._conn, queue, prefetch, on_deleted=self._forget_queue, on_cancel=self._consumer_cancelled
         )
@@ -287,6 +288,8 @@ class RabbitTransport(TransportBase):
             self._consumers.remove(consumer)
 
     def get(self, queue: str) -> Delivery | None:
+        queue = queue_name(queue)
+
         def fetch() -> Delivery | None:
             chan = self._open("_getter")
             method, props, body = chan.channel.basic_get(queue, auto_ack=False)
@@ -335,14 +338,17 @@ class RabbitTransport(TransportBase):
 
     def message_count(self, queue: str) -> int:
         """Ready messages in a queue (a passive `queue.declare`)."""
+        queue = queue_name(queue)
         frame = self._control(f"count {queue!r}", lambda ch: ch.queue_declare(queue, passive=True))
         return int(frame.method.message_count)
 
     def purge(self, queue: str) -> int:
+        queue = queue_name(queue)
         frame = self._control(f"purge {queue!r}", lambda ch: ch.channel.queue_purge(queue))
         return int(frame.method.message_count)
 
     def delete_queue(self, queue: str) -> None:
+        queue = queue_name(queue)
         self._control(f"delete queue {queue!r}", lambda ch: ch.channel.queue_delete(queue))
         with self._lock:
             self._forget_queue(queue)
