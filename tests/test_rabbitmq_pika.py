@@ -205,3 +205,26 @@ def test_the_transport_and_its_consumers_leave_pikas_exceptions_to_the_connectio
         "transport/rabbitmq/_connection.py",
         "transport/rabbitmq/_transport.py",
     }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x00\x3c\x00\x00",  # basic, but cut inside the weight and body size
+        b"\x00\x3c\x00\x00" + b"\x00" * 8,  # no property flags
+        b"\x00\x3c\x00\x00" + b"\x00" * 8 + b"\x20\x00" + b"\x00\x00\x00\x04\x01zX\x00",  # headers: type 'X'
+    ],
+)
+def test_a_malformed_content_header_is_pikas_invalid_frame(payload: bytes) -> None:
+    # Only a hostile or broken peer sends these; pika's frame loop must see its own error
+    # (it closes the connection), never a struct.error from our decoder.
+    import struct
+    from types import SimpleNamespace
+
+    import pika.exceptions
+
+    from routing.transport.rabbitmq._pika import _SelectConnection
+
+    data = struct.pack(">BHI", 2, 1, len(payload)) + payload + b"\xce"
+    with pytest.raises(pika.exceptions.InvalidFrameError, match="malformed content header"):
+        _SelectConnection._read_frame(SimpleNamespace(_frame_buffer=data))

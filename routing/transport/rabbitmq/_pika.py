@@ -100,11 +100,15 @@ class _SelectConnection(select_connection.SelectConnection):  # type: ignore[mis
         if data[end - 1] != _FRAME_END:
             raise pika.exceptions.InvalidFrameError("Invalid FRAME_END marker")
         payload = data[7 : end - 1]
-        class_id, _weight, body_size = _HEADER.unpack_from(payload, 0)
-        if class_id != _BASIC:
-            return frame.decode_frame(data)  # type: ignore[no-any-return]
-        # The properties go on as our `Properties`: pika only passes them along.
-        return end, frame.Header(channel, body_size, decode_properties(payload, _HEADER.size))
+        try:
+            class_id, _weight, body_size = _HEADER.unpack_from(payload, 0)
+            if class_id != _BASIC:
+                return frame.decode_frame(data)  # type: ignore[no-any-return]
+            # The properties go on as our `Properties`: pika only passes them along.
+            properties = decode_properties(payload, _HEADER.size)
+        except (struct.error, IndexError, ValueError) as exc:  # a header frame no broker sends
+            raise pika.exceptions.InvalidFrameError(f"malformed content header: {exc}") from exc
+        return end, frame.Header(channel, body_size, properties)
 
     def _send_connection_start_ok(self, authentication_type: str, response: Any) -> None:
         response = response.encode() if isinstance(response, str) else bytes(response or b"")
