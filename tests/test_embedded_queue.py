@@ -11,12 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from routing import Exchange, Queue, Topology
-from routing.embedded import broker as broker_module
 from routing.embedded import forget
-from routing.embedded import queue as queue_module
 from routing.errors import PreconditionFailed, PropertyError
 from routing.transport import Delivery, Outcome, Properties
-from routing.transport import memory as memory_module
 from routing.transport.memory import MemoryTransport
 
 
@@ -32,10 +29,10 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(t: MemoryTransport) -> Clock:
+    """The broker's clock, moved by hand: set before the test declares its queues."""
     fake = Clock()
-    for module in (broker_module, queue_module, memory_module):
-        monkeypatch.setattr(module, "_monotonic", fake)
+    t.broker.clock = fake
     return fake
 
 

@@ -14,7 +14,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from routing._frozen import FrozenDict
@@ -41,8 +41,6 @@ from routing.topology import (
 
 __all__ = ["EmbeddedBroker"]
 
-_monotonic = time.monotonic
-
 
 class EmbeddedBroker(RoutingIndex[MessageQueue]):
     """One in-process broker: what several connections to one RabbitMQ vhost would share."""
@@ -50,8 +48,16 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
     user = "guest"
     """The user every connection to it is authenticated as (for `user_id` checks)."""
 
-    def __init__(self, name: str = "", *, rabbitmq: str | Profile | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        rabbitmq: str | Profile | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
+        # Seconds, for TTLs and x-expires; a test passes a clock it moves by hand.
+        self.clock = clock
         # The release it behaves as (routing.profiles): headers routing reads it through walk().
         self.profile: Profile = profile(rabbitmq)
         self.lock = threading.Lock()
@@ -88,7 +94,12 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
             current.touch()
             return False
         q = self._queues[queue.name] = MessageQueue(
-            queue, owner if queue.exclusive else None, self._dead_letter, self._schedule, self.profile
+            queue,
+            owner if queue.exclusive else None,
+            self._dead_letter,
+            self._schedule,
+            self.profile,
+            self.clock,
         )
         q.touch()
         self._changed()
@@ -230,7 +241,7 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
             ttl = q.ttl if expiration is None else expiration if q.ttl is None else min(q.ttl, expiration)
             expires_at = None
             if ttl is not None:
-                now = now or _monotonic()
+                now = now or self.clock()
                 expires_at = now + ttl / 1000
             msg = Message(body, properties, exchange, routing_key, keys, expires_at)
             if not q.publish(msg):
@@ -283,7 +294,7 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
             target = self._queues[name]
             expires_at = None
             if target.ttl is not None:
-                now = now or _monotonic()
+                now = now or self.clock()
                 expires_at = now + target.ttl / 1000
             copy = Message(msg.body, props, dlx, keys[0], keys if len(keys) > 1 else None, expires_at)
             copy.deaths = deaths
@@ -356,7 +367,7 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
         heap = self._deadlines
         if not heap:
             return
-        now = _monotonic()
+        now = self.clock()
         while heap and heap[0][0] <= now:
             deadline, _, q = heapq.heappop(heap)
             if q.deleted:

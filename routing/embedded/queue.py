@@ -14,7 +14,6 @@ taken, and publishes are refused until the queue is back at 80% of it.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -25,8 +24,6 @@ from routing.properties import Properties
 from routing.topology import Overflow, Queue, QueueType
 
 __all__ = ["Consumer", "DeadLetter", "Message", "MessageQueue", "Schedule"]
-
-_monotonic = time.monotonic
 
 
 class Message:
@@ -94,8 +91,10 @@ class MessageQueue:
         dead_letter: DeadLetter,
         schedule: Schedule,
         profile: Profile,
+        clock: Callable[[], float],
     ) -> None:
         self.definition = definition
+        self.clock = clock
         self.profile = profile
         self.name = definition.name
         self.owner = owner  # the transport that declared it exclusive
@@ -158,7 +157,7 @@ class MessageQueue:
         if self.limited and self.overflow is Overflow.DROP_HEAD:
             self._drop_head()
         if msg.expires_at is not None and ready and ready[0] is msg:
-            self.drop_expired(_monotonic())
+            self.drop_expired(self.clock())
             self._reschedule()
         return True
 
@@ -214,8 +213,8 @@ class MessageQueue:
         active = self.active
         while active and ready:
             msg = ready[0]
-            if msg.expires_at is not None and msg.expires_at <= _monotonic():
-                self.drop_expired(_monotonic())
+            if msg.expires_at is not None and msg.expires_at <= self.clock():
+                self.drop_expired(self.clock())
                 continue
             self._deliver(self._pop())
         self._reschedule()
@@ -232,12 +231,12 @@ class MessageQueue:
         """The head for `basic.get`, or None; expired heads are dead-lettered first."""
         ready = self.ready
         if ready and ready[0].expires_at is not None:
-            self.drop_expired(_monotonic())
+            self.drop_expired(self.clock())
         if not ready:
             return None
         msg = self._pop()
         if ready and ready[0].expires_at is not None:  # the new head is looked at at once
-            self.drop_expired(_monotonic())
+            self.drop_expired(self.clock())
         self._reschedule()
         return msg
 
@@ -301,7 +300,7 @@ class MessageQueue:
                 self.dispatch()
             self._drop_head()
         if ready and ready[0].expires_at is not None:
-            self.drop_expired(_monotonic())
+            self.drop_expired(self.clock())
         self._reschedule()
 
     def reject(self, msg: Message) -> None:
@@ -347,7 +346,7 @@ class MessageQueue:
         """`basic.get`, a redeclare or a cancelled last consumer: the queue counts as used now."""
         if self.expires is None:
             return
-        self.unused_since = None if self.consumers else _monotonic()
+        self.unused_since = None if self.consumers else self.clock()
         if self.unused_since is not None and self.unused_deadline is None:
             self.unused_deadline = self.unused_since + self.expires / 1000
             self._schedule(self, self.unused_deadline)

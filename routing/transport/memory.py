@@ -40,7 +40,6 @@ __all__ = ["MemoryConsumer", "MemoryTransport"]
 
 
 _NO_PROPERTIES = Properties()
-_monotonic = time.monotonic
 
 
 class MemoryConsumer(ConsumerBase):
@@ -60,7 +59,7 @@ class MemoryConsumer(ConsumerBase):
         with broker.lock:
             if sub.buffer:
                 return sub.buffer.popleft()
-            end = None if timeout is None else _monotonic() + timeout
+            end = None if timeout is None else broker.clock() + timeout
             while True:
                 broker.expire_due()  # may deliver to us: a dead-lettered message, say
                 if sub.buffer:
@@ -69,7 +68,7 @@ class MemoryConsumer(ConsumerBase):
                     raise BrokerError(f"queue {self.queue!r} was deleted: the broker cancelled the consumer")
                 if sub.cancelled:
                     return None
-                now = _monotonic()
+                now = broker.clock()
                 wait = None if end is None else end - now
                 if wait is not None and wait <= 0:
                     return None
