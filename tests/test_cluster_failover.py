@@ -439,5 +439,9 @@ def test_a_quorum_worker_keeps_processing_across_a_node_stop(
     # worker's quorum queues do): without it one such job in ~5 runs vanished here.
     assert not lost_after_retry, f"{figures}; never handled: {missing}"
     assert worker.stats.dead_lettered == 0 and dead == 0, figures
-    assert worker.stats.retried >= WORK // 25, figures
+    # Every flaky job failed once and went through a retry queue, but for at most one a lost
+    # connection: the one whose retry copy was in flight when the node went (its copy was not
+    # confirmed, so the original came back and its second attempt succeeded) (CI, 4.0.5: 119).
+    assert len(failed_once) == WORK // 25, figures
+    assert worker.stats.retried >= WORK // 25 - worker_transport.reconnects, figures
     assert worker_transport.reconnects >= 1, "the worker never lost its node: nothing was tested"
