@@ -12,10 +12,14 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import pytest
 from broker_under_test import AMQP_URL, MANAGEMENT_URL, admin, naming_management, release
+
+if TYPE_CHECKING:
+    from routing.transport.memory import MemoryTransport
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -113,6 +117,17 @@ def either_url(request: pytest.FixtureRequest, unique: str) -> Iterator[str]:
         forget(f"memory://{unique}")
     else:
         yield request.getfixturevalue("amqp_url")
+
+
+@pytest.fixture
+def memory(unique: str) -> Iterator[MemoryTransport]:
+    """A transport on an embedded broker of this test's own, forgotten after."""
+    from routing.embedded import forget
+    from routing.transport.memory import MemoryTransport
+
+    with MemoryTransport(f"memory://{unique}") as transport:
+        yield transport
+    forget(f"memory://{unique}")
 
 
 @pytest.fixture(autouse=True)

@@ -5,14 +5,12 @@ the live broker's profile."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pika
 import pytest
 from broker_under_test import plain_amqp_url
 
-from routing.embedded import forget
 from routing.errors import ChannelClosed, PropertyError
 from routing.profiles import profile
 from routing.properties import check_message
@@ -37,13 +35,6 @@ REFUSED_BY_CHANNEL = {
     "expiration 007": {"expiration": "007"},
     "user_id guest": {"user_id": "guest"},
 }
-
-
-@pytest.fixture
-def memory(unique: str) -> Iterator[MemoryTransport]:
-    with MemoryTransport(f"memory://{unique}") as transport:
-        yield transport
-    forget(f"memory://{unique}")
 
 
 def _text(text: str) -> str:

@@ -4,26 +4,16 @@ broker answered), on the embedded broker and on RabbitMQ."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from routing import Publisher, open_transport
-from routing.embedded import forget
 from routing.errors import BrokerError, DecodeError, Nacked, ValidationError
 from routing.publisher import Tally, check_json_body
 from routing.topology import Queue, Topology
 from routing.transport import Outcome, Publication, Transport
 
 JOB = {"id": 1, "action": "resize_image", "path": "/uploads/img_1.jpg"}
-
-
-@pytest.fixture
-def memory(unique: str) -> Iterator[Transport]:
-    url = f"memory://{unique}"
-    with open_transport(url) as transport:
-        yield transport
-    forget(url)
 
 
 def _drain(transport: Transport, queue: str) -> list:  # type: ignore[type-arg]

@@ -4,7 +4,6 @@ RabbitMQ; the exchange as the broker has it, and no exchange left behind by a gu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from broker_under_test import naming_management as with_management
@@ -19,14 +18,6 @@ from routing.schemas import SchemaRegistry
 from routing.topology import Binding, Exchange, ExchangeType, Queue, Topology
 from routing.transport import Outcome, Transport
 from routing.watching import ReadOutcome, Tail, open_tail, read_queue
-
-
-@pytest.fixture
-def memory(unique: str) -> Iterator[Transport]:
-    url = f"memory://{unique}"
-    with open_transport(url) as transport:
-        yield transport
-    forget(url)
 
 
 @pytest.mark.parametrize(
