@@ -12,22 +12,28 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 
 from loguru import logger
 
-from routing.envelope import Rejection, decode_or_reject
-from routing.errors import BrokerError, ConnectionLost, RoutingError
-from routing.properties import Properties
-from routing.topology import Topology
-from routing.transport import Delivery, Outcome, Publication, Transport, open_transport
+from routing.errors import RoutingError
+from routing.transport import Delivery, Transport, open_transport
 from routing.urls import resolve
 from routing.worker._handlers import Handlers
-from routing.worker.failures import Failure, attempts, failure_copy, message_id
 from routing.worker.queues import WorkQueues, declare_work_queues
+from routing.worker.steps import (
+    Ack,
+    CallHandler,
+    CopyRefused,
+    Effect,
+    Nack,
+    PublishCopy,
+    Reject,
+    Settled,
+    steps,
+)
 
 __all__ = ["KEEPALIVE_AFTER", "POLL", "CopyRefused", "Shutdown", "Worker", "WorkerStats"]
 
@@ -43,10 +49,14 @@ class WorkerStats:
     dead_lettered: int = 0  # invalid, no handler, or out of attempts; confirmed in QUEUE.dead
     interrupted: bool = False  # stopped at once (second signal, shutdown timeout)
 
-
-class CopyRefused(BrokerError):
-    """The broker did not take a retry or dead-letter copy: the original stays in the queue
-    and the worker stops, rather than lose it or take it again and again."""
+    def count(self, settled: Settled) -> None:
+        """One more message that ended as `settled` (one that comes again is not counted)."""
+        if settled is Settled.PROCESSED:
+            self.processed += 1
+        elif settled is Settled.RETRIED:
+            self.retried += 1
+        elif settled is Settled.DEAD_LETTERED:
+            self.dead_lettered += 1
 
 
 class Shutdown(BaseException):
@@ -75,6 +85,7 @@ class Worker:
         poll: float = POLL,
         keepalive_after: float = KEEPALIVE_AFTER,
     ) -> None:
+        _blocking_only(app)
         self.app = app
         # Whether the work queue is known to dead-letter to QUEUE.dead: true when it was
         # declared from `app.topology(queue)` (not with `--no-declare`, where it may be a
@@ -110,6 +121,7 @@ class Worker:
         """Connect, declare the queues (`app.topology(queue)`), and run until a signal.
         `dead_letters_to_queue`: the work queue is known to dead-letter to QUEUE.dead (by
         default, when this call declares it)."""
+        _blocking_only(app)
         with open_transport(resolve(url)) as transport:
             if declare:
                 declare_work_queues(transport, app.queues(queue))
@@ -155,152 +167,61 @@ class Worker:
         return self.stats
 
     def handle(self, delivery: Delivery) -> None:
-        """One message: validate, dispatch, then ack, retry or dead-letter it."""
-        app = self.app
-        event = decode_or_reject(
-            delivery.body,
-            delivery.properties,
-            registry=app.registry,
-            event_type=app.event_type,
-            max_bytes=app.max_bytes,
+        """One message: validate, dispatch, then ack, retry or dead-letter it (`steps`)."""
+        plan = steps(
+            delivery, app=self.app, queues=self.queues, dead_letters_to_queue=self.dead_letters_to_queue
         )
-        if isinstance(event, Rejection):
-            self._dead_letter(
-                delivery, Failure("InvalidMessage", event.reason, path=event.path, permanent=True)
-            )
-            return
-        registration = app.registration_for(event.type)
-        if registration is None:
-            known = ", ".join(sorted(app.registrations)) or "none"
-            reason = f"no handler for event type {event.type!r} (handled: {known})"
-            self._dead_letter(delivery, Failure("NoHandler", reason, permanent=True))
-            return
-        log = self._log.bind(id=event.id, type=event.type)
-        started = time.monotonic()
         try:
-            with self._keeper.busy():
-                registration.function(event)
-        except Exception as exc:  # the handler's failure is the message's, not the worker's
-            failure = Failure.from_exception(exc)
-            delay = registration.retry.delay_ms(attempts(delivery.properties) + 1)
-            log.warning(
-                "message {} ({}): handler failed ({}); {}",
-                event.id,
-                event.type,
-                failure.reason,
-                "giving up" if delay is None else f"retry in {delay} ms",
-            )
-            if delay is None:
-                self._dead_letter(delivery, failure)
-            elif self._forward(delivery, failure, self.queues.retry(delay)):
-                self.stats.retried += 1
-            return
-        log.info(
-            "message {} ({}) handled in {:.0f} ms", event.id, event.type, (time.monotonic() - started) * 1000
-        )
-        self.stats.processed += 1
-        if self.ack_batch == 1:
-            self.transport.ack(delivery)
-            return
-        if self._done is not None and self._done.consumer is not delivery.consumer:
-            self._ack_done()  # another channel (after a reconnect): its tags are separate
-        self._done = delivery
-        self._done_count += 1
-        if self._done_count >= self.ack_batch:
-            self._ack_done()
+            effect = next(plan)
+            while True:
+                effect = plan.send(self._perform(effect))
+        except StopIteration as done:
+            self.stats.count(done.value)
+
+    def _perform(self, effect: Effect) -> object:
+        """Do one of `steps`' effects on the blocking transport; its result for `steps`."""
+        t = self.transport
+        if isinstance(effect, CallHandler):
+            try:
+                with self._keeper.busy():
+                    effect.registration.function(effect.event)
+            except Exception as exc:  # the handler's failure is the message's, not the worker's
+                return exc
+            return None
+        if isinstance(effect, Ack) and effect.handled and self.ack_batch > 1:
+            if self._done is not None and self._done.consumer is not effect.delivery.consumer:
+                self._ack_done()  # another channel (after a reconnect): its tags are separate
+            self._done = effect.delivery
+            self._done_count += 1
+            if self._done_count >= self.ack_batch:
+                self._ack_done()
+            return None
+        self._ack_done()  # settle the finished ones first: acks go out in delivery order
+        if isinstance(effect, Ack):
+            t.ack(effect.delivery)
+        elif isinstance(effect, Nack):
+            t.nack(effect.delivery, requeue=True)
+        elif isinstance(effect, Reject):
+            t.reject(effect.delivery, requeue=False)
+        elif isinstance(effect, PublishCopy):
+            try:
+                publication = t.publish("", effect.queue, effect.body, effect.properties, mandatory=True)
+            except RoutingError as exc:
+                return exc
+            t.flush()
+            return publication
+        else:
+            try:
+                t.declare(effect.topology)
+            except RoutingError as exc:
+                return exc
+        return None
 
     def _ack_done(self) -> None:
         """Ack every handled message up to the latest, in one `multiple` ack."""
         done, self._done, self._done_count = self._done, None, 0
         if done is not None:
             self.transport.ack(done, multiple=True)
-
-    def _dead_letter(self, delivery: Delivery, failure: Failure) -> None:
-        if failure.permanent:
-            self._log.bind(id=message_id(delivery)).warning(
-                "message {}: dead-lettering it: {}", message_id(delivery), failure.reason
-            )
-        if self._forward(delivery, failure, self.queues.dead):
-            self.stats.dead_lettered += 1
-
-    def _forward(self, delivery: Delivery, failure: Failure, queue: str) -> bool:
-        """Publish the annotated copy to `queue` and ack the original once the broker
-        confirmed the copy; True if it did. A copy the broker did not take leaves the
-        original where it is (requeued), never rejected to a queue that may not be there."""
-        t = self.transport
-        self._ack_done()  # settle the finished ones first: acks go out in delivery order
-        log = self._log.bind(id=message_id(delivery))
-        copy = failure_copy(delivery, failure)
-        if copy.trimmed:
-            log.warning("message {}: {}", message_id(delivery), copy.trimmed)
-        if copy.properties is None and not self.dead_letters_to_queue:
-            t.nack(delivery, requeue=True)
-            raise CopyRefused(
-                f"message {message_id(delivery)}: {copy.why}, and {self.queues.name!r} was not declared "
-                "by this worker (--no-declare), so a reject may lose it; the message stays in the queue; "
-                "stopping the worker: declare the queue with the worker's topology, then start it again"
-            )
-        if copy.properties is None:
-            # No copy can carry the failure (its own headers fill the frame). The work queue
-            # dead-letters a rejected message to QUEUE.dead: make sure that queue is there.
-            self._redeclare(self.queues.dead)
-            log.error(
-                "message {}: {}; rejecting it: RabbitMQ dead-letters it to {!r} (reason 'rejected')",
-                message_id(delivery),
-                copy.why,
-                self.queues.dead,
-            )
-            t.reject(delivery, requeue=False)
-            if queue != self.queues.dead:  # meant for a retry, it is dead-lettered instead
-                self.stats.dead_lettered += 1
-            return queue == self.queues.dead
-        publication = self._publish_copy(queue, delivery.body, copy.properties)
-        if publication.outcome is Outcome.RETURNED and self._redeclare(queue):
-            log.warning("{!r} was missing (the copy came back); declared it again", queue)
-            publication = self._publish_copy(queue, delivery.body, copy.properties)
-        if publication.outcome is Outcome.CONFIRMED:
-            t.ack(delivery)
-            return True
-        if isinstance(publication.error, ConnectionLost):
-            # The connection went: RabbitMQ has put the original back; it comes again.
-            log.warning(
-                "message {}: copy to {!r} not confirmed ({}); it will come again",
-                message_id(delivery),
-                queue,
-                publication.error,
-            )
-            return False
-        t.nack(delivery, requeue=True)
-        raise CopyRefused(
-            f"message {message_id(delivery)}: the broker did not take its copy to {queue!r} "
-            f"({publication.error or publication.outcome}); the message stays in {self.queues.name!r}; "
-            "stopping the worker: fix the queue, then start it again"
-        )
-
-    def _publish_copy(self, queue: str, body: bytes, properties: Properties) -> Publication:
-        """Send the copy and wait for its confirm. A copy refused before it is sent (the
-        transport will not encode it) settles as not confirmed, with the reason."""
-        t = self.transport
-        try:
-            publication = t.publish("", queue, body, properties, mandatory=True)
-        except RoutingError as exc:
-            error = exc if isinstance(exc, BrokerError) else BrokerError(f"refused before sending: {exc}")
-            return Publication("", queue, 0, Outcome.UNCONFIRMED, error)
-        t.flush()
-        return publication
-
-    def _redeclare(self, queue: str) -> bool:
-        """Declare one of the worker's own queues again (an operator deleted it); False
-        when `queue` is not one of them or the broker refused."""
-        wanted = [q for q in self.queues.topology.queues if q.name == queue]
-        if not wanted:
-            return False
-        try:
-            self.transport.declare(Topology.of(*wanted))
-        except RoutingError as exc:
-            self._log.error("cannot declare {!r} again: {}", queue, exc)
-            return False
-        return True
 
     @contextlib.contextmanager
     def signals(self) -> Iterator[None]:
@@ -333,6 +254,14 @@ class Worker:
             signal.setitimer(signal.ITIMER_REAL, 0)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _blocking_only(app: Handlers) -> None:
+    if app.has_async_handlers:
+        raise RoutingError(
+            f"{app!r} has `async def` handlers: run it on an event loop with routing.aio.AsyncWorker "
+            "(`routing worker` does that by itself)"
+        )
 
 
 class _Keeper:
