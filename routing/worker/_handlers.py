@@ -3,6 +3,7 @@ per event type, with their retry policies. Holds no connection; the runner reads
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -76,6 +77,11 @@ class Handlers:
     def registrations(self) -> Mapping[str, Registration]:
         """The registered handlers, by event type."""
         return FrozenDict(self._registrations)
+
+    @property
+    def has_async_handlers(self) -> bool:
+        """Whether any handler is an `async def` (the app then runs on an event loop)."""
+        return any(inspect.iscoroutinefunction(r.function) for r in self._registrations.values())
 
     def registration_for(self, event_type: str) -> Registration | None:
         """The handler registered for `event_type`, or None."""

@@ -10,6 +10,7 @@ harm, pass a `seen` store shared by all workers (a database table with the id as
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -70,16 +71,30 @@ def idempotent(function: F | None = None, *, seen: SeenIds | None = None) -> Any
     def wrap(handler: F) -> F:
         ids = seen if seen is not None else RecentIds()
 
-        @functools.wraps(handler)
-        def once(event: Envelope) -> Any:
+        def duplicate(event: Envelope) -> bool:
             if event.id in ids:
                 logger.bind(id=event.id, type=event.type).info("duplicate skipped")
+                return True
+            return False
+
+        @functools.wraps(handler)
+        def once(event: Envelope) -> Any:
+            if duplicate(event):
                 return None
             result = handler(event)
             ids.add(event.id)
             return result
 
-        once.seen = ids  # type: ignore[attr-defined]
-        return once  # type: ignore[return-value]
+        @functools.wraps(handler)
+        async def once_async(event: Envelope) -> Any:  # an `async def` handler: done once awaited
+            if duplicate(event):
+                return None
+            result = await handler(event)
+            ids.add(event.id)
+            return result
+
+        wrapper: Any = once_async if inspect.iscoroutinefunction(handler) else once
+        wrapper.seen = ids
+        return wrapper  # type: ignore[no-any-return]
 
     return wrap(function) if function is not None else wrap
