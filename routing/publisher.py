@@ -35,7 +35,7 @@ from routing.properties import Properties
 from routing.schemas import SchemaRegistry
 from routing.transport.base import Outcome, Publication, Transport
 
-__all__ = ["Publisher", "Tally", "check_json_body"]
+__all__ = ["Publisher", "PublisherBase", "Tally", "check_json_body"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +128,79 @@ def _check_json(
         raise DecodeError(f"expected a JSON object, got {type(value).__name__}")
 
 
-class Publisher:
+class PublisherBase:
+    """What `Publisher` and `routing.aio.Publisher` share: the settings, the checks and
+    encoding before anything is sent, and the tally of what the broker answered. It sends
+    nothing itself."""
+
+    def __init__(
+        self,
+        *,
+        registry: SchemaRegistry | None = None,
+        source: str = DEFAULT_SOURCE,
+        persistent: bool = True,
+        ce_headers: bool = False,
+        mandatory: bool = False,
+        max_bytes: int = MAX_BYTES,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else SchemaRegistry.bundled()
+        self.source = source
+        self.persistent = persistent
+        self.ce_headers = ce_headers
+        self.mandatory = mandatory
+        self.max_bytes = max_bytes
+        self.headers = FrozenDict(headers or {})
+        self.published = 0
+        self._failed: dict[int, Publication] = {}  # settled and not confirmed, by identity
+        self._unsettled: list[Publication] = []  # unanswered at the last flush
+
+    def _new(
+        self,
+        event_type: str,
+        data: object,
+        subject: str | None,
+        extensions: Mapping[str, str | int | bool] | None,
+    ) -> tuple[bytes, Properties]:
+        """A new event's body and properties (see `emit`)."""
+        document = new_document(event_type, data, source=self.source, subject=subject, extensions=extensions)
+        return self._encode(document)
+
+    def _encode(self, document: dict[str, Any]) -> tuple[bytes, Properties]:
+        """Validate and encode an envelope document; `ValidationError` names the failing field."""
+        body = encode_document(document, registry=self.registry, max_bytes=self.max_bytes)
+        properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
+        if self.headers:
+            properties = replace(properties, headers=FrozenDict({**properties.headers, **self.headers}))
+        return body, properties
+
+    def _json(self, body: bytes, event_type: str | None, message_id: str | None) -> Properties:
+        """A plain JSON body's properties, once it is checked as a consumer will read it."""
+        properties = _json_properties(
+            event_type, self.headers, self.persistent, message_id or str(uuid.uuid4())
+        )
+        _check_json(body, properties, event_type, self.registry)
+        return properties
+
+    def _mandatory(self, mandatory: bool | None) -> bool:
+        return self.mandatory if mandatory is None else mandatory
+
+    def _flushed(self, failures: list[Publication]) -> list[Publication]:
+        """Count what a flush reported. One left unsettled by a flush that gave up comes back
+        from a later one if it fails (counted then, once), or not at all when it was
+        confirmed after all."""
+        self._failed.update((id(p), p) for p in failures if p.outcome is not None)
+        self._unsettled = [p for p in failures if p.outcome is None]
+        return failures
+
+    @property
+    def tally(self) -> Tally:
+        """What the broker answered for everything this publisher sent, as the flushes so
+        far tell: flush first (what was sent after the last flush is not known to fail yet)."""
+        return Tally.of(self.published, [*self._failed.values(), *self._unsettled])
+
+
+class Publisher(PublisherBase):
     """Publishes envelopes through `transport`, each validated against `registry` (the
     bundled schemas by default) and sent persistent with publisher confirms. `headers` are
     added to every message's (after the `ce-` ones, which they may override).
@@ -149,23 +221,22 @@ class Publisher:
         max_bytes: int = MAX_BYTES,
         headers: Mapping[str, Any] | None = None,
     ) -> None:
+        super().__init__(
+            registry=registry,
+            source=source,
+            persistent=persistent,
+            ce_headers=ce_headers,
+            mandatory=mandatory,
+            max_bytes=max_bytes,
+            headers=headers,
+        )
         self.transport = transport
-        self.registry = registry if registry is not None else SchemaRegistry.bundled()
-        self.source = source
-        self.persistent = persistent
-        self.ce_headers = ce_headers
-        self.mandatory = mandatory
-        self.max_bytes = max_bytes
-        self.headers = FrozenDict(headers or {})
-        self.published = 0
-        self._failed: dict[int, Publication] = {}  # settled and not confirmed, by identity
-        self._unsettled: list[Publication] = []  # unanswered at the last flush
 
     def publish(
         self, exchange: str, routing_key: str, event: Envelope, *, mandatory: bool | None = None
     ) -> Publication:
         """Validate, encode and send `event`; returns at once (see `flush`)."""
-        return self._send(exchange, routing_key, event.to_dict(), mandatory)
+        return self._publish(exchange, routing_key, *self._encode(event.to_dict()), mandatory)
 
     def emit(
         self,
@@ -180,8 +251,8 @@ class Publisher:
     ) -> Publication:
         """Build a new event (fresh id, current time, this publisher's source) and publish it.
         The same as `publish(Envelope.new(...))`, without the frozen copy of `data`."""
-        document = new_document(event_type, data, source=self.source, subject=subject, extensions=extensions)
-        return self._send(exchange, routing_key, document, mandatory)
+        body, properties = self._new(event_type, data, subject, extensions)
+        return self._publish(exchange, routing_key, body, properties, mandatory)
 
     def publish_json(
         self,
@@ -197,30 +268,14 @@ class Publisher:
         envelopes do: `application/json`, `message_id` (a fresh one by default), the AMQP
         `type` property `event_type`, this publisher's headers. Checked first as a consumer
         will read it (`check_json_body`): nothing is sent when it is refused."""
-        properties = _json_properties(
-            event_type, self.headers, self.persistent, message_id or str(uuid.uuid4())
-        )
-        _check_json(body, properties, event_type, self.registry)
-        return self._publish(exchange, routing_key, body, properties, mandatory)
-
-    def _send(
-        self, exchange: str, routing_key: str, document: dict[str, Any], mandatory: bool | None
-    ) -> Publication:
-        body = encode_document(document, registry=self.registry, max_bytes=self.max_bytes)
-        properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
-        if self.headers:
-            properties = replace(properties, headers=FrozenDict({**properties.headers, **self.headers}))
+        properties = self._json(body, event_type, message_id)
         return self._publish(exchange, routing_key, body, properties, mandatory)
 
     def _publish(
         self, exchange: str, routing_key: str, body: bytes, properties: Properties, mandatory: bool | None
     ) -> Publication:
         publication = self.transport.publish(
-            exchange,
-            routing_key,
-            body,
-            properties,
-            mandatory=self.mandatory if mandatory is None else mandatory,
+            exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
         )
         self.published += 1
         return publication
@@ -228,15 +283,4 @@ class Publisher:
     def flush(self, timeout: float | None = None) -> list[Publication]:
         """Wait for the broker's answer to everything published; returns the publications
         that were not confirmed (returned, nacked, or lost with the connection)."""
-        failures = self.transport.flush(timeout)
-        # One left unsettled by a flush that gave up comes back from a later one if it
-        # fails (counted then, once), or not at all when it was confirmed after all.
-        self._failed.update((id(p), p) for p in failures if p.outcome is not None)
-        self._unsettled = [p for p in failures if p.outcome is None]
-        return failures
-
-    @property
-    def tally(self) -> Tally:
-        """What the broker answered for everything this publisher sent, as the flushes so
-        far tell: flush first (what was sent after the last flush is not known to fail yet)."""
-        return Tally.of(self.published, [*self._failed.values(), *self._unsettled])
+        return self._flushed(self.transport.flush(timeout))

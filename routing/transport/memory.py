@@ -9,7 +9,9 @@ closing it requeues what it left unacked and deletes them.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from routing.embedded.broker import EmbeddedBroker
 from routing.embedded.channel import ChannelState, Subscription
@@ -93,6 +95,42 @@ class MemoryConsumer(ConsumerBase):
     def cancelled(self) -> bool:
         return self._sub.cancelled
 
+    def take(self) -> Delivery | None:
+        """The next delivery without waiting: None when there is none yet or once cancelled;
+        `BrokerError` when the broker cancelled the consumer (its queue was deleted)."""
+        return self.get(0)
+
+    def until_due(self) -> float | None:
+        """Seconds until the broker's next message TTL runs out (a waiting reader must look
+        again then: no timer thread expires messages), or None when none is pending."""
+        broker = self._broker
+        with broker.lock:
+            deadline = broker.next_deadline()
+            return None if deadline is None else max(0.0, deadline - broker.clock())
+
+    def on_ready(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` (under the broker's lock, from whichever thread) whenever this
+        consumer's reader should look again: a delivery, a cancel, a new TTL deadline. For a
+        reader that waits elsewhere than in `get`, such as on an event loop."""
+        with self._broker.lock:
+            self._sub.cond = _WakingCondition(self._broker.lock, wake)
+
+
+class _WakingCondition(threading.Condition):
+    """The consumer's Condition, which also calls `wake` when it notifies."""
+
+    def __init__(self, lock: threading.Lock, wake: Callable[[], None]) -> None:
+        super().__init__(lock)
+        self._wake = wake
+
+    def notify(self, n: int = 1) -> None:
+        super().notify(n)
+        self._wake()
+
+    def notify_all(self) -> None:
+        super().notify_all()
+        self._wake()
+
 
 class _BrokerOps:
     """`DeclareOps` on the embedded broker, for the transport that owns its exclusive queues.
@@ -127,6 +165,8 @@ class _BrokerOps:
 
 class MemoryTransport(TransportBase):
     """A connection to the embedded broker named by a `memory://` URL."""
+
+    _publication: type[Publication] = Publication  # what `publish` returns (asyncio's: awaitable)
 
     def __init__(self, url: str = MEMORY_URL) -> None:
         if not is_memory(url):
@@ -215,7 +255,7 @@ class MemoryTransport(TransportBase):
         with self._broker.lock:
             self._check_open()
             self._sequence += 1
-            publication = Publication(exchange, routing_key, self._sequence, Outcome.CONFIRMED)
+            publication = self._publication(exchange, routing_key, self._sequence, Outcome.CONFIRMED)
             try:
                 routed, accepted = self._broker.publish(
                     exchange, routing_key, body, properties or _NO_PROPERTIES
