@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -9,6 +10,7 @@ from dataclasses import asdict
 
 import click
 
+from routing.aio.worker import AsyncWorker
 from routing.cli._logging import configure_logging
 from routing.cli._shared import print_report, rabbit_url, rabbitmq_url_option
 from routing.errors import DeclareConflicts
@@ -58,7 +60,9 @@ def _print_letter(number: int, letter: DeadLetterRecord) -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes to run (each with its own connection); restarted if one dies.",
+    help="Worker processes to run (each with its own connection); restarted if one dies. For an app "
+    "with `async def` handlers: handlers in flight at once in one process, on one connection "
+    "(prefetch raised to at least N).",
 )
 @click.option(
     "--shutdown-timeout",
@@ -98,6 +102,11 @@ def worker(
     with the reason (`routing dlq show QUEUE.dead`). The first signal finishes the
     message in progress; a second stops at once (unacked messages are requeued).
 
+    An app with any `async def` handler runs on an event loop in this process
+    (routing.aio.AsyncWorker): --concurrency N is then N handlers in flight, plain
+    handlers each in a thread, every message acked on its own once its handler or
+    copy is done.
+
     \b
     Example:
       routing worker shop.jobs:app --queue resize --concurrency 3 --url amqp://guest:guest@localhost/
@@ -111,7 +120,12 @@ def worker(
         app = load_app(app_ref)
         if event_type is not None:
             app.event_type = event_type
-        click.echo(f"{describe(broker_url)}; {concurrency} worker(s) on {queue!r}, prefetch {prefetch}")
+        if app.has_async_handlers:
+            prefetch = max(prefetch, concurrency)
+            running = f"up to {concurrency} handler(s) in flight"
+        else:
+            running = f"{concurrency} worker(s)"
+        click.echo(f"{describe(broker_url)}; {running} on {queue!r}, prefetch {prefetch}")
         if not no_declare:
             with open_transport(broker_url) as transport:
                 print_report(declare_work_queues(transport, app.queues(queue)))
@@ -121,7 +135,21 @@ def worker(
         raise click.ClickException(
             f"{queue!r}: the broker has these queues with other settings; nothing was declared"
         ) from exc
-    if concurrency > 1:
+    dead_letters_to_queue = not no_declare or declared_by_parent
+    if app.has_async_handlers:
+        stats = asyncio.run(
+            AsyncWorker.serve(
+                app,
+                broker_url,
+                queue=queue,
+                concurrency=concurrency,
+                prefetch=prefetch,
+                shutdown_timeout=shutdown_timeout,
+                declare=False,
+                dead_letters_to_queue=dead_letters_to_queue,
+            )
+        )
+    elif concurrency > 1:
         # Each child is `routing worker ... --concurrency 1`; the URL (and its password)
         # goes by environment, never on a command line `ps` shows.
         params = root.params
@@ -135,15 +163,16 @@ def worker(
         command += [] if no_declare and not declared_by_parent else ["--declared-by-parent"]
         command += ["--type", event_type] if event_type is not None else []
         ctx.exit(supervise(command, concurrency, env={**os.environ, ENV_VAR: broker_url}))
-    stats = Worker.serve(
-        app,
-        broker_url,
-        queue=queue,
-        prefetch=prefetch,
-        shutdown_timeout=shutdown_timeout,
-        declare=False,
-        dead_letters_to_queue=not no_declare or declared_by_parent,
-    )
+    else:
+        stats = Worker.serve(
+            app,
+            broker_url,
+            queue=queue,
+            prefetch=prefetch,
+            shutdown_timeout=shutdown_timeout,
+            declare=False,
+            dead_letters_to_queue=dead_letters_to_queue,
+        )
     click.echo(
         f"stopped{' at once' if stats.interrupted else ''}: {stats.processed} processed, "
         f"{stats.retried} retried, {stats.dead_lettered} dead-lettered"

@@ -1,0 +1,440 @@
+"""`routing.aio.worker.AsyncWorker`: `async def` handlers on one event loop, N in flight, with the
+blocking worker's retries, dead letters and shutdown (the same `routing.worker.steps`).
+
+Each scenario runs the worker as a task beside the test's own asyncio transport on the same
+broker; messages are counted across the work, retry and dead-letter queues before and after,
+so a message lost or acked twice shows."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import routing.aio
+from routing import Envelope, encode, to_properties
+from routing.aio.worker import AsyncWorker
+from routing.embedded import forget
+from routing.errors import RoutingError
+from routing.transport import open_transport
+from routing.transport.aio import AsyncTransport
+from routing.worker import App, RetryPolicy, Worker, WorkerStats, dead_letter_queue, idempotent
+
+RESIZE = "task.resize_image"
+VALID = {"input": "img1.jpg", "width": 10, "height": 10}
+FAST = RetryPolicy(initial=0.05, multiplier=2, max_delay=0.1, max_attempts=3)
+WAIT = 10.0
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def url(unique: str) -> Iterator[str]:
+    yield f"memory://{unique}"
+    forget(f"memory://{unique}")
+
+
+def job(n: int = 0, **data: Any) -> Envelope:
+    return Envelope.new(RESIZE, {**VALID, "input": f"img{n}.jpg", **data})
+
+
+async def send(t: AsyncTransport, queue: str, envelope: Envelope, body: bytes | None = None) -> None:
+    publication = await t.publish(
+        "", queue, encode(envelope) if body is None else body, to_properties(envelope), mandatory=True
+    )
+    assert (await publication).name == "CONFIRMED"
+
+
+async def counts(t: AsyncTransport, app: App, queue: str) -> dict[str, int]:
+    """Messages in each of the app's queues (work, retry, dead)."""
+    return {q.name: await t.message_count(q.name) for q in app.topology(queue).queues}
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        await asyncio.sleep(0.005)
+
+
+Scenario = Callable[[AsyncTransport, AsyncWorker], Awaitable[None]]
+
+
+def run(
+    url: str,
+    app: App,
+    queue: str,
+    scenario: Scenario,
+    setup: Callable[[AsyncTransport], Awaitable[None]] | None = None,
+    **options: Any,
+) -> WorkerStats:
+    """Declare `app`'s queues, `setup(transport)`, run an AsyncWorker on a connection of its
+    own as a task, `scenario(transport, worker)`, then stop the worker and wait for it."""
+
+    async def main() -> WorkerStats:
+        async with routing.aio.open_transport(url) as t, routing.aio.open_transport(url) as own:
+            await t.declare(app.topology(queue))
+            if setup is not None:
+                await setup(t)
+            worker = AsyncWorker(app, own, queue, poll=0.02, **options)
+            task = asyncio.create_task(worker.run())
+            await scenario(t, worker)
+            worker.stop()
+            return await asyncio.wait_for(task, WAIT)
+
+    return asyncio.run(main())
+
+
+def test_async_handlers_are_awaited_and_acked(url: str, unique: str) -> None:
+    app = App(retry=FAST)
+    handled: list[str] = []
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        await asyncio.sleep(0)
+        handled.append(event.id)
+
+    sent = [job(n) for n in range(5)]
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        for envelope in sent:
+            await send(t, unique, envelope)
+        await until(lambda: worker.stats.processed == 5, "5 processed")
+        assert set((await counts(t, app, unique)).values()) == {0}
+
+    stats = run(url, app, unique, scenario)
+    assert sorted(handled) == sorted(e.id for e in sent)
+    assert (stats.processed, stats.retried, stats.dead_lettered, stats.interrupted) == (5, 0, 0, False)
+
+
+def test_failures_are_retried_through_the_retry_queues_then_dead_lettered_with_the_reason(
+    url: str, unique: str
+) -> None:
+    app = App(retry=FAST)  # 3 attempts: retry after 50 ms, 100 ms, then the dead-letter queue
+    attempts: dict[str, int] = {}
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        attempts[event.id] = attempts.get(event.id, 0) + 1
+        if event.data["input"] == "img0.jpg" or attempts[event.id] == 1:
+            raise ValueError(f"cannot decode {event.data['input']}")
+
+    hopeless, flaky = job(0), job(1)
+    retry_queues = [q.name for q in app.topology(unique).queues if ".retry." in q.name]
+    assert len(retry_queues) == 2
+    letters: list[dead_letter_queue.DeadLetterRecord] = []
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        await send(t, unique, hopeless)
+        await send(t, unique, flaky)
+        await until(lambda: worker.stats.dead_lettered == 1 and worker.stats.processed == 1, "settled")
+        with open_transport(url) as blocking:  # the same embedded broker, read with the blocking API
+            letters.extend(dead_letter_queue.peek(blocking, f"{unique}.dead"))
+
+    stats = run(url, app, unique, scenario)
+    assert attempts == {hopeless.id: 3, flaky.id: 2}
+    assert (stats.processed, stats.retried, stats.dead_lettered) == (1, 3, 1)
+    [letter] = letters
+    assert (letter.id, letter.attempts, letter.error_type) == (hopeless.id, 3, "ValueError")
+    assert letter.reason == "ValueError: cannot decode img0.jpg"
+
+
+def test_invalid_and_unhandled_messages_are_dead_lettered_at_once(url: str, unique: str) -> None:
+    app = App(retry=FAST)
+    calls: list[str] = []
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        calls.append(event.id)
+
+    letters: list[dead_letter_queue.DeadLetterRecord] = []
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        await send(t, unique, job(), body=b"{not json")
+        await send(t, unique, job(width=-1))
+        await send(t, unique, Envelope.new("cache.invalidate", {"cache": "u", "keys": ["1"], "reason": "r"}))
+        await until(lambda: worker.stats.dead_lettered == 3, "3 dead letters")
+        with open_transport(url) as blocking:
+            letters.extend(dead_letter_queue.peek(blocking, f"{unique}.dead"))
+
+    stats = run(url, app, unique, scenario)
+    assert calls == [] and (stats.processed, stats.retried, stats.dead_lettered) == (0, 0, 3)
+    assert [letter.error_type for letter in letters] == ["InvalidMessage", "InvalidMessage", "NoHandler"]
+    assert "width" in letters[1].reason and all(letter.attempts == 1 for letter in letters)
+
+
+@pytest.mark.parametrize("concurrency", [5, 4])
+def test_n_handlers_are_in_flight_at_once_and_never_more(url: str, unique: str, concurrency: int) -> None:
+    """Five handlers that each wait until five are running: they finish only when the worker
+    runs five at once (with 4 none can finish; so this test can fail)."""
+    app = App(retry=FAST)
+    running, most = 0, 0
+    five = asyncio.Event()
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        if running == 5:
+            five.set()
+        try:
+            await five.wait()
+        finally:
+            running -= 1
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        for n in range(8):
+            await send(t, unique, job(n))
+        if concurrency >= 5:
+            await until(lambda: worker.stats.processed == 8, "8 processed")
+        else:
+            await asyncio.sleep(0.5)
+            assert worker.stats.processed == 0 and running == concurrency
+            worker.stop(now=True)
+
+    stats = run(url, app, unique, scenario, concurrency=concurrency, shutdown_timeout=0)
+    assert most == concurrency
+    assert stats.processed == (8 if concurrency >= 5 else 0)
+
+
+def test_out_of_order_completion_loses_nothing_and_acks_nothing_twice(url: str, unique: str) -> None:
+    """40 jobs, 8 in flight, each taking a random time; a quarter fail once, a tenth always.
+    Every message ends exactly once: processed, or in the dead-letter queue; none stays."""
+    app = App(retry=RetryPolicy(initial=0.01, multiplier=1, max_delay=0.01, max_attempts=2))
+    rng = random.Random(15)
+    sent = [job(n) for n in range(40)]
+    plan = {e.id: rng.choice(["ok", "ok", "ok", "once", "never"]) for e in sent}
+    done: list[str] = []
+    tries: dict[str, int] = {}
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        tries[event.id] = tries.get(event.id, 0) + 1
+        await asyncio.sleep(rng.random() * 0.02)
+        if plan[event.id] == "never" or (plan[event.id] == "once" and tries[event.id] == 1):
+            raise RuntimeError("no")
+        done.append(event.id)
+
+    before: dict[str, int] = {}
+    after: dict[str, int] = {}
+
+    async def setup(t: AsyncTransport) -> None:
+        for envelope in sent:
+            await send(t, unique, envelope)
+        before.update(await counts(t, app, unique))
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        never = sum(1 for p in plan.values() if p == "never")
+        await until(lambda: len(done) + worker.stats.dead_lettered == 40, "all settled")
+        assert worker.stats.dead_lettered == never
+        after.update(await counts(t, app, unique))
+
+    stats = run(url, app, unique, scenario, setup, concurrency=8)
+    assert before[unique] == sum(before.values()) == 40
+    assert after[f"{unique}.dead"] == sum(after.values()) == stats.dead_lettered  # none left elsewhere
+    assert sorted(done) == sorted(i for i, p in plan.items() if p != "never")  # each once
+    assert stats.retried == sum(1 for p in plan.values() if p != "ok")
+    assert stats.processed == len(done)
+
+
+def test_stop_lets_the_handlers_in_flight_finish(url: str, unique: str) -> None:
+    app = App(retry=FAST)
+    started: list[str] = []
+    finished: list[str] = []
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        started.append(event.id)
+        await asyncio.sleep(0.3)
+        finished.append(event.id)
+
+    left: dict[str, int] = {}
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        for n in range(6):
+            await send(t, unique, job(n))
+        await until(lambda: len(started) == 3, "3 started")
+        worker.stop()
+        await until(lambda: worker.stats.processed == 3, "the 3 in flight finished", timeout=2)
+        await asyncio.sleep(0.1)
+        assert len(started) == 3  # took no more
+
+    async def main() -> WorkerStats:
+        async with routing.aio.open_transport(url) as t, routing.aio.open_transport(url) as own:
+            await t.declare(app.topology(unique))
+            worker = AsyncWorker(app, own, unique, concurrency=3, prefetch=6, poll=0.02)
+            task = asyncio.create_task(worker.run())
+            await scenario(t, worker)
+            stats = await asyncio.wait_for(task, WAIT)
+            left.update(await counts(t, app, unique))
+            return stats
+
+    stats = asyncio.run(main())
+    assert (stats.processed, stats.interrupted) == (3, False)
+    assert sorted(finished) == sorted(started)
+    assert left[unique] == 3  # the 3 prefetched, never started, are back in the queue
+
+
+def test_the_shutdown_timeout_cancels_handlers_and_their_messages_go_back(url: str, unique: str) -> None:
+    app = App(retry=FAST)
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        started.append(event.id)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(event.id)
+            raise
+
+    left: dict[str, int] = {}
+
+    async def main() -> tuple[WorkerStats, float]:
+        async with routing.aio.open_transport(url) as t, routing.aio.open_transport(url) as own:
+            await t.declare(app.topology(unique))
+            worker = AsyncWorker(app, own, unique, concurrency=4, shutdown_timeout=0.2, poll=0.02)
+            task = asyncio.create_task(worker.run())
+            for n in range(4):
+                await send(t, unique, job(n))
+            await until(lambda: len(started) == 4, "4 started")
+            began = time.monotonic()
+            worker.stop()
+            stats = await asyncio.wait_for(task, WAIT)
+            took = time.monotonic() - began
+            left.update(await counts(t, app, unique))
+            return stats, took
+
+    stats, took = asyncio.run(main())
+    assert stats.interrupted and stats.processed == 0
+    assert 0.2 <= took < 2
+    assert sorted(cancelled) == sorted(started)
+    assert left == {**dict.fromkeys(left, 0), unique: 4}  # all 4 back in the work queue, nothing else
+
+
+def test_plain_handlers_run_in_threads_and_do_not_block_the_loop(url: str, unique: str) -> None:
+    app = App(retry=FAST)
+    threads: set[str] = set()
+
+    @app.handler(RESIZE)
+    def resize(event: Envelope) -> None:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.3)
+
+    ticks: list[float] = []
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        for n in range(4):
+            await send(t, unique, job(n))
+        began = time.monotonic()
+        while worker.stats.processed < 4:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - began < WAIT
+        assert time.monotonic() - began < 1.0  # four 0.3 s jobs side by side, not one after another
+
+    stats = run(url, app, unique, scenario, concurrency=4)
+    assert stats.processed == 4
+    assert threading.main_thread().name not in threads
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.1  # the loop kept turning
+
+
+def test_idempotent_async_handler_counts_an_id_only_once_it_finished(url: str, unique: str) -> None:
+    app = App(retry=FAST)
+    runs: list[str] = []
+
+    @app.handler(RESIZE)
+    @idempotent
+    async def resize(event: Envelope) -> None:
+        runs.append(event.id)
+        if len(runs) == 1:
+            raise ValueError("first try fails")
+
+    assert app.has_async_handlers
+    envelope = job()
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        await send(t, unique, envelope)
+        await send(t, unique, envelope)  # a duplicate
+        await until(lambda: worker.stats.processed == 2, "both settled")
+
+    stats = run(url, app, unique, scenario)
+    assert runs == [envelope.id, envelope.id] and stats.retried == 1  # failed, tried again, then skipped
+
+
+def test_the_blocking_worker_refuses_an_app_with_async_handlers(url: str) -> None:
+    app = App()
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None: ...
+
+    with open_transport(url) as t, pytest.raises(RoutingError, match="AsyncWorker"):
+        Worker(app, t, "jobs")
+    with pytest.raises(RoutingError, match="async def"):
+        app.run(url, queue="jobs")
+
+
+@pytest.mark.broker
+def test_routing_worker_serves_an_async_app_with_n_in_flight_and_stops_on_sigterm(
+    amqp_url: str, unique: str, tmp_path: Path
+) -> None:
+    """`routing worker` with an async app: `--concurrency 4` is four handlers in flight in one
+    process; SIGTERM lets those four finish and leaves the rest in the queue."""
+    log = tmp_path / "work.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS),
+        "ROUTING_TEST_WORK_LOG": str(log),
+        "ROUTING_TEST_WORK_SECONDS": "1.0",
+    }
+    command = [sys.executable, "-m", "routing", "worker", "aio_worker_apps:app", "--queue", unique]
+    command += ["--concurrency", "4", "--shutdown-timeout", "10", "--url", amqp_url]
+    import aio_worker_apps
+
+    app = aio_worker_apps.app
+    with open_transport(amqp_url) as t:
+        t.declare(app.topology(unique))  # as the worker will (the same queues)
+        sent = [job(n) for n in range(10)]
+        for envelope in sent:
+            t.publish("", unique, encode(envelope), to_properties(envelope), mandatory=True)
+        assert t.flush(timeout=WAIT) == []
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (log.exists() and log.read_text().count("start") >= 4):
+                assert time.monotonic() < deadline and process.poll() is None, "4 handlers did not start"
+                time.sleep(0.02)
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+            took = time.monotonic() - began
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+            left = t.message_count(unique)
+            for q in app.topology(unique).queues:
+                t.delete_queue(q.name)
+    assert process.returncode == 0, err
+    lines = log.read_text().splitlines()
+    started = [line.split()[1] for line in lines if line.startswith("start")]
+    done = [line.split()[1] for line in lines if line.startswith("done")]
+    assert len(started) == 4 and sorted(done) == sorted(started)  # the four in flight finished
+    assert took < 2.5  # side by side (one after another would take 4 s)
+    assert left == 6  # the others were never taken, or went back
+    assert out.splitlines()[0].endswith(f"up to 4 handler(s) in flight on {unique!r}, prefetch 4")
+    assert out.splitlines()[-1] == "stopped: 4 processed, 0 retried, 0 dead-lettered"
