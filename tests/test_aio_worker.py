@@ -88,7 +88,12 @@ def run(
                 await setup(t)
             worker = AsyncWorker(app, own, queue, poll=0.02, **options)
             task = asyncio.create_task(worker.run())
-            await scenario(t, worker)
+            steps = asyncio.create_task(scenario(t, worker))
+            await asyncio.wait({task, steps}, return_when=asyncio.FIRST_COMPLETED)
+            if not steps.done():  # the worker stopped by itself: show why
+                steps.cancel()
+                pytest.fail(f"the worker stopped during the scenario: {task.exception() or task.result()}")
+            await steps
             worker.stop()
             return await asyncio.wait_for(task, WAIT)
 
