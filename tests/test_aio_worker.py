@@ -479,3 +479,25 @@ def test_routing_worker_serves_an_async_app_with_n_in_flight_and_stops_on_sigter
     assert left == 6  # the others were never taken, or went back
     assert out.splitlines()[0].endswith(f"up to 4 handler(s) in flight on {unique!r}, prefetch 4")
     assert out.splitlines()[-1] == "stopped: 4 processed, 0 retried, 0 dead-lettered"
+
+
+def test_a_handler_whose_own_await_is_cancelled_has_failed_and_is_retried(url: str, unique: str) -> None:
+    """A CancelledError that is not the worker's own stop is the handler's failure: the
+    message is retried, not left unacked for good."""
+    app = App(retry=FAST)
+    tries: list[str] = []
+
+    @app.handler(RESIZE)
+    async def resize(event: Envelope) -> None:
+        tries.append(event.id)
+        if len(tries) == 1:
+            inner = asyncio.create_task(asyncio.sleep(10))
+            inner.cancel()
+            await inner  # raises CancelledError into the handler
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        await send(t, unique, job())
+        await until(lambda: worker.stats.processed == 1, "retried, then processed")
+
+    stats = run(url, app, unique, scenario)
+    assert (stats.processed, stats.retried, len(tries)) == (1, 1, 2)

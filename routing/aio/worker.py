@@ -219,6 +219,11 @@ class AsyncWorker:
                         await result
             except Exception as exc:  # the handler's failure is the message's, not the worker's
                 return exc
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the worker is stopping: the message goes back unacked
+                return exc  # the handler's own (something it awaited was cancelled): a failure
         elif isinstance(effect, Ack):
             await t.ack(effect.delivery)
         elif isinstance(effect, Nack):
