@@ -28,3 +28,35 @@ async def resize(event: Envelope) -> None:
     _record(f"start {event.id}")
     await asyncio.sleep(_SECONDS)
     _record(f"done {event.id}")
+
+
+def serve_on_memory(queue: str, count: int, concurrency: int) -> None:
+    """`AsyncWorker.serve` on an embedded broker of this process, with `count` jobs queued
+    first; prints the stats as `processed retried dead_lettered interrupted` when it stops."""
+    from routing import encode, to_properties
+    from routing.aio.worker import AsyncWorker
+    from routing.transport import open_transport
+
+    url = f"memory://{queue}"
+    with open_transport(url) as t:
+        t.declare(app.topology(queue))
+        for n in range(count):
+            envelope = Envelope.new("task.resize_image", {"input": f"{n}.jpg", "width": 1, "height": 1})
+            t.publish("", queue, encode(envelope), to_properties(envelope))
+        stats = asyncio.run(
+            AsyncWorker.serve(app, url, queue=queue, concurrency=concurrency, shutdown_timeout=10)
+        )
+        print(
+            stats.processed,
+            stats.retried,
+            stats.dead_lettered,
+            stats.interrupted,
+            t.message_count(queue),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_on_memory(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -501,3 +501,48 @@ def test_a_handler_whose_own_await_is_cancelled_has_failed_and_is_retried(url: s
 
     stats = run(url, app, unique, scenario)
     assert (stats.processed, stats.retried, len(tries)) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_serve_stops_on_sigterm_after_the_handlers_in_flight_or_at_once_on_a_second(
+    unique: str, tmp_path: Path, signals: int
+) -> None:
+    """`AsyncWorker.serve` (what `routing worker` runs for an async app) in a process of its
+    own: one SIGTERM lets the four in flight finish; a second cancels them, and they go back."""
+    log = tmp_path / "work.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS),
+        "ROUTING_TEST_WORK_LOG": str(log),
+        "ROUTING_TEST_WORK_SECONDS": "1.0",
+    }
+    command = [sys.executable, str(TESTS / "aio_worker_apps.py"), unique, "10", "4"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.read_text().count("start") >= 4):
+            if process.poll() is not None:
+                pytest.fail(f"the worker exited {process.returncode}: {process.communicate()[1][-2000:]}")
+            assert time.monotonic() < deadline, "4 handlers did not start"
+            time.sleep(0.02)
+        began = time.monotonic()
+        for _ in range(signals):
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.1)
+        out, err = process.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    lines = log.read_text().splitlines()
+    started = [line.split()[1] for line in lines if line.startswith("start")]
+    done = [line.split()[1] for line in lines if line.startswith("done")]
+    assert len(started) == 4
+    if signals == 1:
+        assert sorted(done) == sorted(started) and 0.5 < took < 2.5
+        assert out.split() == ["4", "0", "0", "False", "6"]  # 6 never taken, still queued
+    else:
+        assert done == [] and took < 0.9
+        assert out.split() == ["0", "0", "0", "True", "10"]  # the 4 cancelled went back
