@@ -163,6 +163,10 @@ def test_failures_are_retried_through_the_retry_queues_then_dead_lettered_with_t
     @app.handler(RESIZE)
     async def resize(event: Envelope) -> None:
         attempts[event.id] = attempts.get(event.id, 0) + 1
+        await asyncio.sleep(0)
+        decode(event)
+
+    def decode(event: Envelope) -> None:
         if event.data["input"] == "img0.jpg" or attempts[event.id] == 1:
             raise ValueError(f"cannot decode {event.data['input']}")
 
@@ -184,6 +188,30 @@ def test_failures_are_retried_through_the_retry_queues_then_dead_lettered_with_t
     [letter] = letters
     assert (letter.id, letter.attempts, letter.error_type) == (hopeless.id, 3, "ValueError")
     assert letter.reason == "ValueError: cannot decode img0.jpg"
+    assert [frame.rsplit(" in ", 1)[1] for frame in letter.traceback.split("; ")] == ["resize", "decode"]
+
+
+def test_a_plain_handlers_traceback_starts_in_the_handler_not_in_the_thread_machinery(
+    url: str, unique: str
+) -> None:
+    app = App(retry=RetryPolicy(max_attempts=1))
+
+    @app.handler(RESIZE)
+    def resize(event: Envelope) -> None:
+        raise ValueError("corrupt")
+
+    letters: list[DeadLetterRecord] = []
+
+    async def scenario(t: AsyncTransport, worker: AsyncWorker) -> None:
+        await send(t, unique, job())
+        await until(lambda: worker.stats.dead_lettered == 1, "dead-lettered")
+        with open_transport(url) as blocking:
+            letters.extend(dead_letter_queue.peek(blocking, f"{unique}.dead"))
+
+    run(url, app, unique, scenario)
+    [letter] = letters
+    assert letter.traceback.startswith(f"{__file__}:") and letter.traceback.endswith(" in resize")
+    assert ";" not in letter.traceback  # the handler's frame alone
 
 
 def test_invalid_and_unhandled_messages_are_dead_lettered_at_once(url: str, unique: str) -> None:

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 
 from loguru import logger
 
+from routing.envelope import Envelope
 from routing.errors import RoutingError
 from routing.transport import open_transport as open_blocking
 from routing.transport.aio import AsyncTransport, open_transport
 from routing.transport.base import Delivery
 from routing.urls import resolve
 from routing.worker import WorkerStats
-from routing.worker._handlers import Handlers
+from routing.worker._handlers import Handler, Handlers
 from routing.worker.queues import WorkQueues, declare_work_queues
 from routing.worker.steps import Ack, CallHandler, Effect, Nack, PublishCopy, Reject, steps
 
@@ -214,7 +215,9 @@ class AsyncWorker:
                 if inspect.iscoroutinefunction(function):
                     await function(effect.event)
                 else:
-                    result = await asyncio.to_thread(function, effect.event)
+                    result, error = await asyncio.to_thread(_call, function, effect.event)
+                    if error is not None:
+                        return error
                     if inspect.isawaitable(result):  # a plain wrapper around an `async def`
                         await result
             except Exception as exc:  # the handler's failure is the message's, not the worker's
@@ -278,6 +281,15 @@ class AsyncWorker:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def _call(function: Handler, event: Envelope) -> tuple[object, Exception | None]:
+    """A plain handler's call, in a worker thread: its result, or the exception it raised
+    (whose traceback then starts here, not in asyncio's thread machinery)."""
+    try:
+        return function(event), None
+    except Exception as exc:  # the handler's failure is the message's, not the worker's
+        return None, exc
 
 
 def _declare(url: str, queues: WorkQueues) -> None:
