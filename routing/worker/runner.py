@@ -182,7 +182,8 @@ class Worker:
                 registration.function(event)
         except Exception as exc:  # the handler's failure is the message's, not the worker's
             failure = Failure.from_exception(exc)
-            delay = registration.retry.delay_ms(attempts(delivery.properties) + 1)
+            failed = attempts(delivery.properties) + 1
+            delay = None if failure.permanent else registration.retry.delay_ms(failed)
             log.warning(
                 "message {} ({}): handler failed ({}); {}",
                 event.id,
