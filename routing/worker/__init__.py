@@ -2,7 +2,7 @@
 dead letters with the reason, graceful shutdown. See `App` and `Worker`."""
 
 from routing.worker.app import App, Registration
-from routing.worker.failures import DeadLetterRecord, Failure
+from routing.worker.failures import DeadLetterRecord, Failure, Permanent
 from routing.worker.idempotency import RecentIds, idempotent
 from routing.worker.queues import WorkQueues
 from routing.worker.retry import NO_RETRY, RetryPolicy
@@ -13,6 +13,7 @@ __all__ = [
     "App",
     "DeadLetterRecord",
     "Failure",
+    "Permanent",
     "RecentIds",
     "Registration",
     "RetryPolicy",

@@ -36,6 +36,7 @@ __all__ = [
     "DeadLetterRecord",
     "Failure",
     "FailureCopy",
+    "Permanent",
     "attempts",
     "failure_copy",
     "for_replay",
@@ -77,10 +78,17 @@ MAX_ATTEMPTS = 2**31 - 1
 MAX_PROPERTIES = 131_072 - 20
 
 
+class Permanent(Exception):
+    """A handler raises this (or a subclass) when trying again cannot help: a corrupt upload,
+    a request it refuses. The message goes to the dead-letter queue at once, with the reason;
+    any other exception is retried by the handler's policy."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why one attempt failed. `permanent` failures (an invalid message, no handler) go
-    straight to the dead-letter queue: trying again cannot help."""
+    """Why one attempt failed. `permanent` failures (an invalid message, no handler, a
+    handler that raised `Permanent`) go straight to the dead-letter queue: trying again
+    cannot help."""
 
     error_type: str
     reason: str
@@ -90,7 +98,8 @@ class Failure:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
-        """The handler raised `exc`: its type, message and the innermost frames."""
+        """The handler raised `exc`: its type, message and the innermost frames; permanent
+        when `exc` is a `Permanent`."""
         tb = exc.__traceback__
         tb = tb.tb_next or tb if tb is not None else None  # the first frame is the worker's own call
         frames = traceback.extract_tb(tb)[-_TRACEBACK_FRAMES:]
@@ -99,6 +108,7 @@ class Failure:
             type(exc).__name__,
             clip(f"{type(exc).__name__}: {_str(exc)}", _MAX_TEXT),
             clip(summary, _MAX_TEXT),
+            permanent=isinstance(exc, Permanent),
         )
 
 
