@@ -191,17 +191,23 @@ def test_pikas_private_attributes_are_used_in_one_module() -> None:
 
 
 def test_the_transport_and_its_consumers_leave_pikas_exceptions_to_the_connection() -> None:
-    # The one translation is `Connection.errors`; connecting has its own (`ConnectionFailed`).
+    # The one translation is `_connect.translate`, which both connections (`Connection.errors`,
+    # `AsyncConnection.errors`) raise; connecting has its own (`ConnectionFailed`).
     assert _modules(re.compile(r"pika\.exceptions|\bpx\.")) == {
+        "transport/rabbitmq/_aio_connection.py",
         "transport/rabbitmq/_connection.py",
         "transport/rabbitmq/_connect.py",
         "transport/rabbitmq/_pika.py",
     }
     lost = {m for m in _modules(re.compile(r"ConnectionLost\(")) if m.startswith("transport/rabbitmq/")}
-    # The transport's one is close()'s "transport closed before the confirm"; the confirm
-    # tracker's (pika-free) settles what was in flight when the connection went.
+    # The transports' one is close()'s "transport closed before the confirm"; the confirm
+    # tracker's (pika-free) settles what was in flight when the connection went; `_connect`'s
+    # is the translation of a dropped connection.
     assert lost == {
+        "transport/rabbitmq/_aio_connection.py",
+        "transport/rabbitmq/_aio_transport.py",
         "transport/rabbitmq/_confirms.py",
+        "transport/rabbitmq/_connect.py",
         "transport/rabbitmq/_connection.py",
         "transport/rabbitmq/_transport.py",
     }
