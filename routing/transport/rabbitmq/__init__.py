@@ -23,7 +23,8 @@ backoff, frames, content-header decoding, confirm tracking and the declare walk.
     _consumer    a consumer's channel, buffer and recovery
     _transport   RabbitTransport
     _confirms    publisher-confirm tracking (pika-free), for both transports
-    _channel     the channel methods with a field table, for both channel kinds
+    _channel     the channel methods with a field table (and unbind), for both channel kinds
+    _declared    what was declared, to declare again after a reconnect (pika-free)
     _aio_connection, _aio_consumer, _aio_transport
                  the asyncio twins: AsyncConnection, AsyncRabbitConsumer, AsyncRabbitTransport
     _declare_ops the channel side of the one declare walk, and bindings read from the management API

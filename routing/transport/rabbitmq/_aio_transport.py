@@ -19,7 +19,7 @@ from pika import spec
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionLost, DeclareConflicts
 from routing.properties import Properties
-from routing.topology import Binding, Exchange, Queue, Topology
+from routing.topology import Binding, Topology
 from routing.transport._declare import declare_topology_async, redeclare_async
 from routing.transport.aio.base import AsyncPublication, AsyncTransportBase
 from routing.transport.base import DeclareReport, Delivery, Publication, queue_name
@@ -28,6 +28,7 @@ from routing.transport.rabbitmq._aio_consumer import AsyncRabbitConsumer
 from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Returned
 from routing.transport.rabbitmq._consumer import delivery
 from routing.transport.rabbitmq._declare_ops import AsyncChannelOps, ManagementBindings
+from routing.transport.rabbitmq._declared import Declared
 from routing.transport.rabbitmq._encode import encode_properties
 from routing.transport.rabbitmq._pika import FrameWriter, send_method
 from routing.transport.rabbitmq._transport import POLL_EVERY
@@ -55,9 +56,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
         self._resend = resend
         self._tracker = ConfirmTracker(window, AsyncPublication)
         self._to_resend: list[Pending] = []
-        self._exchanges: dict[str, Exchange] = {}
-        self._queues: dict[str, Queue] = {}
-        self._bindings: dict[Binding, None] = {}
+        self._declared = Declared()
         self._consumers: list[AsyncRabbitConsumer] = []
         self._pub: AsyncChannel | None = None  # confirm mode, for publish
         self._writer: FrameWriter | None = None  # writes to `_pub`
@@ -65,6 +64,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
         self._ctl: AsyncChannel | None = None  # declare, purge, delete
         self._getter: AsyncChannel | None = None  # basic.get, and the acks of what it got
         self._waker = Waker()  # confirms, a closed publishing channel, a drop
+        self._recovery: asyncio.Task[None] | None = None  # reconnecting to send again what waits
         self._pub_lock = asyncio.Lock()
         self._get_lock = asyncio.Lock()  # pika takes one basic.get at a time per channel
         self._closed = False
@@ -109,10 +109,9 @@ class AsyncRabbitTransport(AsyncTransportBase):
 
     async def _restore(self) -> None:
         """After a reconnect: declare again, resume the consumers, send again what waits."""
+        d = self._declared
         ops = self._ops()
-        for line in await redeclare_async(
-            self._exchanges.values(), self._queues.values(), self._bindings, ops
-        ):
+        for line in await redeclare_async(d.exchanges.values(), d.queues.values(), d.bindings, ops):
             logger.bind(url=self.url).error("declaring again after a reconnect: {}", line)
         for consumer in list(self._consumers):
             await consumer.resume()
@@ -133,9 +132,25 @@ class AsyncRabbitTransport(AsyncTransportBase):
             consumer.connection_lost()
         if self._resend:
             self._to_resend[:0] = self._tracker.take_pending()
+            if self._to_resend and self._recovery is None and not self._closed:
+                # Someone may only be awaiting a publication: reconnect without waiting for a call.
+                self._recovery = asyncio.get_running_loop().create_task(self._recover())
         else:
             self._tracker.lose_all(error)
         self._waker.wake()
+
+    async def _recover(self) -> None:
+        """Reconnect (and so send again what waits); if that fails within `reconnect_timeout`,
+        what waits settles UNCONFIRMED with the reason."""
+        try:
+            await self._publisher()
+        except BrokerError as exc:
+            error = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
+            self._tracker.lose(self._to_resend, error)
+            self._to_resend = []
+            self._waker.wake()
+        finally:
+            self._recovery = None
 
     async def _open(self, attr: str) -> AsyncChannel:
         chan: AsyncChannel | None = getattr(self, attr)
@@ -162,24 +177,15 @@ class AsyncRabbitTransport(AsyncTransportBase):
         report = await declare_topology_async(
             topology, self._ops().reading(ManagementBindings(self.endpoint))
         )
-        self._exchanges.update((e.name, e) for e in topology.exchanges)
-        self._queues.update((q.name, q) for q in topology.queues)
-        self._bindings.update(dict.fromkeys(topology.bindings))
+        self._declared.add(topology)
         if report.conflicts:
             raise DeclareConflicts(report.conflicts, report)
         return report
 
     async def unbind(self, binding: Binding) -> None:
         """Remove a binding; a missing one is fine. It is not declared again after a reconnect."""
-        b = binding
-        if b.destination_type == "exchange":
-            call: Callable[[AsyncChannel], Any] = lambda ch: ch.exchange_unbind(  # noqa: E731
-                b.destination, b.source, b.routing_key, b.arguments
-            )
-        else:
-            call = lambda ch: ch.queue_unbind(b.destination, b.source, b.routing_key, b.arguments)  # noqa: E731
-        await self._control(f"unbind {b.describe()}", call)
-        self._bindings.pop(b, None)
+        await self._control(f"unbind {binding.describe()}", lambda ch: ch.unbind(binding))
+        self._declared.unbound(binding)
 
     # -------------------------------------------------------------- publish
 
@@ -292,7 +298,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
             queue_name(queue),
             prefetch,
             on_start=self._consumers.append,
-            on_deleted=self._forget_queue,
+            on_deleted=self._declared.queue_deleted,
             on_cancel=self._consumer_cancelled,
         )
 
@@ -359,23 +365,14 @@ class AsyncRabbitTransport(AsyncTransportBase):
             f"delete queue {queue!r}",
             lambda ch: ch.call(lambda done: ch.channel.queue_delete(queue, callback=done)),
         )
-        self._forget_queue(queue)
-
-    def _forget_queue(self, queue: str) -> None:
-        """A deleted queue (here or by someone else) is not declared again after a reconnect."""
-        self._queues.pop(queue, None)
-        for b in [b for b in self._bindings if b.destination_type == "queue" and b.destination == queue]:
-            del self._bindings[b]
+        self._declared.queue_deleted(queue)
 
     async def delete_exchange(self, exchange: str) -> None:
         await self._control(
             f"delete exchange {exchange!r}",
             lambda ch: ch.call(lambda done: ch.channel.exchange_delete(exchange, callback=done)),
         )
-        self._exchanges.pop(exchange, None)
-        for b in list(self._bindings):
-            if b.source == exchange or (b.destination_type == "exchange" and b.destination == exchange):
-                del self._bindings[b]
+        self._declared.exchange_deleted(exchange)
 
     async def close(self) -> None:
         """Close the connection. Unanswered publications settle UNCONFIRMED: flush first."""
@@ -384,6 +381,8 @@ class AsyncRabbitTransport(AsyncTransportBase):
         self._closed = True
         self._resend = False
         error = ConnectionLost(f"{self.url}: transport closed before the confirm")
+        if self._recovery is not None:
+            self._recovery.cancel()
         await self._conn.close(error)
         self._tracker.lose(self._to_resend, error)  # waiting to be sent again: never now
         self._to_resend = []

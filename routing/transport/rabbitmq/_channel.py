@@ -10,6 +10,7 @@ from typing import Any
 
 from pika import spec
 
+from routing.topology import Binding
 from routing.transport.rabbitmq import _encode
 
 
@@ -53,3 +54,9 @@ class ChannelMethods:
     ) -> Any:
         payload = _encode.bind(destination, source, routing_key, arguments)
         return self._send_rpc(spec.Exchange.Unbind, payload, spec.Exchange.UnbindOk)
+
+    def unbind(self, b: Binding) -> Any:
+        """`queue.unbind` or `exchange.unbind`, as the binding's destination is."""
+        if b.destination_type == "exchange":
+            return self.exchange_unbind(b.destination, b.source, b.routing_key, b.arguments)
+        return self.queue_unbind(b.destination, b.source, b.routing_key, b.arguments)
