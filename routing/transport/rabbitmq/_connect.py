@@ -95,8 +95,9 @@ def backoff(attempt: int) -> float:
 
 def connect(ep: Endpoint, name: str | None) -> Any:
     """A `BlockingConnection` to `ep`, or `ConnectionFailed` naming the host and the reason."""
+    params = parameters(ep, name)  # its own ConnectionFailed (TLS files), not wrapped again
     try:
-        return open_connection(parameters(ep, name))
+        return open_connection(params)
     except (px.AMQPError, OSError, ssl.SSLError) as exc:
         raise connect_error(ep, exc) from exc
 
