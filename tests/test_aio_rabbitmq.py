@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 import pytest
 from broker_under_test import admin
 
-from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, DeclareConflicts, Nacked, Unroutable
+from routing.errors import (
+    BrokerError,
+    ChannelClosed,
+    ConnectionFailed,
+    ConnectionLost,
+    DeclareConflicts,
+    Nacked,
+    Unroutable,
+)
 from routing.topology import Exchange, Overflow, Queue, Topology
 from routing.transport.aio.base import AsyncConsumer, AsyncPublication, AsyncTransport
 from routing.transport.base import Outcome, Properties
@@ -307,12 +315,31 @@ def test_reconnect_after_the_broker_closes_our_connection(
             got = await consumer.get(timeout=5)
             assert got is not None and got.body == b"before"
             await t.ack(got)
-            await asyncio.to_thread(_close_my_connection, management_url, name)
-            # The consumer notices, reconnects, declares again and resumes.
-            deadline = time.monotonic() + 20
-            while t.reconnects == 0 and time.monotonic() < deadline:
-                assert await consumer.get(timeout=0.5) is None
+            mine = await asyncio.to_thread(_my_connection, management_url, name)
+            closer = asyncio.create_task(asyncio.to_thread(_close_connection, management_url, mine))
+            pubs: list[AsyncPublication] = []
+            while not closer.done():  # a steady stream, with some always in flight
+                pubs.append(await t.publish("", unique, b"s%d" % len(pubs)))
+            await closer
+            # Without resend, what the broker had not confirmed settles UNCONFIRMED, with why.
+            outcomes = [await p for p in pubs]
+            assert set(outcomes) <= {Outcome.CONFIRMED, Outcome.UNCONFIRMED}
+            lost = [p for p in pubs if p.outcome is Outcome.UNCONFIRMED]
+            assert lost and all(isinstance(p.error, ConnectionLost) for p in lost)
+            assert "guest:***@" in str(lost[0].error) and ":guest@" not in str(lost[0].error)
+            # The consumer notices, reconnects, declares again and resumes: every confirmed
+            # message comes (some maybe twice: unacked when the connection went).
+            received: set[bytes] = set()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                delivery = await consumer.get(timeout=2)
+                if delivery is None and t.reconnects:
+                    break
+                if delivery is not None:
+                    received.add(delivery.body)
+                    await t.ack(delivery)
             assert t.reconnects == 1
+            assert {b"s%d" % i for i, p in enumerate(pubs) if p.outcome is Outcome.CONFIRMED} <= received
             assert await (await t.publish("", unique, b"after")) is Outcome.CONFIRMED
             got = await consumer.get(timeout=10)
             assert got is not None and got.body == b"after"
