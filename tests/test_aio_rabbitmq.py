@@ -225,6 +225,26 @@ def test_consume_with_prefetch_ack_nack_reject(amqp_url: str, unique: str) -> No
     run(main)
 
 
+def test_closing_the_transport_ends_a_waiting_consumer(amqp_url: str, unique: str) -> None:
+    async def main() -> None:
+        t = await AsyncRabbitTransport.open(amqp_url)
+        await t.declare(Topology.of(_queue(unique)))
+        consumer = t.consume(unique)
+        await consumer.start()
+
+        async def drain() -> list[bytes]:
+            return [delivery.body async for delivery in consumer]
+
+        waiting = asyncio.create_task(drain())
+        await asyncio.sleep(0.2)  # it waits for a delivery now
+        await t.close()
+        assert await asyncio.wait_for(waiting, 5) == [] and consumer.cancelled
+        with pytest.raises(BrokerError, match="closed"):
+            t.consume(unique)
+
+    run(main)
+
+
 def test_double_ack_is_a_406_and_the_consumer_recovers(amqp_url: str, unique: str) -> None:
     async def main() -> None:
         async with await AsyncRabbitTransport.open(amqp_url) as t:

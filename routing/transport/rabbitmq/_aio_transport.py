@@ -383,12 +383,13 @@ class AsyncRabbitTransport(AsyncTransportBase):
         error = ConnectionLost(f"{self.url}: transport closed before the confirm")
         if self._recovery is not None:
             self._recovery.cancel()
+        # First, so a consumer waiting in `get` ends (None) instead of seeing a dropped connection.
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            consumer.transport_closed()
         await self._conn.close(error)
         self._tracker.lose(self._to_resend, error)  # waiting to be sent again: never now
         self._to_resend = []
-        for consumer in self._consumers:
-            consumer.transport_closed()
-        self._consumers = []
 
     def __repr__(self) -> str:
         return f"<AsyncRabbitTransport {self.url}>"
