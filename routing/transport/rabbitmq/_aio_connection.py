@@ -127,6 +127,15 @@ class AsyncChannel(ChannelMethods):
     def _send_rpc(self, like: Any, payload: bytes, reply: Any) -> asyncio.Future[Any]:
         return self.call(lambda done: _pika.rpc_start(self.channel, like, payload, reply, done))
 
+    def queue_purge(self, queue: str) -> asyncio.Future[Any]:
+        return self.call(lambda done: self.channel.queue_purge(queue, callback=done))
+
+    def queue_delete(self, queue: str) -> asyncio.Future[Any]:
+        return self.call(lambda done: self.channel.queue_delete(queue, callback=done))
+
+    def exchange_delete(self, exchange: str) -> asyncio.Future[Any]:
+        return self.call(lambda done: self.channel.exchange_delete(exchange, callback=done))
+
     def qos(self, prefetch: int) -> asyncio.Future[Any]:
         return self.call(lambda done: self.channel.basic_qos(prefetch_count=prefetch, callback=done))
 

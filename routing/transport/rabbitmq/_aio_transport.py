@@ -105,6 +105,14 @@ class AsyncRabbitTransport(AsyncTransportBase):
     def reconnects(self) -> int:
         return self._conn.reconnects
 
+    @property
+    def reconnect_timeout(self) -> float:
+        return self._conn.reconnect_timeout
+
+    @reconnect_timeout.setter
+    def reconnect_timeout(self, seconds: float) -> None:
+        self._conn.reconnect_timeout = seconds
+
     # ------------------------------------------------------------ connection
 
     async def _restore(self) -> None:
@@ -354,24 +362,16 @@ class AsyncRabbitTransport(AsyncTransportBase):
 
     async def purge(self, queue: str) -> int:
         queue = queue_name(queue)
-        frame = await self._control(
-            f"purge {queue!r}", lambda ch: ch.call(lambda done: ch.channel.queue_purge(queue, callback=done))
-        )
+        frame = await self._control(f"purge {queue!r}", lambda ch: ch.queue_purge(queue))
         return int(frame.method.message_count)
 
     async def delete_queue(self, queue: str) -> None:
         queue = queue_name(queue)
-        await self._control(
-            f"delete queue {queue!r}",
-            lambda ch: ch.call(lambda done: ch.channel.queue_delete(queue, callback=done)),
-        )
+        await self._control(f"delete queue {queue!r}", lambda ch: ch.queue_delete(queue))
         self._declared.queue_deleted(queue)
 
     async def delete_exchange(self, exchange: str) -> None:
-        await self._control(
-            f"delete exchange {exchange!r}",
-            lambda ch: ch.call(lambda done: ch.channel.exchange_delete(exchange, callback=done)),
-        )
+        await self._control(f"delete exchange {exchange!r}", lambda ch: ch.exchange_delete(exchange))
         self._declared.exchange_deleted(exchange)
 
     async def close(self) -> None:
