@@ -234,3 +234,14 @@ def test_a_malformed_content_header_is_pikas_invalid_frame(payload: bytes) -> No
     data = struct.pack(">BHI", 2, 1, len(payload)) + payload + b"\xce"
     with pytest.raises(pika.exceptions.InvalidFrameError, match="malformed content header"):
         _SelectConnection._read_frame(SimpleNamespace(_frame_buffer=data))
+
+
+def test_both_connection_classes_read_and_write_through_one_codec() -> None:
+    # The blocking transport's select connection and the asyncio transport's connection take
+    # content headers and client properties from the same two methods, not copies.
+    from routing.transport.rabbitmq import _pika
+
+    for name in ("_read_frame", "_send_connection_start_ok"):
+        mine = getattr(_pika._Codec, name)
+        assert getattr(_pika._SelectConnection, name) is mine
+        assert getattr(_pika._AsyncioConnection, name) is mine
