@@ -136,6 +136,22 @@ def test_pipelined_confirms_with_a_small_window(amqp_url: str, unique: str) -> N
     run(main)
 
 
+def test_publishes_just_before_close_are_still_sent(amqp_url: str, unique: str) -> None:
+    async def main() -> int:
+        async with await AsyncRabbitTransport.open(amqp_url) as t:
+            await t.declare(Topology.of(_queue(unique)))
+            pubs = [await t.publish("", unique, b"%d" % i) for i in range(10)]  # no turn of the loop
+        assert {p.outcome for p in pubs} <= {Outcome.UNCONFIRMED, Outcome.CONFIRMED}
+        async with await AsyncRabbitTransport.open(amqp_url) as t:
+            deadline = time.monotonic() + 5
+            while (count := await t.message_count(unique)) < 10 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await t.delete_queue(unique)
+            return count
+
+    assert run(main) == 10
+
+
 def test_mandatory_unroutable_is_returned_and_a_full_queue_nacks(amqp_url: str, unique: str) -> None:
     ex = Exchange(f"{unique}-ex", "direct", auto_delete=True)
     q = _queue(f"{unique}-q")

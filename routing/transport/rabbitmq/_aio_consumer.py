@@ -1,6 +1,6 @@
 """Asyncio consumers: one channel each (its own prefetch), a deque pika's delivery callback
 fills, a `Waker` for the task reading it, and recovery when the channel or the connection
-goes. The twin of `_consumer` (whose `delivery` builds the values); they use the
+goes; `settle` writes acks straight to the socket. The twin of `_consumer` (whose `delivery` builds the values); they use the
 `AsyncConnection` (its public methods) and nothing of the transport itself."""
 
 from __future__ import annotations
@@ -19,6 +19,24 @@ from routing.transport.aio.base import AsyncConsumerBase
 from routing.transport.base import Delivery
 from routing.transport.rabbitmq._aio_connection import AsyncChannel, AsyncConnection, Waker
 from routing.transport.rabbitmq._consumer import delivery
+from routing.transport.rabbitmq._pika import send_method
+
+
+def settle(conn: AsyncConnection, item: Delivery, what: str, method: Any) -> None:
+    """Write an ack, nack or reject (pika's `method`) for `item` on the channel it came from,
+    without waiting (a refusal, such as an unknown tag, closes the channel: the consumer
+    reports it at its next `get`)."""
+    chan = item.consumer
+    if not isinstance(chan, AsyncChannel):
+        raise BrokerError(f"{what}: this delivery did not come from this transport")
+    if not chan.is_open:
+        # Its channel is gone, so the broker has already put the message back.
+        logger.bind(queue=item.queue).info("{} of a delivery from a closed channel: skipped", what)
+        return
+    with conn.errors(what):
+        # More deliveries waiting means another ack comes soon: let the kernel send both
+        # together. What the socket does not take, the loop writes.
+        send_method(chan.channel, method, more=bool(chan.backlog))
 
 
 class AsyncRabbitConsumer(AsyncConsumerBase):

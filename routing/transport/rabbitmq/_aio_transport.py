@@ -1,10 +1,11 @@
 """`AsyncRabbitTransport`: the `AsyncTransport` protocol over one `AsyncConnection`.
 
 The twin of `_transport` for an event loop. Publishing encodes with `encode_properties`
-(the last value's bytes kept), writes the frames straight to the socket (`FrameWriter`),
-tracks with the `ConfirmTracker` (whose `AsyncPublication`s wake their awaiters as they
-settle), and yields to the loop only when the window is full, and every `POLL_EVERY`
-publishes so confirms are read.
+(the last value's bytes kept), tracks with the `ConfirmTracker` (whose `AsyncPublication`s
+wake their awaiters as they settle), and writes the frames straight to the socket
+(`FrameWriter`): up to `POLL_EVERY` messages in one write, sent when the loop next has a
+turn at the latest. It yields to the loop only when the window is full, and every
+`POLL_EVERY` publishes so confirms are read.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from routing.transport._declare import declare_topology_async, redeclare_async
 from routing.transport.aio.base import AsyncPublication, AsyncTransportBase
 from routing.transport.base import DeclareReport, Delivery, Publication, queue_name
 from routing.transport.rabbitmq._aio_connection import AsyncChannel, AsyncConnection, Waker
-from routing.transport.rabbitmq._aio_consumer import AsyncRabbitConsumer
+from routing.transport.rabbitmq._aio_consumer import AsyncRabbitConsumer, settle
 from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Returned
 from routing.transport.rabbitmq._consumer import delivery
 from routing.transport.rabbitmq._declare_ops import AsyncChannelOps, ManagementBindings
 from routing.transport.rabbitmq._declared import Declared
 from routing.transport.rabbitmq._encode import encode_properties
-from routing.transport.rabbitmq._pika import FrameWriter, send_method
+from routing.transport.rabbitmq._pika import FrameWriter
 from routing.transport.rabbitmq._transport import POLL_EVERY
 from routing.transport.rabbitmq._url import Endpoint, parse_urls
 
@@ -60,7 +61,9 @@ class AsyncRabbitTransport(AsyncTransportBase):
         self._consumers: list[AsyncRabbitConsumer] = []
         self._pub: AsyncChannel | None = None  # confirm mode, for publish
         self._writer: FrameWriter | None = None  # writes to `_pub`
-        self._unpolled = 0  # publishes since the loop last had a turn
+        # Frames of publishes not yet written: one socket write for up to POLL_EVERY of them, at
+        # the latest when the loop next has a turn. They belong to `_writer`'s channel.
+        self._outbox: list[bytes] = []
         self._ctl: AsyncChannel | None = None  # declare, purge, delete
         self._getter: AsyncChannel | None = None  # basic.get, and the acks of what it got
         self._waker = Waker()  # confirms, a closed publishing channel, a drop
@@ -136,6 +139,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
     def _dropped(self, error: ConnectionLost) -> None:
         """The connection is gone: its channels, and the confirms it will never send."""
         self._pub = self._ctl = self._getter = None
+        self._outbox.clear()  # their publications are lost or sent again with the others
         for consumer in self._consumers:
             consumer.connection_lost()
         if self._resend:
@@ -218,6 +222,14 @@ class AsyncRabbitTransport(AsyncTransportBase):
         self._pub = chan
         return chan
 
+    def _send_outbox(self) -> None:
+        """Write the publishes waiting in the outbox, in one go (what the socket does not
+        take, the loop writes)."""
+        outbox = self._outbox
+        if outbox and self._writer is not None:
+            self._writer.send(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+        outbox.clear()
+
     def _publisher_closed(self, chan: AsyncChannel) -> None:
         """The broker closed the publishing channel (say 404 for a publish to an unknown
         exchange): its unanswered publications settle UNCONFIRMED with that error now. (A
@@ -228,6 +240,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
         if refused is None and not self._conn.is_open:
             return
         self._pub = None
+        self._outbox.clear()  # for a channel that is gone: they settle with the others
         self._tracker.lose_all(refused or ChannelClosed(0, f"publishing channel closed: {chan.reason!r}"))
         self._waker.wake()
 
@@ -266,6 +279,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
                 await self._publisher()
                 continue
             if tracker.full:
+                self._send_outbox()
                 await self._waker.wait()
                 continue
             writer = self._writer
@@ -273,10 +287,12 @@ class AsyncRabbitTransport(AsyncTransportBase):
             # PropertyError here, before the publication is counted or a byte is sent.
             frames = writer.frames(exchange, routing_key, body, props, mandatory)
             publication = tracker.sent(exchange, routing_key, body, props, mandatory)
-            writer.send(frames)  # what the socket does not take, the loop writes
-            self._unpolled += 1
-            if self._unpolled >= POLL_EVERY:
-                self._unpolled = 0
+            outbox = self._outbox
+            outbox.append(frames)
+            if len(outbox) == 1:
+                asyncio.get_running_loop().call_soon(self._send_outbox)
+            elif len(outbox) >= POLL_EVERY:
+                self._send_outbox()
                 await asyncio.sleep(0)  # the loop reads confirms, returns, a channel close
             return publication  # type: ignore[return-value]  # the tracker makes AsyncPublications
 
@@ -292,6 +308,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
             if self._pub is None or not self._pub.alive:
                 await self._publisher()  # reconnects; `_restore` sends again what waits
                 continue
+            self._send_outbox()
             await self._waker.wait(remaining)
         return tracker.take_failures()
 
@@ -328,29 +345,14 @@ class AsyncRabbitTransport(AsyncTransportBase):
         async with self._get_lock:
             return await self._conn.guarded(f"get from {queue!r}", fetch)
 
-    def _settle(self, item: Delivery, what: str, method: Any) -> None:
-        """Write an ack, nack or reject for `item` on the channel it came from (a refusal,
-        such as an unknown tag, closes the channel: the consumer reports it at its next `get`)."""
-        chan = item.consumer
-        if not isinstance(chan, AsyncChannel):
-            raise BrokerError(f"{what}: this delivery did not come from this transport")
-        if not chan.is_open:
-            # Its channel is gone, so the broker has already put the message back.
-            logger.bind(queue=item.queue).info("{} of a delivery from a closed channel: skipped", what)
-            return
-        with self._conn.errors(what):
-            # More deliveries waiting means another ack comes soon: let the kernel send both
-            # together. What the socket does not take, the loop writes.
-            send_method(chan.channel, method, more=bool(chan.backlog))
-
     async def ack(self, delivery: Delivery, *, multiple: bool = False) -> None:
-        self._settle(delivery, "ack", spec.Basic.Ack(delivery.delivery_tag, multiple))
+        settle(self._conn, delivery, "ack", spec.Basic.Ack(delivery.delivery_tag, multiple))
 
     async def nack(self, delivery: Delivery, *, requeue: bool = True, multiple: bool = False) -> None:
-        self._settle(delivery, "nack", spec.Basic.Nack(delivery.delivery_tag, multiple, requeue))
+        settle(self._conn, delivery, "nack", spec.Basic.Nack(delivery.delivery_tag, multiple, requeue))
 
     async def reject(self, delivery: Delivery, *, requeue: bool = True) -> None:
-        self._settle(delivery, "reject", spec.Basic.Reject(delivery.delivery_tag, requeue))
+        settle(self._conn, delivery, "reject", spec.Basic.Reject(delivery.delivery_tag, requeue))
 
     # ------------------------------------------------------------------ admin
 
@@ -383,6 +385,7 @@ class AsyncRabbitTransport(AsyncTransportBase):
         error = ConnectionLost(f"{self.url}: transport closed before the confirm")
         if self._recovery is not None:
             self._recovery.cancel()
+        self._send_outbox()  # unconfirmed, but sent
         # First, so a consumer waiting in `get` ends (None) instead of seeing a dropped connection.
         consumers, self._consumers = self._consumers, []
         for consumer in consumers:
