@@ -275,8 +275,13 @@ class AsyncConnection:
         attempt = 0
         while True:
             while self._conn is None:
+                if self._closed:  # closed by another task meanwhile: no new connection
+                    raise BrokerError(f"{self.url}: the transport is closed")
                 try:
                     self._conn = await self._connect()
+                    if self._closed:
+                        self.drop(ConnectionLost(f"{self.url}: the transport is closed"))
+                        continue
                 except ConnectionFailed as exc:
                     attempt += 1
                     pause = backoff(attempt)
