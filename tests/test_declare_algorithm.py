@@ -4,6 +4,7 @@ is chosen, including refusals and a management API that cannot say."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -15,7 +16,15 @@ import pytest
 from routing.definitions import dump_definitions
 from routing.errors import ChannelClosed, DeclareConflicts
 from routing.topology import Binding, Exchange, Queue, Topology
-from routing.transport._declare import DeclareOps, declare_topology, label, redeclare
+from routing.transport._declare import (
+    AsyncDeclareOps,
+    DeclareOps,
+    declare_topology,
+    declare_topology_async,
+    label,
+    redeclare,
+    redeclare_async,
+)
 from routing.transport.memory import MemoryTransport
 
 ORDERS = Exchange("orders", "topic")
@@ -202,3 +211,72 @@ def test_the_embedded_broker_reports_as_rabbitmq_does() -> None:
     assert info.value.report.skipped == (
         "binding it's -> q [k]: not declared, exchange \"it's\" differs from the broker's",
     )
+
+
+class AsyncFake:
+    """The same fake broker behind awaitable operations, for the asyncio driver of the walk."""
+
+    def __init__(self, broker: FakeBroker) -> None:
+        self.broker = broker
+
+    async def exchange_exists(self, name: str) -> bool:
+        await asyncio.sleep(0)  # a real answer comes after a turn of the loop
+        return self.broker.exchange_exists(name)
+
+    async def queue_exists(self, name: str) -> bool:
+        return self.broker.queue_exists(name)
+
+    async def binding_exists(self, binding: Binding) -> bool | None:
+        return self.broker.binding_exists(binding)
+
+    async def definitions(self) -> Mapping[str, Any] | None:
+        return self.broker.definitions()
+
+    async def declare_exchange(self, exchange: Exchange) -> None:
+        await asyncio.sleep(0)
+        self.broker.declare_exchange(exchange)
+
+    async def declare_queue(self, queue: Queue) -> None:
+        self.broker.declare_queue(queue)
+
+    async def bind(self, binding: Binding) -> None:
+        self.broker.bind(binding)
+
+
+def _brokers() -> list[FakeBroker]:
+    theirs = dump_definitions(Topology.of(ORDERS, AE, Queue("billing", message_ttl=5), JOBS), vhost=None)
+    return [
+        FakeBroker(),
+        FakeBroker(knows_bindings=False, exchanges={"orders", "ae"}, queues={"billing"}),
+        FakeBroker(
+            refuse={
+                "exchange 'orders'": _406("exchange", "orders", "type", "topic", "direct"),
+                "binding ae -> jobs": ChannelClosed(403, "ACCESS_REFUSED - access to exchange 'ae' refused"),
+            }
+        ),
+        FakeBroker(exchanges={"orders", "ae"}, queues={"billing", "jobs"}, exported=theirs),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_brokers())))
+def test_the_asyncio_driver_walks_the_same_way(case: int) -> None:
+    # Each answer the broker could give, through both drivers: the same report, and the same
+    # operations asked of the broker in the same order.
+    blocking, awaited = _brokers()[case], _brokers()[case]
+    ops: AsyncDeclareOps = AsyncFake(awaited)  # mypy checks the protocol here
+    assert asyncio.run(declare_topology_async(TOPOLOGY, ops)) == declare_topology(TOPOLOGY, blocking)
+    assert awaited.calls == blocking.calls and awaited.calls
+    problems = asyncio.run(redeclare_async([ORDERS], [BILLING], [ORDERS.bind(JOBS, "#")], ops))
+    assert problems == redeclare([ORDERS], [BILLING], [ORDERS.bind(JOBS, "#")], blocking)
+    assert awaited.calls == blocking.calls
+
+
+def test_a_refused_existence_check_is_a_conflict_through_the_asyncio_driver_too() -> None:
+    class Locked(AsyncFake):
+        async def queue_exists(self, name: str) -> bool:
+            raise ChannelClosed(
+                405, f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}'"
+            )
+
+    report = asyncio.run(declare_topology_async(Topology.of(JOBS), Locked(FakeBroker())))
+    assert report.conflicts == ("queue 'jobs': 405 cannot obtain exclusive access to locked queue 'jobs'",)

@@ -191,17 +191,23 @@ def test_pikas_private_attributes_are_used_in_one_module() -> None:
 
 
 def test_the_transport_and_its_consumers_leave_pikas_exceptions_to_the_connection() -> None:
-    # The one translation is `Connection.errors`; connecting has its own (`ConnectionFailed`).
+    # The one translation is `_connect.translate`, which both connections (`Connection.errors`,
+    # `AsyncConnection.errors`) raise; connecting has its own (`ConnectionFailed`).
     assert _modules(re.compile(r"pika\.exceptions|\bpx\.")) == {
+        "transport/rabbitmq/_aio_connection.py",
         "transport/rabbitmq/_connection.py",
         "transport/rabbitmq/_connect.py",
         "transport/rabbitmq/_pika.py",
     }
     lost = {m for m in _modules(re.compile(r"ConnectionLost\(")) if m.startswith("transport/rabbitmq/")}
-    # The transport's one is close()'s "transport closed before the confirm"; the confirm
-    # tracker's (pika-free) settles what was in flight when the connection went.
+    # The transports' one is close()'s "transport closed before the confirm"; the confirm
+    # tracker's (pika-free) settles what was in flight when the connection went; `_connect`'s
+    # is the translation of a dropped connection.
     assert lost == {
+        "transport/rabbitmq/_aio_connection.py",
+        "transport/rabbitmq/_aio_transport.py",
         "transport/rabbitmq/_confirms.py",
+        "transport/rabbitmq/_connect.py",
         "transport/rabbitmq/_connection.py",
         "transport/rabbitmq/_transport.py",
     }
@@ -228,3 +234,14 @@ def test_a_malformed_content_header_is_pikas_invalid_frame(payload: bytes) -> No
     data = struct.pack(">BHI", 2, 1, len(payload)) + payload + b"\xce"
     with pytest.raises(pika.exceptions.InvalidFrameError, match="malformed content header"):
         _SelectConnection._read_frame(SimpleNamespace(_frame_buffer=data))
+
+
+def test_both_connection_classes_read_and_write_through_one_codec() -> None:
+    # The blocking transport's select connection and the asyncio transport's connection take
+    # content headers and client properties from the same two methods, not copies.
+    from routing.transport.rabbitmq import _pika
+
+    for name in ("_read_frame", "_send_connection_start_ok"):
+        mine = getattr(_pika._Codec, name)
+        assert getattr(_pika._SelectConnection, name) is mine
+        assert getattr(_pika._AsyncioConnection, name) is mine

@@ -1,10 +1,12 @@
 """TLS against a real broker: a private node with a TLS listener and a certificate from a
 CA made for the test. amqps:// verifies the certificate and the host name by default,
 `cafile=` names the CA, `verify=false` is the explicit opt-out, and every refusal is one
-clear `ConnectionFailed` line within seconds, never a hang."""
+clear `ConnectionFailed` line within seconds, never a hang. Each round trip and refusal is
+tried with the asyncio transport too, which must say the same."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -19,7 +21,7 @@ from rabbit_node import RabbitNode, free_port, node_dir, seen_by_node
 
 from routing.errors import ConnectionFailed
 from routing.topology import Queue, Topology
-from routing.transport.rabbitmq import RabbitTransport
+from routing.transport.rabbitmq import AsyncRabbitTransport, RabbitTransport
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -111,17 +113,27 @@ def tls() -> Iterator[TlsNode]:
 
 
 def _refused(url: str) -> str:
-    """The one-line `ConnectionFailed` message for `url`, which must come fast."""
-    start = time.monotonic()
-    with pytest.raises(ConnectionFailed) as info:
-        RabbitTransport(url)
-    elapsed = time.monotonic() - start
-    assert elapsed < FAST, f"took {elapsed:.1f}s to refuse {url}"
-    message = str(info.value)
-    assert "\n" not in message and "Traceback" not in message
-    assert "guest:guest" not in message
-    assert isinstance(info.value.__cause__, Exception)  # the TLS or pika error, kept for debugging
-    return message
+    """The one-line `ConnectionFailed` message for `url`, which must come fast, and the same
+    from the asyncio transport."""
+
+    async def open_async() -> None:
+        await AsyncRabbitTransport.open(url)
+
+    messages = []
+    for attempt in (lambda: RabbitTransport(url), lambda: asyncio.run(open_async())):
+        start = time.monotonic()
+        with pytest.raises(ConnectionFailed) as info:
+            attempt()
+        elapsed = time.monotonic() - start
+        assert elapsed < FAST, f"took {elapsed:.1f}s to refuse {url}"
+        message = str(info.value)
+        assert "\n" not in message and "Traceback" not in message
+        assert "guest:guest" not in message
+        assert isinstance(info.value.__cause__, Exception)  # the TLS or pika error, kept for debugging
+        messages.append(message)
+    blocking, awaited = messages
+    assert awaited == blocking
+    return blocking
 
 
 def _round_trip(url: str, queue: str) -> None:
@@ -134,6 +146,18 @@ def _round_trip(url: str, queue: str) -> None:
         assert delivery is not None and delivery.body == b"over tls"
         rabbit.ack(delivery)
         consumer.cancel()
+
+    async def round_trip_async() -> None:
+        async with await AsyncRabbitTransport.open(url) as rabbit:
+            await rabbit.declare(Topology.of(Queue(queue, durable=False, auto_delete=True)))
+            await rabbit.publish("", queue, b"over tls, asyncio")
+            assert await rabbit.flush(timeout=10) == []
+            async with rabbit.consume(queue) as consumer:
+                delivery = await consumer.get(timeout=10)
+                assert delivery is not None and delivery.body == b"over tls, asyncio"
+                await rabbit.ack(delivery)
+
+    asyncio.run(asyncio.wait_for(round_trip_async(), 30))
 
 
 def _tls_connections(tls: TlsNode) -> set[str]:

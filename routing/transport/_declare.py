@@ -4,6 +4,12 @@ Exchanges, then queues, then bindings. A transport supplies the broker operation
 (`DeclareOps`: the embedded broker's in process, RabbitMQ's over a channel and its
 management API); everything here is pure of I/O and free of pika.
 
+The walk is written once, as a generator: it yields each broker operation it needs
+(`("queue_exists", ("jobs",))`) and is sent the answer, or has the `ChannelClosed` of a
+refusal thrown in. `declare_topology` drives it over blocking `DeclareOps`;
+`declare_topology_async` over `AsyncDeclareOps` (the asyncio transports'), so both families
+give the same report for the same broker.
+
 AMQP 0-9-1 can ask whether an exchange or queue exists (a passive declare) but not
 whether a binding does: a transport that cannot tell answers None, and a binding declared
 again between entities that already existed is then reported as `unverified`, never as
@@ -13,15 +19,24 @@ created.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Generator, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from routing.diff import diff_topology
 from routing.errors import ChannelClosed
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport.base import DeclareReport
 
-__all__ = ["DeclareOps", "conflict_line", "declare_topology", "label", "redeclare"]
+__all__ = [
+    "AsyncDeclareOps",
+    "DeclareOps",
+    "conflict_line",
+    "declare_topology",
+    "declare_topology_async",
+    "label",
+    "redeclare",
+    "redeclare_async",
+]
 
 
 class DeclareOps(Protocol):
@@ -42,6 +57,56 @@ class DeclareOps(Protocol):
     def declare_exchange(self, exchange: Exchange) -> None: ...
     def declare_queue(self, queue: Queue) -> None: ...
     def bind(self, binding: Binding) -> None: ...
+
+
+class AsyncDeclareOps(Protocol):
+    """`DeclareOps` for an event loop: the same operations, awaitable."""
+
+    async def exchange_exists(self, name: str) -> bool: ...
+    async def queue_exists(self, name: str) -> bool: ...
+    async def binding_exists(self, binding: Binding) -> bool | None: ...
+    async def definitions(self) -> Mapping[str, Any] | None: ...
+    async def declare_exchange(self, exchange: Exchange) -> None: ...
+    async def declare_queue(self, queue: Queue) -> None: ...
+    async def bind(self, binding: Binding) -> None: ...
+
+
+# One operation the walk needs: a `DeclareOps` method's name and its arguments.
+Step = tuple[str, tuple[Any, ...]]
+T = TypeVar("T")
+Walk = Generator[Step, Any, T]
+
+
+def _drive(walk: Walk[T], ops: DeclareOps) -> T:
+    """Run `walk` over blocking operations."""
+    try:
+        step = next(walk)
+        while True:
+            name, args = step
+            try:
+                answer = getattr(ops, name)(*args)
+            except ChannelClosed as exc:
+                step = walk.throw(exc)
+            else:
+                step = walk.send(answer)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def _drive_async(walk: Walk[T], ops: AsyncDeclareOps) -> T:
+    """Run `walk` over awaitable operations."""
+    try:
+        step = next(walk)
+        while True:
+            name, args = step
+            try:
+                answer = await getattr(ops, name)(*args)
+            except ChannelClosed as exc:
+                step = walk.throw(exc)
+            else:
+                step = walk.send(answer)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def label(entity: Exchange | Queue | Binding) -> str:
@@ -70,7 +135,7 @@ def conflict_line(entity: Exchange | Queue | Binding, error: ChannelClosed) -> s
     return f"{label(entity)}: {error.code} {text}"
 
 
-def _known_differences(topology: Topology, ops: DeclareOps) -> dict[str, list[str]]:
+def _known_differences(topology: Topology, definitions: Any) -> dict[str, list[str]]:
     """Every setting the broker has otherwise, by entity label, as `routing diff` finds them.
 
     RabbitMQ's redeclare names one difference per refusal (the channel closes at the first)
@@ -78,7 +143,6 @@ def _known_differences(topology: Topology, ops: DeclareOps) -> dict[str, list[st
     the broker has (checked on 3.10.8 and 4.0.5). Where definitions can be read, the
     comparison is diff's, so declare and diff agree.
     """
-    definitions = ops.definitions()
     if not isinstance(definitions, Mapping):
         return {}
     found: dict[str, list[str]] = {}
@@ -94,6 +158,15 @@ def declare_topology(topology: Topology, ops: DeclareOps) -> DeclareReport:
     setting; the bindings that touch it are skipped, and named. Returns the report; the
     caller raises `DeclareConflicts` when `conflicts` is not empty.
     """
+    return _drive(_declare_walk(topology), ops)
+
+
+async def declare_topology_async(topology: Topology, ops: AsyncDeclareOps) -> DeclareReport:
+    """`declare_topology` over awaitable operations: the same walk, the same report."""
+    return await _drive_async(_declare_walk(topology), ops)
+
+
+def _declare_walk(topology: Topology) -> Walk[DeclareReport]:
     created: list[str] = []
     unchanged: list[str] = []
     unverified: list[str] = []
@@ -101,31 +174,29 @@ def declare_topology(topology: Topology, ops: DeclareOps) -> DeclareReport:
     skipped: list[str] = []
     refused: set[tuple[str, str]] = set()
     fresh: set[tuple[str, str]] = set()
-    differing = _known_differences(topology, ops)
+    differing = _known_differences(topology, (yield ("definitions", ())))
 
-    def entity(kind: str, item: Exchange | Queue) -> None:
+    items: list[tuple[str, Exchange | Queue]] = [("exchange", ex) for ex in topology.exchanges]
+    items += [("queue", q) for q in topology.queues]
+    for kind, item in items:
         known = differing.get(label(item))
         if known:
             conflicts.extend(known)
             refused.add((kind, item.name))
-            return
+            continue
         try:
-            existed = (ops.exchange_exists if isinstance(item, Exchange) else ops.queue_exists)(item.name)
-            _declare(item, ops)
+            existed = yield (f"{kind}_exists", (item.name,))
+            yield _declare_step(item)
         except ChannelClosed as exc:
             conflicts.append(conflict_line(item, exc))
             refused.add((kind, item.name))
-            return
+            continue
         if existed:
             unchanged.append(label(item))
         else:
             created.append(label(item))
             fresh.add((kind, item.name))
 
-    for ex in topology.exchanges:
-        entity("exchange", ex)
-    for q in topology.queues:
-        entity("queue", q)
     for b in topology.bindings:
         ends = {("exchange", b.source), (str(b.destination_type), b.destination)}
         if ends & refused:
@@ -134,15 +205,15 @@ def declare_topology(topology: Topology, ops: DeclareOps) -> DeclareReport:
             skipped.append(f"{label(b)}: not declared, {blocked} differs from the broker's")
             continue
         # A binding to something just created is new; otherwise ask, before binding.
-        existed = False if ends & fresh else ops.binding_exists(b)
+        bound_existed = False if ends & fresh else (yield ("binding_exists", (b,)))
         try:
-            _declare(b, ops)
+            yield _declare_step(b)
         except ChannelClosed as exc:
             conflicts.append(conflict_line(b, exc))
             continue
-        if existed:
+        if bound_existed:
             unchanged.append(label(b))
-        elif existed is None:
+        elif bound_existed is None:
             unverified.append(label(b))
         else:
             created.append(label(b))
@@ -159,20 +230,29 @@ def redeclare(
     exchanges: Iterable[Exchange], queues: Iterable[Queue], bindings: Iterable[Binding], ops: DeclareOps
 ) -> list[str]:
     """Declare again after a reconnect, without existence checks; returns conflict lines."""
+    return _drive(_redeclare_walk([*exchanges, *queues, *bindings]), ops)
+
+
+async def redeclare_async(
+    exchanges: Iterable[Exchange], queues: Iterable[Queue], bindings: Iterable[Binding], ops: AsyncDeclareOps
+) -> list[str]:
+    """`redeclare` over awaitable operations."""
+    return await _drive_async(_redeclare_walk([*exchanges, *queues, *bindings]), ops)
+
+
+def _redeclare_walk(items: list[Exchange | Queue | Binding]) -> Walk[list[str]]:
     problems = []
-    items: list[Exchange | Queue | Binding] = [*exchanges, *queues, *bindings]
     for item in items:
         try:
-            _declare(item, ops)
+            yield _declare_step(item)
         except ChannelClosed as exc:
             problems.append(conflict_line(item, exc))
     return problems
 
 
-def _declare(item: Exchange | Queue | Binding, ops: DeclareOps) -> None:
+def _declare_step(item: Exchange | Queue | Binding) -> Step:
     if isinstance(item, Exchange):
-        ops.declare_exchange(item)
-    elif isinstance(item, Queue):
-        ops.declare_queue(item)
-    else:
-        ops.bind(item)
+        return ("declare_exchange", (item,))
+    if isinstance(item, Queue):
+        return ("declare_queue", (item,))
+    return ("bind", (item,))

@@ -5,11 +5,16 @@ The broker numbers a confirm-mode channel's publishes 1, 2, 3... and answers wit
 carries no number: it comes before the ack of the message it returns (RabbitMQ's channel
 sends the return, then the confirm), so returns wait in arrival order and are matched when
 the ack that covers them arrives, by exchange, routing key and body.
+
+Both transports track with it: the blocking one with plain `Publication`s, the asyncio one
+with `AsyncPublication`s (`publication_type`), whose `settle()` is called whenever one
+settles, so whoever awaits it wakes.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +45,14 @@ class ConfirmTracker:
     """Publications awaiting confirms on one channel, and those that failed since the last
     `take_failures()`. The window bounds how many may be in flight."""
 
-    def __init__(self, window: int = 1000) -> None:
+    def __init__(self, window: int = 1000, publication_type: type[Publication] = Publication) -> None:
         if window < 1:
             raise ValueError("the confirm window must be at least 1")
         self.window = window
+        self._type = publication_type
+        # Called with each publication as it settles: a type's own `settle` (AsyncPublication's
+        # wakes its waiter); None for plain publications, which nobody awaits.
+        self._on_settle: Callable[[Any], None] | None = getattr(publication_type, "settle", None)
         self._next = 1
         self._pending: OrderedDict[int, Pending] = OrderedDict()
         self._returns: deque[Returned] = deque()
@@ -66,7 +75,7 @@ class ConfirmTracker:
         self, exchange: str, routing_key: str, body: bytes, properties: Any, mandatory: bool
     ) -> Publication:
         """Record a publish just written to the channel, under the channel's next number."""
-        publication = Publication(exchange, routing_key, self._next)
+        publication = self._type(exchange, routing_key, self._next)
         self._pending[self._next] = Pending(publication, body, properties, mandatory)
         self._next += 1
         return publication
@@ -101,10 +110,13 @@ class ConfirmTracker:
 
     def lose(self, lost: list[Pending], error: BrokerError | None = None) -> None:
         """Settle publications that will never be sent again (nor confirmed) as UNCONFIRMED."""
+        on_settle = self._on_settle
         for pending in lost:
             pending.publication.outcome = Outcome.UNCONFIRMED
             pending.publication.error = error or ConnectionLost("connection lost before the confirm")
             self._failures.append(pending.publication)
+            if on_settle is not None:
+                on_settle(pending.publication)
 
     def take_pending(self) -> list[Pending]:
         """Remove and return every unanswered publication, unsettled, to be sent again."""
@@ -148,12 +160,14 @@ class ConfirmTracker:
         publication.outcome = outcome
         if outcome is Outcome.CONFIRMED:
             self.confirmed += 1
-            return
-        if outcome is Outcome.RETURNED:
-            publication.error = Unroutable(publication.exchange, publication.routing_key)
         else:
-            shown = publication.exchange or "(default exchange)"
-            publication.error = Nacked(
-                f"the broker nacked the message to exchange {shown!r} key {publication.routing_key!r}"
-            )
-        self._failures.append(publication)
+            if outcome is Outcome.RETURNED:
+                publication.error = Unroutable(publication.exchange, publication.routing_key)
+            else:
+                shown = publication.exchange or "(default exchange)"
+                publication.error = Nacked(
+                    f"the broker nacked the message to exchange {shown!r} key {publication.routing_key!r}"
+                )
+            self._failures.append(publication)
+        if self._on_settle is not None:
+            self._on_settle(publication)

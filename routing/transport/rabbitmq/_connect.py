@@ -1,15 +1,18 @@
-"""From an `Endpoint` to a pika connection, and from pika's connection errors to one line."""
+"""From an `Endpoint` to a pika connection, from pika's connection errors to one line, and
+from pika's exceptions on a live connection to `routing.errors` ones (`translate`): both
+connection classes (blocking and asyncio) use these, and the one backoff (`backoff`)."""
 
 from __future__ import annotations
 
+import random
 import ssl
 from typing import Any
 
 import pika
 import pika.exceptions as px
 
-from routing.errors import ChannelClosed, ConnectionFailed, PreconditionFailed
-from routing.transport.rabbitmq._pika import open_connection
+from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, ConnectionLost, PreconditionFailed
+from routing.transport.rabbitmq._pika import open_connection, workflow_error
 from routing.transport.rabbitmq._url import Endpoint
 
 
@@ -57,7 +60,9 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 def connect_error(ep: Endpoint, exc: BaseException) -> ConnectionFailed:
-    """One line naming the host and what went wrong; never the password."""
+    """One line naming the host and what went wrong; never the password. `exc` may be what
+    pika's connection workflow gives (the last attempt's error is the one named)."""
+    exc = workflow_error(exc)
     where = f"{ep.host}:{ep.port}"
     if isinstance(exc, px.ProbableAuthenticationError | px.AuthenticationError):
         why = f"user {ep.username!r} was refused: wrong username or password"
@@ -82,12 +87,28 @@ def connect_error(ep: Endpoint, exc: BaseException) -> ConnectionFailed:
     return ConnectionFailed(f"{ep.url} ({where}): {why}")
 
 
+def backoff(attempt: int) -> float:
+    """Seconds to wait before reconnect attempt `attempt + 1`: exponential (0.2 s doubling, at
+    most 5 s), with full jitter, so clients that lost the same node do not come back in step."""
+    return random.uniform(0, min(5.0, 0.1 * 2**attempt))
+
+
 def connect(ep: Endpoint, name: str | None) -> Any:
     """A `BlockingConnection` to `ep`, or `ConnectionFailed` naming the host and the reason."""
+    params = parameters(ep, name)  # its own ConnectionFailed (TLS files), not wrapped again
     try:
-        return open_connection(parameters(ep, name))
+        return open_connection(params)
     except (px.AMQPError, OSError, ssl.SSLError) as exc:
         raise connect_error(ep, exc) from exc
+
+
+def none_answered(failures: list[ConnectionFailed]) -> ConnectionFailed:
+    """What to raise when no endpoint of a list answered: the one failure, or all in one line."""
+    if len(failures) == 1:
+        return failures[0]
+    error = ConnectionFailed("no broker answered: " + "; ".join(map(str, failures)))
+    error.__cause__ = failures[-1]
+    return error
 
 
 def channel_error(exc: Any, what: str, ep: Endpoint) -> ChannelClosed:
@@ -95,3 +116,25 @@ def channel_error(exc: Any, what: str, ep: Endpoint) -> ChannelClosed:
     reply code and text, what was being done, and on which node."""
     kind = PreconditionFailed if exc.reply_code == 406 else ChannelClosed
     return kind(exc.reply_code, f"{exc.reply_text} ({what} on {ep.host}:{ep.port})")
+
+
+# What a dropped connection looks like from any call (ConnectionResetError: a reset socket
+# that pika has not wrapped yet).
+CONNECTION_ERRORS = (px.AMQPConnectionError, ConnectionResetError)
+
+
+def translate(exc: BaseException, what: str, ep: Endpoint) -> BrokerError | None:
+    """The `routing.errors` one for pika's `exc` raised during `what` on `ep`, or None when it
+    is not pika's (nor a reset socket): a broker's refusal as `ChannelClosed` (406:
+    `PreconditionFailed`) naming `what` and the node, a closed channel as `ChannelClosed`
+    with code 0, a dropped connection as `ConnectionLost`, anything else of pika's as
+    `BrokerError`. The caller raises it `from exc` (and forgets a dropped connection)."""
+    if isinstance(exc, px.ChannelClosedByBroker):
+        return channel_error(exc, what, ep)
+    if isinstance(exc, px.AMQPChannelError):
+        return ChannelClosed(0, f"channel closed during {what}")
+    if isinstance(exc, CONNECTION_ERRORS):
+        return ConnectionLost(f"{ep.url}: connection lost during {what}: {exc!r}")
+    if isinstance(exc, px.AMQPError):
+        return BrokerError(f"{ep.url}: {what} failed: {exc!r}")
+    return None

@@ -10,27 +10,22 @@ transport's: it passes `restore` and `dropped` callbacks in.
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 import pika.exceptions as px
 from loguru import logger
-from pika import spec
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, ConnectionLost
 from routing.transport.base import Delivery
-from routing.transport.rabbitmq import _encode, _pika
-from routing.transport.rabbitmq._connect import channel_error, connect
+from routing.transport.rabbitmq import _pika
+from routing.transport.rabbitmq._channel import ChannelMethods
+from routing.transport.rabbitmq._connect import backoff, channel_error, connect, none_answered, translate
 from routing.transport.rabbitmq._url import Endpoint
-
-# What a dropped connection looks like from any call (ConnectionResetError: a reset socket
-# that pika has not wrapped yet).
-_CONNECTION_ERRORS = (px.AMQPConnectionError, ConnectionResetError)
 
 
 class FairLock:
@@ -54,10 +49,10 @@ class FairLock:
         self._lock.release()
 
 
-class ChannelHandle:
+class ChannelHandle(ChannelMethods):
     """A channel of one connection. Deliveries remember theirs: once it is gone the broker
     has requeued them, and their tags mean nothing on any other channel. The methods that
-    carry a field table encode it with our codec (`_encode`); `channel` is pika's."""
+    carry a field table (`ChannelMethods`) are encoded with our codec; `channel` is pika's."""
 
     __slots__ = ("alive", "backlog", "channel", "reason")
 
@@ -80,37 +75,8 @@ class ChannelHandle:
     def is_open(self) -> bool:
         return self.alive and bool(self.channel.is_open)
 
-    def exchange_declare(self, exchange: str, exchange_type: str = "direct", **options: Any) -> Any:
-        payload = _encode.exchange_declare(exchange, exchange_type, **options)
-        return _pika.rpc(self.channel, spec.Exchange.Declare, payload, spec.Exchange.DeclareOk)
-
-    def queue_declare(self, queue: str, **options: Any) -> Any:
-        payload = _encode.queue_declare(queue, **options)
-        return _pika.rpc(self.channel, spec.Queue.Declare, payload, spec.Queue.DeclareOk)
-
-    def queue_bind(
-        self, queue: str, exchange: str, routing_key: str, arguments: Mapping[str, Any] | None = None
-    ) -> Any:
-        payload = _encode.bind(queue, exchange, routing_key, arguments)
-        return _pika.rpc(self.channel, spec.Queue.Bind, payload, spec.Queue.BindOk)
-
-    def exchange_bind(
-        self, destination: str, source: str, routing_key: str, arguments: Mapping[str, Any] | None = None
-    ) -> Any:
-        payload = _encode.bind(destination, source, routing_key, arguments)
-        return _pika.rpc(self.channel, spec.Exchange.Bind, payload, spec.Exchange.BindOk)
-
-    def queue_unbind(
-        self, queue: str, exchange: str, routing_key: str, arguments: Mapping[str, Any] | None = None
-    ) -> Any:
-        payload = _encode.bind(queue, exchange, routing_key, arguments, nowait_octet=False)
-        return _pika.rpc(self.channel, spec.Queue.Unbind, payload, spec.Queue.UnbindOk)
-
-    def exchange_unbind(
-        self, destination: str, source: str, routing_key: str, arguments: Mapping[str, Any] | None = None
-    ) -> Any:
-        payload = _encode.bind(destination, source, routing_key, arguments)
-        return _pika.rpc(self.channel, spec.Exchange.Unbind, payload, spec.Exchange.UnbindOk)
+    def _send_rpc(self, like: Any, payload: bytes, reply: Any) -> Any:
+        return _pika.rpc(self.channel, like, payload, reply)
 
 
 class Connection:
@@ -167,9 +133,7 @@ class Connection:
                 self.endpoint = ep
                 logger.bind(url=ep.url).debug("connected")
                 return conn
-        if len(failures) == 1:
-            raise failures[0]
-        raise ConnectionFailed("no broker answered: " + "; ".join(map(str, failures))) from failures[-1]
+        raise none_answered(failures)
 
     def live(self) -> None:
         """Make sure there is a live connection: reconnect (and restore) if it dropped;
@@ -187,8 +151,7 @@ class Connection:
                 self._conn = self._connect()
             except ConnectionFailed as exc:
                 attempt += 1
-                # Full jitter: clients that lost the same node do not come back in step.
-                pause = random.uniform(0, min(5.0, 0.1 * 2**attempt))
+                pause = backoff(attempt)
                 if time.monotonic() + pause > deadline:
                     raise ConnectionLost(
                         f"connection lost and not re-established within {self.reconnect_timeout:g}s: {exc}"
@@ -227,19 +190,15 @@ class Connection:
         """For `Errors.__exit__`: raise the routing error for `exc`, or return whether to swallow it."""
         if isinstance(exc, ConnectionLost):
             return retry and exc is self._lost
-        if isinstance(exc, px.ChannelClosedByBroker):
-            raise channel_error(exc, what, self.endpoint) from exc
-        if isinstance(exc, px.AMQPChannelError):
-            raise ChannelClosed(0, f"channel closed during {what}") from exc
-        if isinstance(exc, _CONNECTION_ERRORS):
-            lost = self._lost = ConnectionLost(f"{self.endpoint.url}: connection lost during {what}: {exc!r}")
-            self.drop(lost)
+        error = translate(exc, what, self.endpoint)
+        if error is None:
+            return False
+        if isinstance(error, ConnectionLost):
+            self._lost = error
+            self.drop(error)
             if retry:
                 return True
-            raise lost from exc
-        if isinstance(exc, px.AMQPError):
-            raise BrokerError(f"{self.endpoint.url}: {what} failed: {exc!r}") from exc
-        return False
+        raise error from exc
 
     def guarded(self, what: str, action: Callable[[], Any]) -> Any:
         """Run an idempotent channel operation: a refusal becomes ChannelClosed; after a

@@ -21,9 +21,9 @@ from routing.transport.rabbitmq._connection import ChannelHandle, Connection
 SLICE = 0.2  # longest the transport's lock is held while waiting, so other threads get a turn
 
 
-def delivery(method: Any, properties: Properties, body: bytes, queue: str, owner: ChannelHandle) -> Delivery:
+def delivery(method: Any, properties: Properties, body: bytes, queue: str, owner: object) -> Delivery:
     """A `Delivery` from pika's Basic.Deliver or Basic.GetOk (with our `Properties`, which the
-    connection decoded); `owner` acks it."""
+    connection decoded); `owner` (the channel it came on, of either transport) acks it."""
     return Delivery(
         body,
         properties,

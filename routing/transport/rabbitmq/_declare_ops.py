@@ -4,13 +4,15 @@ channel operations, and what exists read from the management HTTP API.
 AMQP 0-9-1 can ask whether an exchange or queue exists (a passive declare) but not
 whether a binding does, so bindings are looked up in the management API when it answers;
 when it does not, `binding_exists` answers None. Free of pika: the transport supplies a
-function that runs a call on a live channel.
+function that runs a call on a live channel. Each operation is built once (`_declare_queue`...)
+and run by the blocking ops (`ChannelOps`) or awaited by the asyncio ones (`AsyncChannelOps`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -83,76 +85,167 @@ class ManagementBindings:
         return answer
 
 
-class ChannelOps:
-    """`routing.transport._declare.DeclareOps` over a pika-like channel. `run(what, call)`
-    calls `call(channel)` on a live channel and turns a refusal into `ChannelClosed` (the
-    transport reopens the channel). What exists beyond exchanges and queues is read through
-    `existing`; without it, nothing is known."""
+# One channel operation of the declare walk: what it is (for errors) and the call on a channel.
+Call = tuple[str, Callable[[Any], Any]]
 
-    def __init__(
-        self, run: Callable[[str, Callable[[Any], Any]], Any], existing: ManagementBindings | None = None
-    ) -> None:
-        self._run = run
+
+def _check_exchange(name: str) -> Call:
+    return f"check exchange {name!r}", lambda ch: ch.exchange_declare(name, passive=True)
+
+
+def _check_queue(name: str) -> Call:
+    return f"check queue {name!r}", lambda ch: ch.queue_declare(name, passive=True)
+
+
+def _declare_exchange(e: Exchange) -> Call:
+    return (
+        f"declare exchange {e.name!r}",
+        lambda ch: ch.exchange_declare(
+            e.name,
+            str(e.type),
+            durable=e.durable,
+            auto_delete=e.auto_delete,
+            internal=e.internal,
+            arguments=e.declare_arguments or None,
+        ),
+    )
+
+
+def _declare_queue(q: Queue) -> Call:
+    return (
+        f"declare queue {q.name!r}",
+        lambda ch: ch.queue_declare(
+            q.name,
+            durable=q.durable,
+            exclusive=q.exclusive,
+            auto_delete=q.auto_delete,
+            arguments=q.declare_arguments or None,
+        ),
+    )
+
+
+def _bind(b: Binding) -> Call:
+    args = thaw(b.arguments) or None
+    if b.destination_type == "exchange":
+        call = lambda ch: ch.exchange_bind(b.destination, b.source, b.routing_key, arguments=args)  # noqa: E731
+    else:
+        call = lambda ch: ch.queue_bind(b.destination, b.source, b.routing_key, arguments=args)  # noqa: E731
+    return f"bind {b.describe()}", call
+
+
+def _absent(exc: ChannelClosed) -> bool:
+    """False for the 404 of a passive declare of something missing; else raises `exc`."""
+    if exc.code == 404:
+        return False
+    raise exc
+
+
+class _Existing:
+    """What exists beyond exchanges and queues, read through `existing` (the management API);
+    without it, nothing is known."""
+
+    def __init__(self, existing: ManagementBindings | None) -> None:
         self._existing = existing
 
-    def reading(self, existing: ManagementBindings) -> ChannelOps:
-        """The same operations, reading what exists through `existing`."""
-        return ChannelOps(self._run, existing)
-
-    def binding_exists(self, binding: Binding) -> bool | None:
+    def _binding_exists(self, binding: Binding) -> bool | None:
         known = None if self._existing is None else self._existing.existing(binding.source)
         if known is None:
             return None
         b = binding
         return _binding_key(str(b.destination_type), b.destination, b.routing_key, b.arguments) in known
 
-    def definitions(self) -> Any:
+    def _definitions(self) -> Any:
         return None if self._existing is None else self._existing.definitions()
 
-    def _exists(self, what: str, call: Callable[[Any], Any]) -> bool:
+
+class ChannelOps(_Existing):
+    """`routing.transport._declare.DeclareOps` over a pika-like channel. `run(what, call)`
+    calls `call(channel)` on a live channel and turns a refusal into `ChannelClosed` (the
+    transport reopens the channel)."""
+
+    def __init__(
+        self, run: Callable[[str, Callable[[Any], Any]], Any], existing: ManagementBindings | None = None
+    ) -> None:
+        super().__init__(existing)
+        self._run = run
+
+    def reading(self, existing: ManagementBindings) -> ChannelOps:
+        """The same operations, reading what exists through `existing`."""
+        return ChannelOps(self._run, existing)
+
+    def binding_exists(self, binding: Binding) -> bool | None:
+        return self._binding_exists(binding)
+
+    def definitions(self) -> Any:
+        return self._definitions()
+
+    def _exists(self, call: Call) -> bool:
         try:
-            self._run(what, call)
+            self._run(*call)
         except ChannelClosed as exc:
-            if exc.code == 404:  # a passive declare of something missing
-                return False
-            raise
+            return _absent(exc)
         return True
 
     def exchange_exists(self, name: str) -> bool:
-        return self._exists(f"check exchange {name!r}", lambda ch: ch.exchange_declare(name, passive=True))
+        return self._exists(_check_exchange(name))
 
     def queue_exists(self, name: str) -> bool:
-        return self._exists(f"check queue {name!r}", lambda ch: ch.queue_declare(name, passive=True))
+        return self._exists(_check_queue(name))
 
     def declare_exchange(self, e: Exchange) -> None:
-        self._run(
-            f"declare exchange {e.name!r}",
-            lambda ch: ch.exchange_declare(
-                e.name,
-                str(e.type),
-                durable=e.durable,
-                auto_delete=e.auto_delete,
-                internal=e.internal,
-                arguments=e.declare_arguments or None,
-            ),
-        )
+        self._run(*_declare_exchange(e))
 
     def declare_queue(self, q: Queue) -> None:
-        self._run(
-            f"declare queue {q.name!r}",
-            lambda ch: ch.queue_declare(
-                q.name,
-                durable=q.durable,
-                exclusive=q.exclusive,
-                auto_delete=q.auto_delete,
-                arguments=q.declare_arguments or None,
-            ),
-        )
+        self._run(*_declare_queue(q))
 
     def bind(self, b: Binding) -> None:
-        args = thaw(b.arguments) or None
-        if b.destination_type == "exchange":
-            call = lambda ch: ch.exchange_bind(b.destination, b.source, b.routing_key, arguments=args)  # noqa: E731
-        else:
-            call = lambda ch: ch.queue_bind(b.destination, b.source, b.routing_key, arguments=args)  # noqa: E731
-        self._run(f"bind {b.describe()}", call)
+        self._run(*_bind(b))
+
+
+class AsyncChannelOps(_Existing):
+    """`routing.transport._declare.AsyncDeclareOps` over an asyncio channel: `run(what,
+    call)` awaits `call(channel)` (which returns an awaitable). The management API is read
+    in a worker thread, so the event loop goes on meanwhile."""
+
+    def __init__(
+        self,
+        run: Callable[[str, Callable[[Any], Any]], Awaitable[Any]],
+        existing: ManagementBindings | None = None,
+    ) -> None:
+        super().__init__(existing)
+        self._run = run
+
+    def reading(self, existing: ManagementBindings) -> AsyncChannelOps:
+        return AsyncChannelOps(self._run, existing)
+
+    async def binding_exists(self, binding: Binding) -> bool | None:
+        if self._existing is None:
+            return None
+        return await asyncio.to_thread(self._binding_exists, binding)
+
+    async def definitions(self) -> Any:
+        if self._existing is None:
+            return None
+        return await asyncio.to_thread(self._definitions)
+
+    async def _exists(self, call: Call) -> bool:
+        try:
+            await self._run(*call)
+        except ChannelClosed as exc:
+            return _absent(exc)
+        return True
+
+    async def exchange_exists(self, name: str) -> bool:
+        return await self._exists(_check_exchange(name))
+
+    async def queue_exists(self, name: str) -> bool:
+        return await self._exists(_check_queue(name))
+
+    async def declare_exchange(self, e: Exchange) -> None:
+        await self._run(*_declare_exchange(e))
+
+    async def declare_queue(self, q: Queue) -> None:
+        await self._run(*_declare_queue(q))
+
+    async def bind(self, b: Binding) -> None:
+        await self._run(*_bind(b))

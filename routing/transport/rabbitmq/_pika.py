@@ -12,6 +12,9 @@ The transport drives pika's `BlockingConnection` closer than its public API reac
   decoded by our codec (`_decode`) and whose client properties are encoded by it: pika's own
   table codec cannot encode a float, reads floats with `int()` and decimals as signed.
   Nothing of pika is patched: another pika client in the process keeps pika's behaviour.
+  The asyncio transport's `AsyncioConnection` subclass has the same two methods (`_Codec`);
+  its channels are pika's asynchronous ones, used as the blocking channel's `_impl` is, and
+  its connection workflow's errors are read as `BlockingConnection` reads them.
 
 Importing this module checks the pika version (`SUPPORTED`): outside that range it warns, and
 it refuses a pika that lacks what is used here.
@@ -27,7 +30,7 @@ from typing import Any
 
 import pika
 from pika import amqp_object, frame, spec
-from pika.adapters import blocking_connection, select_connection
+from pika.adapters import asyncio_connection, blocking_connection, select_connection
 from pika.adapters.utils import io_services_utils
 from pika.channel import Channel
 from pika.connection import Connection
@@ -50,6 +53,8 @@ _USED = (
     (Connection, "_client_properties"),
     (Channel, "_rpc"),
     (io_services_utils, "_AsyncPlaintextTransport"),
+    (blocking_connection.BlockingConnection, "_reap_last_connection_workflow_error"),
+    (asyncio_connection, "AsyncioConnection"),
 )
 
 
@@ -86,8 +91,14 @@ _FRAME_END = 0xCE
 _BASIC = 60
 
 
-class _SelectConnection(select_connection.SelectConnection):  # type: ignore[misc]
-    """pika's connection, with content headers and client properties through our codec."""
+class _Codec:
+    """Content headers and client properties through our codec, for a pika `Connection`
+    subclass (both adapters read and write frames in the base `Connection`)."""
+
+    _frame_buffer: bytes
+    _client_properties: dict[str, Any]
+    params: Any
+    _send_method: Callable[[int, Any], None]
 
     def _read_frame(self) -> tuple[int, Any]:
         data = self._frame_buffer
@@ -122,13 +133,41 @@ class _SelectConnection(select_connection.SelectConnection):  # type: ignore[mis
         self._send_method(0, _Prepared(spec.Connection.StartOk, payload))
 
 
+class _SelectConnection(_Codec, select_connection.SelectConnection):  # type: ignore[misc]
+    """pika's select connection (under `BlockingConnection`), with our codec."""
+
+
+class _AsyncioConnection(_Codec, asyncio_connection.AsyncioConnection):  # type: ignore[misc]
+    """pika's asyncio connection, with our codec."""
+
+
 def open_connection(parameters: pika.ConnectionParameters) -> blocking_connection.BlockingConnection:
     return blocking_connection.BlockingConnection(parameters, _impl_class=_SelectConnection)
 
 
+def open_asyncio(parameters: pika.ConnectionParameters, loop: Any, on_done: Callable[[Any], None]) -> Any:
+    """Start connecting on `loop`; `on_done(connection or pika's workflow error)` once open
+    (or not). Returns the workflow (`abort()` stops it)."""
+    return _AsyncioConnection.create_connection([parameters], on_done, custom_ioloop=loop)
+
+
+def workflow_error(exc: BaseException) -> BaseException:
+    """The error of the last connection attempt in pika's connection-workflow error, as
+    `BlockingConnection` raises it."""
+    return blocking_connection.BlockingConnection._reap_last_connection_workflow_error(exc)  # type: ignore[no-any-return]
+
+
 def server_properties(conn: Any) -> dict[str, Any]:
-    """What the broker's `connection.start` announced."""
-    return conn._impl.server_properties  # type: ignore[no-any-return]
+    """What the broker's `connection.start` announced (a blocking or an asyncio connection)."""
+    return _impl(conn).server_properties  # type: ignore[no-any-return]
+
+
+def _impl(thing: Any) -> Any:
+    """The asynchronous pika object under a blocking connection or channel; an asynchronous
+    one (the asyncio transport's) is its own."""
+    if isinstance(thing, blocking_connection.BlockingConnection | blocking_connection.BlockingChannel):
+        return thing._impl
+    return thing
 
 
 def pump(conn: Any, ready: Callable[[], bool], timeout: float | None) -> None:
@@ -205,6 +244,11 @@ class _Prepared(amqp_object.Method):  # type: ignore[misc]
         return [self._payload]
 
 
+def rpc_start(channel: Any, like: Any, payload: bytes, reply: Any, on_reply: Callable[[Any], None]) -> None:
+    """On an asynchronous channel: send `like` with `payload`; `on_reply(frame)` when `reply` comes."""
+    channel._rpc(_Prepared(like, payload), on_reply, [reply])
+
+
 def rpc(channel: Any, like: Any, payload: bytes, reply: Any) -> Any:
     """Send `like` (a pika method class) with the arguments in `payload` and wait for its
     `reply` frame; pika's ChannelClosedByBroker when the broker refuses."""
@@ -221,7 +265,8 @@ _MORE = getattr(socket, "MSG_MORE", 0)  # Linux; elsewhere every write goes at o
 
 
 class FrameWriter:
-    """Writes `basic.publish` messages for one channel of one pika connection.
+    """Writes `basic.publish` messages for one channel of one pika connection (a blocking
+    channel, or an asyncio connection's: both connections write through the same transport).
 
     pika's `basic_publish` hands the method, header and body frames to its transport one by
     one, and `BlockingChannel` then polls until they are written: three `send` calls, two
@@ -234,7 +279,7 @@ class FrameWriter:
     __slots__ = ("_body_max", "_connection", "_number")
 
     def __init__(self, channel: Any) -> None:
-        impl = channel._impl
+        impl = _impl(channel)
         self._connection = impl.connection
         self._number = impl.channel_number
         self._body_max = self._connection._body_max_length  # frame_max less the frame overhead
@@ -263,7 +308,7 @@ def send_method(channel: Any, method: Any, *, more: bool = False) -> bool:
     """Send one content-less method (an ack, say) on `channel`, the same way. `more`: the
     caller will send again soon (more deliveries wait to be acked), so the kernel may hold
     this back to send with the next (MSG_MORE; never longer than 200 ms)."""
-    impl = channel._impl
+    impl = _impl(channel)
     return write(impl.connection, frame.Method(impl.channel_number, method).marshal(), more=more)
 
 

@@ -11,7 +11,7 @@ from loguru import logger
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionLost, DeclareConflicts
 from routing.properties import Properties
-from routing.topology import Binding, Exchange, Queue, Topology
+from routing.topology import Binding, Topology
 from routing.transport._declare import declare_topology, redeclare
 from routing.transport.base import DeclareReport, Delivery, Publication, TransportBase, queue_name
 from routing.transport.rabbitmq import _pika
@@ -19,6 +19,7 @@ from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Return
 from routing.transport.rabbitmq._connection import ChannelHandle, Connection
 from routing.transport.rabbitmq._consumer import RabbitConsumer, delivery
 from routing.transport.rabbitmq._declare_ops import ChannelOps, ManagementBindings
+from routing.transport.rabbitmq._declared import Declared
 from routing.transport.rabbitmq._encode import encode_properties
 from routing.transport.rabbitmq._pika import FrameWriter, send_method
 from routing.transport.rabbitmq._url import Endpoint, parse_urls
@@ -51,9 +52,7 @@ class RabbitTransport(TransportBase):
         self._tracker = ConfirmTracker(window)
         self._to_resend: list[Pending] = []
         # Everything declared so far, declared again after a reconnect.
-        self._exchanges: dict[str, Exchange] = {}
-        self._queues: dict[str, Queue] = {}
-        self._bindings: dict[Binding, None] = {}
+        self._declared = Declared()
         self._consumers: list[RabbitConsumer] = []
         self._pub: ChannelHandle | None = None  # confirm mode, for publish
         self._writer: FrameWriter | None = None  # writes to `_pub`
@@ -103,7 +102,8 @@ class RabbitTransport(TransportBase):
 
     def _restore(self) -> None:
         """After a reconnect: declare again, resume the consumers, send again what waits."""
-        for line in redeclare(self._exchanges.values(), self._queues.values(), self._bindings, self._ops()):
+        d = self._declared
+        for line in redeclare(d.exchanges.values(), d.queues.values(), d.bindings, self._ops()):
             logger.bind(url=self.url).error("declaring again after a reconnect: {}", line)
         for consumer in self._consumers:
             consumer.resume()
@@ -153,9 +153,7 @@ class RabbitTransport(TransportBase):
         with self._lock:
             self._conn.live()
             report = declare_topology(topology, self._ops().reading(ManagementBindings(self._conn.endpoint)))
-            self._exchanges.update((e.name, e) for e in topology.exchanges)
-            self._queues.update((q.name, q) for q in topology.queues)
-            self._bindings.update(dict.fromkeys(topology.bindings))
+            self._declared.add(topology)
         if report.conflicts:
             raise DeclareConflicts(report.conflicts, report)
         return report
@@ -163,16 +161,9 @@ class RabbitTransport(TransportBase):
     def unbind(self, binding: Binding) -> None:
         """Remove a binding; a missing one is fine, as on RabbitMQ. It is not declared again
         after a reconnect."""
-        b = binding
-        if b.destination_type == "exchange":
-            call: Callable[[ChannelHandle], Any] = lambda ch: ch.exchange_unbind(  # noqa: E731
-                b.destination, b.source, b.routing_key, b.arguments
-            )
-        else:
-            call = lambda ch: ch.queue_unbind(b.destination, b.source, b.routing_key, b.arguments)  # noqa: E731
-        self._control(f"unbind {b.describe()}", call)
+        self._control(f"unbind {binding.describe()}", lambda ch: ch.unbind(binding))
         with self._lock:
-            self._bindings.pop(b, None)
+            self._declared.unbound(binding)
 
     # -------------------------------------------------------------- publish
 
@@ -276,7 +267,11 @@ class RabbitTransport(TransportBase):
     def consume(self, queue: str, *, prefetch: int = 1) -> RabbitConsumer:
         queue = queue_name(queue)
         consumer = RabbitConsumer(
-            self._conn, queue, prefetch, on_deleted=self._forget_queue, on_cancel=self._consumer_cancelled
+            self._conn,
+            queue,
+            prefetch,
+            on_deleted=self._declared.queue_deleted,
+            on_cancel=self._consumer_cancelled,
         )
         with self._lock:
             self._conn.guarded(f"consume from {queue!r}", consumer.start)
@@ -351,21 +346,12 @@ class RabbitTransport(TransportBase):
         queue = queue_name(queue)
         self._control(f"delete queue {queue!r}", lambda ch: ch.channel.queue_delete(queue))
         with self._lock:
-            self._forget_queue(queue)
-
-    def _forget_queue(self, queue: str) -> None:
-        """A deleted queue (here or by someone else) is not declared again after a reconnect."""
-        self._queues.pop(queue, None)
-        for b in [b for b in self._bindings if b.destination_type == "queue" and b.destination == queue]:
-            del self._bindings[b]
+            self._declared.queue_deleted(queue)
 
     def delete_exchange(self, exchange: str) -> None:
         self._control(f"delete exchange {exchange!r}", lambda ch: ch.channel.exchange_delete(exchange))
         with self._lock:
-            self._exchanges.pop(exchange, None)
-            for b in list(self._bindings):
-                if b.source == exchange or (b.destination_type == "exchange" and b.destination == exchange):
-                    del self._bindings[b]
+            self._declared.exchange_deleted(exchange)
 
     def close(self) -> None:
         """Close the connection. Unanswered publications settle UNCONFIRMED: flush first."""
