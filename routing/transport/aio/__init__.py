@@ -53,10 +53,10 @@ class Opening:
                 raise TypeError(f"memory:// takes no options, got {', '.join(sorted(self._options))}")
             return await AsyncMemoryTransport.open(urls[0])
         if scheme in ("amqp", "amqps"):
-            from routing.transport.rabbitmq import AsyncRabbitTransport  # type: ignore[attr-defined]
+            from routing.transport.rabbitmq import AsyncRabbitTransport
 
             target: str | list[str] = urls[0] if len(urls) == 1 else urls
-            return await AsyncRabbitTransport.open(target, **self._options)  # type: ignore[no-any-return]
+            return await AsyncRabbitTransport.open(target, **self._options)
         raise ConnectionFailed(
             f"{redact(first)}: unknown scheme {scheme!r}; use memory://, amqp:// or amqps://"
         )

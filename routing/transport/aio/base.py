@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class AsyncPublication(Publication):
     """A `Publication` that can be awaited: `await publication` returns its `Outcome` once
     the broker has answered (CONFIRMED, RETURNED, NACKED, or UNCONFIRMED when the
@@ -41,6 +41,10 @@ class AsyncPublication(Publication):
     publication someone awaits, so unawaited publishing costs nothing extra."""
 
     _waiter: asyncio.Future[Outcome] | None = field(default=None, repr=False, compare=False)
+
+    # One publication is itself only, so that `asyncio.gather(*publications)` can take them.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def settle(self) -> None:
         """Wake whoever awaits this publication (its `outcome` is set)."""
