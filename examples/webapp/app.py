@@ -1,0 +1,108 @@
+"""The FastAPI app: `uvicorn examples.webapp.app:app` (or `create_app(...)` for another setup).
+
+One transport per process, opened in the lifespan and closed with it; the resizer's topology
+declared on it at startup. On `memory://` (the default: a demo with nothing else to run) the
+resizer's worker runs in this process, in a thread, on the same embedded broker; on
+`amqp://` workers run apart: `routing worker examples.image_resizer:app --queue resize`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+import routing.aio
+from examples.image_resizer import app as resizer
+from examples.image_resizer import topology
+from examples.image_resizer.storage import storage_dir
+from examples.webapp.jobs import ROUTING_KEY, Invalid, Jobs, NotTaken, resized_path, status
+from routing.transport import open_transport as open_blocking
+from routing.urls import is_memory, resolve
+from routing.worker import Worker
+
+__all__ = ["MAX_UPLOAD_BYTES", "app", "create_app"]
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+PAGE = Path(__file__).with_name("index.html")
+
+
+@contextlib.contextmanager
+def demo_worker(url: str) -> Any:
+    """The resizer's worker on the embedded broker at `url`, in a thread, until the block ends."""
+    with open_blocking(url) as transport:
+        worker = Worker(resizer, transport, ROUTING_KEY)
+        thread = threading.Thread(target=worker.run, name="resize-worker", daemon=True)
+        thread.start()
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            thread.join(timeout=30)
+
+
+def create_app(
+    url: str | None = None,
+    *,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    confirm_timeout: float = 10.0,
+    worker: bool | None = None,
+) -> FastAPI:
+    """The web app on the broker at `url` (else ROUTING_URL, else memory://), with uploads of at
+    most `max_bytes`. `worker`: run the resizer in this process (default: on memory:// only)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        target = resolve(url)
+        storage = storage_dir()
+        async with routing.aio.open_transport(target) as transport:
+            await transport.declare(topology)
+            publisher = routing.aio.Publisher(transport, source="urn:routing:webapp", mandatory=True)
+            api.state.jobs = Jobs(storage, publisher, max_bytes, confirm_timeout)
+            in_process = is_memory(target) if worker is None else worker
+            with demo_worker(target) if in_process else contextlib.nullcontext():
+                yield
+
+    api = FastAPI(title="routing: resize images", lifespan=lifespan)
+
+    @api.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    @api.post("/jobs/resize", status_code=202)
+    async def resize(
+        file: Annotated[UploadFile, File()], width: Annotated[int, Form()], height: Annotated[int, Form()]
+    ) -> dict[str, str]:
+        jobs: Jobs = api.state.jobs
+        data = await file.read(jobs.max_bytes + 1)
+        try:
+            job_id = await jobs.submit(data, file.filename, file.content_type or "", width, height)
+        except Invalid as exc:
+            raise HTTPException(exc.status, exc.reason) from None
+        except NotTaken as exc:
+            raise HTTPException(503, f"{exc}; nothing was queued, try again") from None
+        return {"id": job_id, "status": f"/jobs/{job_id}"}
+
+    @api.get("/jobs/{job_id}")
+    async def job(job_id: str) -> JSONResponse:
+        found = status(api.state.jobs.storage, job_id)
+        if found is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return JSONResponse(found)
+
+    @api.get("/jobs/{job_id}/image")
+    async def image(job_id: str) -> FileResponse:
+        path = resized_path(api.state.jobs.storage, job_id)
+        if path is None:
+            raise HTTPException(404, f"job {job_id!r} has no resized image (yet)")
+        return FileResponse(path)
+
+    return api
+
+
+app = create_app()
