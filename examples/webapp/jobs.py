@@ -150,7 +150,7 @@ class Jobs:
         job_id = uuid.uuid4().hex
         result_path(self.storage, job_id)  # the id names a result file (a uuid always does)
         upload = self.storage / UPLOADS / f"{job_id}-{safe_name(filename, content_type)}"
-        upload.write_bytes(data)
+        await asyncio.to_thread(upload.write_bytes, data)  # a file system may take milliseconds
         job = {
             "id": job_id,
             "input": upload.relative_to(self.storage).as_posix(),
