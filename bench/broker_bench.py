@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import peers, toolkit
+from bench import aio_toolkit, peers, toolkit
 from bench.message import body_and_properties
 from bench.stats import rate, summary, table
 
@@ -58,6 +58,11 @@ def publishers() -> list[Contender]:
 
     return [
         Contender("toolkit", "toolkit Publisher.emit + flush (builds, validates)", prebuilt(toolkit.publish)),
+        Contender(
+            "toolkit_aio",
+            "toolkit routing.aio Publisher.emit + flush (builds, validates)",
+            prebuilt(aio_toolkit.publish),
+        ),
         Contender("pika_pipelined", "pika SelectConnection, window 1000", prebuilt(peers.pika_pipelined)),
         Contender(
             "aio_pika", "aio-pika confirms, tasks, window 1000", prebuilt(peers.aio_pika_confirms), "aio-pika"
@@ -73,6 +78,17 @@ def consumers() -> list[Contender]:
     return [
         Contender("toolkit_p100", "toolkit decode+validate, ack each, prefetch 100", p(tk, prefetch=100)),
         Contender("pika_p100", "pika ack each, prefetch 100", p(pk, prefetch=100)),
+        Contender(
+            "toolkit_aio_p100",
+            "toolkit aio async for, decode+validate, ack each, prefetch 100",
+            p(aio_toolkit.consume, prefetch=100),
+        ),
+        Contender(
+            "aio_pika_p100",
+            "aio-pika queue.iterator(), ack each, prefetch 100",
+            p(peers.aio_pika_consume, prefetch=100),
+            "aio-pika",
+        ),
         Contender(
             "toolkit_p1000_batch",
             "toolkit decode+validate, multiple-ack/100, prefetch 1000",

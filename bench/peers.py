@@ -288,6 +288,30 @@ def pika_consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int 
         conn.close()
 
 
+def aio_pika_consume(url: str, queue: str, n: int, *, prefetch: int) -> float:
+    """aio-pika's `queue.iterator()` with `await message.ack()` for each, as its consumer
+    tutorial reads a queue."""
+    import aio_pika
+
+    async def run() -> float:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            source = await channel.declare_queue(queue, passive=True)
+            seen = 0
+            start = time.perf_counter()
+            async with source.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    seen += 1
+                    if seen == n:
+                        break
+            return time.perf_counter() - start
+
+    return asyncio.run(run())
+
+
 def fill(url: str, queue: str, body: bytes, props: Properties, n: int) -> None:
     """Put `n` persistent messages in `queue`, fast (not timed)."""
     pika_pipelined(url, queue, body, props, n)

@@ -21,6 +21,8 @@ from routing.errors import BrokerError, RoutingError
 from routing.topology import Binding, Exchange, Queue, Topology
 from routing.transport import Delivery, Transport, open_transport
 
+from .bridge import BlockingTransport
+
 POLL = 0.02
 WAIT = 3.0  # longest a scenario waits for a message that should come
 
@@ -40,10 +42,11 @@ class Harness:
     """A transport on the broker under test, and the few steps every scenario repeats."""
 
     def __init__(self, kind: str, url: str, unique: str) -> None:
-        self.kind = kind
+        self.kind = kind  # "memory" or "rabbitmq", with "-asyncio" for the asyncio transports
         self.url = url
         self.unique = unique
-        self.t: Transport = open_transport(url)
+        self._open = BlockingTransport.open if kind.endswith("-asyncio") else open_transport
+        self.t: Transport = self._open(url)
         self._queues: list[str] = []
         self._exchanges: list[str] = []
         self._others: list[Transport] = []
@@ -66,7 +69,7 @@ class Harness:
 
     def connect(self) -> Transport:
         """Another connection to the same broker (closed at the end)."""
-        other = open_transport(self.url)
+        other = self._open(self.url)
         self._others.append(other)
         return other
 
@@ -108,7 +111,7 @@ class Harness:
             yield harness
         finally:
             harness.close()
-            if kind == "memory":
+            if kind.startswith("memory"):
                 forget(url)
 
     def close(self) -> None:
@@ -169,11 +172,14 @@ def _live_profile(request: pytest.FixtureRequest) -> str | None:
     params=[
         pytest.param("memory", marks=pytest.mark.conformance),
         pytest.param("rabbitmq", marks=[pytest.mark.broker, pytest.mark.conformance]),
+        pytest.param("memory-asyncio", marks=pytest.mark.conformance),
+        pytest.param("rabbitmq-asyncio", marks=[pytest.mark.broker, pytest.mark.conformance]),
     ]
 )
 def harness(request: pytest.FixtureRequest, unique: str) -> Iterator[Harness]:
-    """The broker under test: the embedded one (with the live broker's profile), then RabbitMQ."""
-    if request.param == "memory":
+    """The transport under test: the embedded broker (with the live broker's profile), then
+    RabbitMQ, each through the blocking transport and then the asyncio one."""
+    if request.param.startswith("memory"):
         url = embedded_url(unique, _live_profile(request))
     else:
         url = request.getfixturevalue("amqp_url")
