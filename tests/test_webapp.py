@@ -190,6 +190,24 @@ def test_a_bad_request_is_refused_and_nothing_is_stored_or_queued(
     serve(create_app(url, worker=False, max_bytes=2000), body)
 
 
+def test_a_request_over_the_limit_is_refused_before_it_is_read(url: str, storage: Path) -> None:
+    from examples.webapp.app import create_app
+
+    async def body(client: httpx.AsyncClient) -> None:
+        answer = await upload(client, b"x" * 100_000)
+        assert answer.status_code == 413, answer.text
+        assert "over the 67536-byte limit" in answer.text
+        assert uploads(storage) == []
+
+        async def chunks() -> Any:
+            yield b"--x--\r\n"
+
+        unsized = await client.post("/jobs/resize", content=chunks())  # chunked: no length
+        assert unsized.status_code == 411, unsized.text
+
+    serve(create_app(url, worker=False, max_bytes=2000), body)
+
+
 def test_the_file_name_is_made_safe(url: str, storage: Path) -> None:
     from examples.webapp.app import create_app
     from examples.webapp.jobs import safe_name

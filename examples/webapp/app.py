@@ -29,7 +29,29 @@ from routing.worker import Worker
 __all__ = ["MAX_UPLOAD_BYTES", "app", "create_app"]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+FORM_SLACK = 64 * 1024  # a request may be this much larger than its file: the other fields, boundaries
 PAGE = Path(__file__).with_name("index.html")
+
+
+class BodyLimit:
+    """Refuses a POST whose body would be over `limit` bytes by its Content-Length (413), or
+    that does not say its length (411), before any of it is read: the form parser would
+    otherwise spool a file of any size to disk before the endpoint could look at it."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if not length.isdigit():
+                return await JSONResponse({"detail": "say the body's Content-Length"}, 411)(
+                    scope, receive, send
+                )
+            if int(length) > self.limit:
+                detail = f"the request is {int(length)} bytes, over the {self.limit}-byte limit"
+                return await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 @contextlib.contextmanager
@@ -69,6 +91,7 @@ def create_app(
                 yield
 
     api = FastAPI(title="routing: resize images", lifespan=lifespan)
+    api.add_middleware(BodyLimit, limit=max_bytes + FORM_SLACK)
 
     @api.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
