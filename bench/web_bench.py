@@ -286,7 +286,7 @@ def _release(url: str) -> str:
     from bench.peers import Admin
 
     try:
-        connection = Admin(url)
+        connection = Admin(urlsplit(url)._replace(query="").geturl())  # pika knows no `management=`
     except Exception:
         return "RabbitMQ (not reachable)"
     try:

@@ -65,6 +65,12 @@ def url(unique: str) -> Iterator[str]:
     forget(f"memory://{unique}")
 
 
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.broker)])
+def either(request: pytest.FixtureRequest) -> str:
+    """The test runs twice: on an embedded broker of its own, then in a RabbitMQ vhost of its own."""
+    return str(request.getfixturevalue("url" if request.param == "memory" else "vhost_url"))
+
+
 def serve(api: Any, body: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
     """Run `body` with a client of `api`, inside the app's lifespan (startup, then shutdown)."""
 
@@ -109,7 +115,7 @@ def uploads(storage: Path) -> list[str]:
 # ------------------------------------------------------------------ the endpoint, in process
 
 
-def test_a_job_is_accepted_at_once_then_resized_keeping_the_aspect(url: str, storage: Path) -> None:
+def test_a_job_is_accepted_at_once_then_resized_keeping_the_aspect(either: str, storage: Path) -> None:
     from examples.webapp.app import create_app
 
     async def body(client: httpx.AsyncClient) -> None:
@@ -129,10 +135,10 @@ def test_a_job_is_accepted_at_once_then_resized_keeping_the_aspect(url: str, sto
         assert image.headers["content-type"] == "image/png"
         assert size_of(image.content) == (267, 200)
 
-    serve(create_app(url), body)
+    serve(create_app(either, worker=True), body)
 
 
-def test_the_job_waits_queued_until_a_worker_takes_it(url: str, storage: Path) -> None:
+def test_the_job_waits_queued_until_a_worker_takes_it(either: str, storage: Path) -> None:
     from examples.webapp.app import create_app
 
     async def body(client: httpx.AsyncClient) -> None:
@@ -141,12 +147,12 @@ def test_the_job_waits_queued_until_a_worker_takes_it(url: str, storage: Path) -
         job_id = answer.json()["id"]
         assert (await client.get(f"/jobs/{job_id}")).json() == {"id": job_id, "status": "queued"}
         assert (await client.get(f"/jobs/{job_id}/image")).status_code == 404
-        with open_transport(url) as transport:
+        with open_transport(either) as transport:
             delivery = transport.get("resize")
         assert delivery is not None
         assert b'"task.resize_image"' in delivery.body and job_id.encode() in delivery.body
 
-    serve(create_app(url, worker=False), body)
+    serve(create_app(either, worker=False), body)
 
 
 def test_a_picture_the_worker_cannot_read_fails_with_the_reason(url: str, storage: Path) -> None:
@@ -239,12 +245,12 @@ def test_an_unknown_job_is_404(url: str, storage: Path) -> None:
 
 @pytest.mark.parametrize("remove", ["queue", "exchange"])
 def test_a_job_the_broker_does_not_take_is_503_and_its_upload_is_removed(
-    url: str, storage: Path, remove: str
+    either: str, storage: Path, remove: str
 ) -> None:
     from examples.webapp.app import create_app
 
     async def body(client: httpx.AsyncClient) -> None:
-        with open_transport(url) as transport:
+        with open_transport(either) as transport:
             if remove == "queue":
                 transport.delete_queue("resize")  # mandatory: the job comes back as unroutable
             else:
@@ -254,10 +260,10 @@ def test_a_job_the_broker_does_not_take_is_503_and_its_upload_is_removed(
         assert "did not take the job" in answer.text or "refused the job" in answer.text
         assert uploads(storage) == []
 
-    serve(create_app(url, worker=False), body)
+    serve(create_app(either, worker=False), body)
 
 
-def test_a_job_not_confirmed_in_time_is_503(url: str, storage: Path) -> None:
+def test_a_job_not_confirmed_in_time_is_503(either: str, storage: Path) -> None:
     from examples.webapp.app import create_app
 
     async def body(client: httpx.AsyncClient) -> None:
@@ -266,7 +272,7 @@ def test_a_job_not_confirmed_in_time_is_503(url: str, storage: Path) -> None:
         assert "did not confirm the job within 0 s" in answer.text
         assert uploads(storage) == []
 
-    serve(create_app(url, worker=False, confirm_timeout=0), body)
+    serve(create_app(either, worker=False, confirm_timeout=0), body)
 
 
 def test_the_page_is_served(url: str, storage: Path) -> None:
