@@ -95,8 +95,7 @@ def _web(results: Results) -> dict[str, Any]:
     if not rows:
         return {"measured": "not run", "value": None, "target": "(reported)", "met": None}
     measured = "; ".join(
-        f"{r['broker']}: {r['throughput']['rps']:,.0f} req/s, p99 {r['latency']['p99_ms']:.0f} ms"
-        for r in rows
+        f"{r['broker']}: {r['rps']['median']:,.0f} req/s, p99 {r['p99_ms']['median']:.0f} ms" for r in rows
     )
     return {"measured": measured, "value": None, "target": "(reported)", "met": None}
 
