@@ -312,7 +312,7 @@ def _release(url: str) -> str:
     from bench.peers import Admin
 
     try:
-        connection = Admin(urlsplit(url)._replace(query="").geturl())  # pika knows no `management=`
+        connection = Admin(url)
     except Exception:
         return "RabbitMQ (not reachable)"
     try:
