@@ -243,21 +243,35 @@ def test_an_unknown_job_is_404(url: str, storage: Path) -> None:
     serve(create_app(url, worker=False), body)
 
 
-@pytest.mark.parametrize("remove", ["queue", "exchange"])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ("no queue", "(returned)"),  # mandatory: no queue is bound, the job comes back
+        ("full queue", "(nacked)"),  # a full queue that rejects publishes: the broker nacks
+        ("no exchange", "the job"),  # RabbitMQ closes the channel (404), the embedded broker refuses
+    ],
+)
 def test_a_job_the_broker_does_not_take_is_503_and_its_upload_is_removed(
-    either: str, storage: Path, remove: str
+    either: str, storage: Path, change: str, says: str
 ) -> None:
     from examples.webapp.app import create_app
+    from routing import Exchange, Queue, Topology
 
     async def body(client: httpx.AsyncClient) -> None:
         with open_transport(either) as transport:
-            if remove == "queue":
-                transport.delete_queue("resize")  # mandatory: the job comes back as unroutable
-            else:
+            if change == "no exchange":
                 transport.delete_exchange("jobs")
+            else:
+                transport.delete_queue("resize")
+            if change == "full queue":
+                jobs, full = (
+                    Exchange("jobs", "direct"),
+                    Queue("resize", max_length=0, overflow="reject-publish"),
+                )
+                transport.declare(Topology.of(jobs, full, jobs.bind(full, "resize")))
         answer = await upload(client)
         assert answer.status_code == 503, answer.text
-        assert "did not take the job" in answer.text or "refused the job" in answer.text
+        assert "the broker" in answer.text and says in answer.text, answer.text
         assert uploads(storage) == []
 
     serve(create_app(either, worker=False), body)
