@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,12 +21,12 @@ import routing.aio
 from examples.image_resizer import app as resizer
 from examples.image_resizer import topology
 from examples.image_resizer.storage import storage_dir
-from examples.webapp.jobs import ROUTING_KEY, Invalid, Jobs, NotTaken, resized_path, status
+from examples.webapp.jobs import QUEUE, Invalid, Jobs, NotTaken, resized_path, status
 from routing.transport import open_transport as open_blocking
 from routing.urls import is_memory, resolve
 from routing.worker import Worker
 
-__all__ = ["MAX_UPLOAD_BYTES", "app", "create_app"]
+__all__ = ["FORM_SLACK", "MAX_UPLOAD_BYTES", "PAGE", "BodyLimit", "app", "create_app", "demo_worker"]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 FORM_SLACK = 64 * 1024  # a request may be this much larger than its file: the other fields, boundaries
@@ -55,10 +55,11 @@ class BodyLimit:
 
 
 @contextlib.contextmanager
-def demo_worker(url: str) -> Any:
-    """The resizer's worker on the embedded broker at `url`, in a thread, until the block ends."""
+def demo_worker(url: str) -> Iterator[Worker]:
+    """The resizer's worker on the broker at `url` (its own blocking transport), in a thread,
+    until the block ends: the message in hand is finished, then the thread returns."""
     with open_blocking(url) as transport:
-        worker = Worker(resizer, transport, ROUTING_KEY)
+        worker = Worker(resizer, transport, QUEUE)
         thread = threading.Thread(target=worker.run, name="resize-worker", daemon=True)
         thread.start()
         try:

@@ -30,15 +30,18 @@ __all__ = [
     "IMAGE_TYPES",
     "MAX_SIDE",
     "MIN_SIDE",
+    "QUEUE",
     "ROUTING_KEY",
     "Invalid",
     "Jobs",
     "NotTaken",
+    "check_side",
+    "resized_path",
     "safe_name",
     "status",
 ]
 
-EXCHANGE, ROUTING_KEY = "jobs", "resize"  # examples.image_resizer's topology
+EXCHANGE, ROUTING_KEY, QUEUE = "jobs", "resize", "resize"  # examples.image_resizer's topology
 # The image types a browser sends that the worker's Pillow reads, and the suffix each is kept with.
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
