@@ -1,8 +1,10 @@
-"""`python -m bench [--quick] [--json] [--only NAME]`: every benchmark, one table each, and the goals.
+"""`python -m bench [--quick] [--json] [--only NAME] [--web]`: every benchmark, one table each, and the goals.
 
 The broker benchmarks use RabbitMQ at ROUTING_URL (an amqp:// URL), else at
 amqp://guest:guest@127.0.0.1:5672/%2F; when it does not answer they are skipped and the
 rest runs. The peers (aio-pika, kombu) come from the `bench` extra: `pip install -e '.[bench]'`.
+`--web` adds the web app's endpoint (bench/web_bench.py, the `webapp` extra; about a minute),
+on the embedded broker and on that RabbitMQ; it is not part of a plain or `--quick` run.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from bench import (
     memory_bench,
     peers,
     route_bench,
+    web_bench,
 )
 from bench.stats import load_average
 
 NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "memory")
+OPTIONAL = ("web",)  # run only when asked for (`--web` or `--only web`)
 NEEDS_BROKER = frozenset({"publish", "consume", "latency", "memory"})
 TITLES = {
     "route": "Topic route decisions per second by number of bindings",
@@ -39,6 +43,7 @@ TITLES = {
     "consume": "RabbitMQ: consuming with manual acks (msg/s)",
     "latency": "RabbitMQ: publish-to-consume latency through the toolkit",
     "memory": "RabbitMQ: client RSS over confirmed publishes through the toolkit",
+    "web": "The web app: POST /jobs/resize with a 200-byte PNG, answered 202 once confirmed (uvicorn apart)",
 }
 
 
@@ -92,7 +97,7 @@ def describe(env: dict[str, Any]) -> str:
     )
 
 
-def runners(quick: bool, url: str, memory_n: int | None) -> dict[str, Callable[[], Any]]:
+def runners(quick: bool, url: str, memory_n: int | None, broker: bool) -> dict[str, Callable[[], Any]]:
     return {
         "route": lambda: route_bench.run(quick),
         "envelope": lambda: envelope_bench.run(quick),
@@ -101,6 +106,7 @@ def runners(quick: bool, url: str, memory_n: int | None) -> dict[str, Callable[[
         "consume": lambda: broker_bench.run(quick, url, "consume")["consume"],
         "latency": lambda: latency_bench.run(quick, url),
         "memory": lambda: memory_bench.run(quick, url, memory_n),
+        "web": lambda: web_bench.run(quick, url if broker else None),
     }
 
 
@@ -115,6 +121,8 @@ def render(name: str, result: Any) -> str:
         return broker_bench.report(result)
     if name == "latency":
         return latency_bench.report(result)
+    if name == "web":
+        return web_bench.report(result)
     return memory_bench.report(result)
 
 
@@ -125,9 +133,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=NAMES,
+        choices=NAMES + OPTIONAL,
         metavar="NAME",
-        help=f"run only this one (repeatable): {', '.join(NAMES)}",
+        help=f"run only this one (repeatable): {', '.join(NAMES + OPTIONAL)}",
+    )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="also measure the web app's endpoint (needs the webapp extra; about a minute)",
     )
     parser.add_argument(
         "--memory-n",
@@ -143,8 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
-    run = runners(args.quick, url, args.memory_n)
-    for name in [n for n in NAMES if not args.only or n in args.only]:
+    run = runners(args.quick, url, args.memory_n, env["rabbitmq"] is not None)
+    chosen = [n for n in NAMES if not args.only or n in args.only]
+    chosen += [n for n in OPTIONAL if (args.web and not args.only) or n in (args.only or ())]
+    for name in chosen:
         if name in NEEDS_BROKER and env["rabbitmq"] is None:
             skipped[name] = "skipped: RabbitMQ is not reachable"
             if not args.json:

@@ -90,6 +90,16 @@ def _latency(results: Results) -> dict[str, Any]:
     }
 
 
+def _web(results: Results) -> dict[str, Any]:
+    rows = [r for r in results.get("web") or [] if r["status"] == "ok"]
+    if not rows:
+        return {"measured": "not run", "value": None, "target": "(reported)", "met": None}
+    measured = "; ".join(
+        f"{r['broker']}: {r['rps']['median']:,.0f} req/s, p99 {r['p99_ms']['median']:.0f} ms" for r in rows
+    )
+    return {"measured": measured, "value": None, "target": "(reported)", "met": None}
+
+
 GOALS: list[tuple[str, str, str, Callable[[Results], dict[str, Any]]]] = [
     ("1a", "publish", "publish: toolkit emit vs pika pipelined (pre-built)", lambda r: _ratio(r, "publish", "toolkit", "pika_pipelined", 0.8)),
     ("1b", "publish", "publish: toolkit emit vs aio-pika confirms", lambda r: _ratio(r, "publish", "toolkit", "aio_pika", 3)),
@@ -104,6 +114,7 @@ GOALS: list[tuple[str, str, str, Callable[[Results], dict[str, Any]]]] = [
     ("4b", "route", "topic routing: 100,000 bindings vs 10", _routing),
     ("5", "memory", "memory: client RSS over confirmed publishes", _memory),
     ("-", "latency", "latency: publish-to-consume at 1,000 msg/s", _latency),
+    ("-", "web", "web: POST /jobs/resize req/s (16 in flight); p99 at 200 req/s", _web),
 ]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 
@@ -47,7 +48,9 @@ class Admin:
     """A control connection: declare and delete the benchmark's queues, read the broker."""
 
     def __init__(self, url: str, timeout: float = 3.0) -> None:
-        params = pika.URLParameters(url)
+        parts = urlsplit(url)  # `management=` is the toolkit's option (bench --web reads it), not pika's
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "management"])
+        params = pika.URLParameters(urlunsplit(parts._replace(query=query)))
         params.socket_timeout = timeout
         params.blocked_connection_timeout = 30
         self.conn = pika.BlockingConnection(params)
