@@ -23,7 +23,7 @@ from typing import Any
 
 from routing._frozen import freeze
 from routing._lint_flow import Arrival, Flow, effective_delivery_limit
-from routing.errors import InternalExchange, RoutingError, UnknownExchange
+from routing.errors import InternalExchange, RoutingError, TopologyError, UnknownExchange
 from routing.pipeline import route
 from routing.profiles import Profile
 from routing.profiles import profile as _profile
@@ -94,10 +94,20 @@ def lint(
     `consumer_timeout` (default the release's)."""
     target = _profile(profile)
     workers = _workers(topology, apps)
-    for app, queue in workers:
-        topology = topology + app.topology(queue)
-    publishers = tuple(publishers)
     out: list[Finding] = []
+    for app, queue in list(workers):
+        try:
+            topology = topology + app.topology(queue)
+        except TopologyError as exc:
+            workers.remove((app, queue))
+            out.append(
+                _error(
+                    f"queue {queue!r}",
+                    f"its worker declares its queues otherwise, and RabbitMQ refuses that (406): {exc}",
+                    "put app.topology(queue) in the topology instead of declaring these queues by hand",
+                )
+            )
+    publishers = tuple(publishers)
     flow = Flow(topology, target)
     out += _publisher_findings(topology, target, publishers, flow)
     _worker_arrivals(topology, target, workers, flow)
@@ -110,7 +120,7 @@ def lint(
     out += _retries_past_consumer_timeout(workers, timeout)
     out += _mixed_ttls(topology, flow)
     out += _at_least_once_without_reject_publish(topology, flow)
-    out += _release_findings(topology, target)
+    out += _release_findings(topology, profile if profile is not None else target)
     return tuple(sorted(out, key=lambda f: f.severity is not Severity.ERROR))
 
 
@@ -287,7 +297,7 @@ def _at_least_once_without_reject_publish(topology: Topology, flow: Flow) -> lis
     return out
 
 
-def _release_findings(topology: Topology, target: Profile) -> list[Finding]:
+def _release_findings(topology: Topology, target: str | Profile) -> list[Finding]:
     return [
         Finding(
             Severity.ERROR if w.refused else Severity.WARNING,

@@ -75,7 +75,7 @@ def lint_command(
     topo = load_topology(topology, vhost=vhost)
     findings = lint(
         topo,
-        profile=target,
+        profile=release,
         publishers=[p for ref in publishers for p in _publishers(ref)],
         apps=[_app(ref) for ref in apps],
         consumer_timeout_ms=consumer_timeout,
@@ -84,7 +84,8 @@ def lint_command(
         click.echo(str(finding))
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = len(findings) - errors
-    on = f"on RabbitMQ {target.name} ({target.releases})"
+    family = f"{target.name} ({target.releases})"
+    on = f"on RabbitMQ {family}" if release == target.name else f"on RabbitMQ {release}, profile {family}"
     if not findings:
         click.echo(f"no findings {on}")
     else:
