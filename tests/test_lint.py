@@ -437,3 +437,31 @@ def test_rabbitmq_expires_a_per_message_ttl_only_at_the_head(amqp_url: str, uniq
             assert t.get(name) is None  # reaching the head, it expired
         finally:
             t.delete_queue(name)
+
+
+def test_an_internal_exchange_takes_dead_letters(either_url: str, unique: str) -> None:
+    # A client may not publish to an internal exchange, but the broker dead-letters into one
+    # (route(..., by_broker=True)): lint reports nothing lost (3.10.8 and 4.0.5 agree).
+    dlx = Exchange(f"{unique}.dlx", "fanout", internal=True, auto_delete=True)
+    work = Queue(f"{unique}.work", dead_letter_exchange=dlx.name)
+    dead = Queue(f"{unique}.dead")
+    topology = Topology.of(dlx, work, dead, dlx.bind(dead))
+    assert lint(topology, publishers=[Publishes("", work.name)]) == ()
+    with open_transport(either_url) as t:
+        t.declare(topology)
+        try:
+            t.publish("", work.name, b"job")
+            t.flush()
+            delivery = None
+            for _ in range(100):
+                delivery = t.get(work.name)
+                if delivery is not None:
+                    break
+                time.sleep(0.02)
+            assert delivery is not None
+            t.reject(delivery, requeue=False)
+            assert settle(t, [dead.name], [1]) == [1]
+        finally:
+            t.delete_queue(work.name)
+            t.delete_queue(dead.name)
+            t.delete_exchange(dlx.name)
