@@ -110,18 +110,18 @@ class Flow:
         for q in self._dead_lettering:
             dlx = q.dead_letter_exchange or ""
             letters = {letter for a in self._known(q) for letter in self._dead_letters(q, a)}
-            lost = sorted({letter.key for letter in letters if not self._route(q, letter)})
+            lost = sorted({repr(letter.key) for letter in letters if not self._route(q, letter)})
             exchange = self._topology.exchange(dlx)
             if not letters and exchange is not None and dlx and not self._topology.bindings_from(dlx):
-                lost = ["any"] if exchange.alternate_exchange is None else []
+                lost = [] if exchange.alternate_exchange is not None else ["whatever their key"]
             if not lost:
                 continue
             where = f"exchange {dlx!r}" if dlx else "the default exchange"
-            keys = ", ".join("any key" if k == "any" else repr(k) for k in lost)
+            keys = lost[0] if lost == ["whatever their key"] else "with key " + ", ".join(lost)
             out.append(
                 (
                     f"queue {q.name!r}",
-                    f"its dead letters go to {where} with key {keys}, which routes them to no "
+                    f"its dead letters go to {where} {keys}, which routes them to no "
                     "queue: RabbitMQ drops them",
                     "bind a queue to the dead-letter exchange for that key, or set a "
                     "dead_letter_routing_key that reaches one",

@@ -151,6 +151,9 @@ def test_dead_letters_that_reach_no_queue_are_an_error() -> None:
     )
     assert found.severity is ERROR
     assert "the default exchange with key 'work.daed'" in found.problem
+    unbound = Topology.of(Exchange("dlx", "direct"), Queue("w", dead_letter_exchange="dlx"))
+    nowhere = only(lint(unbound), "dead letters")  # nothing known of w's messages: any key is lost
+    assert "exchange 'dlx' whatever their key" in nowhere.problem
     fixed = Queue("work", dead_letter_exchange="", dead_letter_routing_key="work.dead")
     assert not about(lint(Topology.of(fixed, Queue("work.dead"))), "dead letters go")
 
