@@ -7,6 +7,7 @@ routing graph examples.shop_topology:topology --markdown
 from __future__ import annotations
 
 from routing import Exchange, Queue, Topology
+from routing.lint import Publishes
 
 events = Exchange("shop.events", "topic", alternate_exchange="shop.unrouted")
 unrouted = Exchange("shop.unrouted", "fanout")
@@ -36,3 +37,10 @@ topology = Topology.of(
 def build() -> Topology:
     """The same topology from a factory, for `examples.shop_topology:build`."""
     return topology
+
+
+# What the shop's services publish, for `routing lint ... --publishers examples.shop_topology:publishers`.
+publishers = (
+    Publishes("shop.events", "order.created", name="checkout"),
+    Publishes("shop.events", "order.42.paid", headers={"region": "eu"}, name="payments"),
+)

@@ -19,7 +19,7 @@ from routing.definitions import file_vhost, load_definitions, read_definitions
 from routing.errors import DefinitionsError
 from routing.topology import Topology
 
-__all__ = ["load_instance", "load_topology", "topology_vhost"]
+__all__ = ["load_instance", "load_topology", "load_value", "topology_vhost"]
 
 
 _IDENTIFIERS = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"
@@ -64,6 +64,18 @@ def load_instance(ref: str, kind: type[T], name: str | None = None) -> T:
     return _instance(match.group(1), match.group(2), kind, name or kind.__name__)
 
 
+def load_value(ref: str, name: str = "value") -> Any:
+    """Whatever `package.module:attribute` names, or what a zero-argument function there
+    returns (its caller checks the type; `name` says what was wanted, for messages)."""
+    match = _MODULE_REF.fullmatch(ref)
+    if not match:
+        raise DefinitionsError(f"{ref}: expected module:attribute, e.g. shop.publishers:publishers")
+    value = _import(match.group(1), match.group(2))
+    if callable(value) and not inspect.isclass(value):
+        return _called(ref, match.group(2), value, name)
+    return value
+
+
 def _import(module_name: str, attribute: str) -> Any:
     ref = f"{module_name}:{attribute}"
     cwd = os.getcwd()
@@ -94,24 +106,28 @@ def _instance(module_name: str, attribute: str, kind: type[T], name: str) -> T:
     if isinstance(value, kind):
         return value
     if callable(value) and not inspect.isclass(value):
-        try:
-            inspect.signature(value).bind()
-        except TypeError:
-            raise DefinitionsError(
-                f"{ref}: {attribute}() needs arguments; point at a {name} or a zero-argument function"
-            ) from None
-        except ValueError:
-            pass  # no signature to inspect (some builtins): just call it
-        try:
-            value = value()
-        except Exception as exc:
-            raise DefinitionsError(f"{ref}: calling {attribute}() failed: {_one_line(exc)}") from exc
+        value = _called(ref, attribute, value, name)
         if isinstance(value, kind):
             return value
         raise DefinitionsError(f"{ref}: {attribute}() returned type {type(value).__name__}, not a {name}")
     raise DefinitionsError(
         f"{ref}: is of type {type(value).__name__}, not a {name} or a function that returns one"
     )
+
+
+def _called(ref: str, attribute: str, function: Any, name: str) -> Any:
+    try:
+        inspect.signature(function).bind()
+    except TypeError:
+        raise DefinitionsError(
+            f"{ref}: {attribute}() needs arguments; point at a {name} or a zero-argument function"
+        ) from None
+    except ValueError:
+        pass  # no signature to inspect (some builtins): just call it
+    try:
+        return function()
+    except Exception as exc:
+        raise DefinitionsError(f"{ref}: calling {attribute}() failed: {_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:

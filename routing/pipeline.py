@@ -244,17 +244,20 @@ def route(
     headers: Mapping[str, Any] | None = None,
     *,
     rabbitmq: str | Profile | None = None,
+    by_broker: bool = False,
 ) -> frozenset[str]:
     """The names of the queues a message published to `exchange` reaches.
 
     Follows RabbitMQ: the exchange's type, exchange-to-exchange bindings (cycle-safe),
     the alternate exchange of any exchange on the path that matched nothing, the default
     exchange, `CC`/`BCC` headers, one copy per queue. A publish to an internal exchange is
-    refused (`InternalExchange`), as RabbitMQ refuses it. `rabbitmq` picks the release's
-    rules ("3.10", "4.0", "4.0.5"...; default the newest verified profile).
+    refused (`InternalExchange`), as RabbitMQ refuses a client's; `by_broker` routes what the
+    broker publishes itself (a dead letter), which an internal exchange takes. `rabbitmq`
+    picks the release's rules ("3.10", "4.0", "4.0.5"...; default the newest verified profile).
     """
     release = profile(rabbitmq)
-    _publishable(topology, exchange)
+    if not by_broker:
+        _publishable(topology, exchange)
     return frozenset(walk(_state(topology), exchange, routing_key, headers, rabbitmq=release))
 
 

@@ -91,6 +91,10 @@ class Profile:
     # 3.10, 16 MiB on 4.0, where one byte more closes the channel with 406 "message size N is
     # larger than configured max size M". Checked live: tests/test_release_defaults.py.
     max_message_size: int
+    # How long a consumer may hold a delivery unacknowledged before the broker closes its channel
+    # (`consumer_timeout`, ms): 30 minutes on both. Read live on 3.10.8 and 4.0.5 with
+    # `rabbitmqctl eval 'application:get_env(rabbit, consumer_timeout).'` -> {ok,1800000}.
+    consumer_timeout_ms: int
     # What this family deprecates (warns about) or, from a later release on, refuses: names of
     # DEPRECATIONS. 3.10 warns of none of them (checked live: it takes them all silently).
     deprecations: tuple[str, ...] = ()
@@ -153,6 +157,7 @@ PROFILES: dict[str, Profile] = {
         dead_letters_keep_delivery_count=False,
         quorum_delivery_limit_minus_one_is_none=False,
         max_message_size=134_217_728,
+        consumer_timeout_ms=1_800_000,
     ),
     "4.0": Profile(
         name="4.0",
@@ -172,6 +177,7 @@ PROFILES: dict[str, Profile] = {
         dead_letters_keep_delivery_count=True,
         quorum_delivery_limit_minus_one_is_none=True,
         max_message_size=16_777_216,
+        consumer_timeout_ms=1_800_000,
         deprecations=tuple(DEPRECATIONS),
     ),
 }

@@ -14,6 +14,7 @@ from routing.cli import (
     declare_commands,
     demo_commands,
     envelope_commands,
+    lint_command,
     publish_command,
     tail_command,
     topology_commands,
@@ -87,6 +88,7 @@ def main(log_level: str, log_json: bool) -> None:
 
 for module in (
     topology_commands,
+    lint_command,
     envelope_commands,
     declare_commands,
     publish_command,

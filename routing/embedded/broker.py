@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from routing._frozen import FrozenDict
 from routing.embedded.channel import ChannelState, Subscription, settle
-from routing.embedded.dead_lettering import REJECTED, dead_letter_properties, is_cycle
+from routing.embedded.dead_lettering import REJECTED, dead_letter_properties, dropped_as_cycle
 from routing.embedded.equivalence import VHOST, check_exchange, check_queue, locked, not_found
 from routing.embedded.queue import Message, MessageQueue
 from routing.embedded.routes import RouteCache
@@ -284,8 +284,8 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
         headers = props.headers
         keys = [dlrk] if dlrk is not None else (msg.routing_keys or [msg.routing_key])
         names: Iterable[str] = self._in_order(walk(self, dlx, keys[0], headers, keys=keys))
-        if reason != REJECTED:  # a loop with no rejection in it would never end: drop
-            names = [n for n in names if not is_cycle(n, headers["x-death"])]
+        # a loop with no rejection in it would never end: RabbitMQ drops the message
+        names = [n for n in names if not dropped_as_cycle(n, reason, headers["x-death"])]
         count = 0
         if q.quorum and self.profile.dead_letters_keep_delivery_count:
             count = msg.delivery_count + (reason == REJECTED)  # a reject counts one more

@@ -28,6 +28,7 @@ __all__ = [
     "dead_letter_headers",
     "dead_letter_properties",
     "death_headers",
+    "dropped_as_cycle",
     "is_cycle",
     "record_death",
 ]
@@ -122,6 +123,17 @@ def is_cycle(queue: str, deaths: Sequence[Any]) -> bool:
         if isinstance(death, Mapping) and death.get("queue") == queue:
             return all(isinstance(d, Mapping) and d.get("reason") != REJECTED for d in deaths[: i + 1])
     return False
+
+
+def dropped_as_cycle(queue: str, reason: str, deaths: Sequence[Any]) -> bool:
+    """Whether RabbitMQ drops, instead of delivering, a message that died of `reason` and is
+    dead-lettered into `queue`; `deaths` is its `x-death`, this death included, newest first.
+
+    `rabbit_dead_letter:detect_cycles` (3.10 and 4.0): a rejection is never a cycle (a
+    consumer decided); any other reason is, when the message already died in `queue` and
+    nothing since was a rejection (`is_cycle`). The embedded broker and `routing.lint` both
+    ask here."""
+    return reason != REJECTED and is_cycle(queue, deaths)
 
 
 Deaths = tuple[tuple[dict[str, Any], ...], dict[str, Any]]
