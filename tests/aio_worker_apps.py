@@ -34,8 +34,8 @@ def serve_on_memory(queue: str, count: int, concurrency: int) -> None:
     """`AsyncWorker.serve` on an embedded broker of this process, with `count` jobs queued
     first; prints the stats as `processed retried dead_lettered interrupted` when it stops."""
     from routing import encode, to_properties
-    from routing.aio.worker import AsyncWorker
     from routing.transport import open_transport
+    from routing.worker.async_runner import AsyncWorker
 
     url = f"memory://{queue}"
     with open_transport(url) as t:

@@ -1,4 +1,4 @@
-"""`routing.aio.worker.AsyncWorker`: `async def` handlers on one event loop, N in flight, with the
+"""`routing.worker.async_runner.AsyncWorker`: `async def` handlers on one event loop, N in flight, with the
 blocking worker's retries, dead letters and shutdown (the same `routing.worker.steps`).
 
 Each scenario runs the worker as a task beside the test's own asyncio transport on the same
@@ -25,7 +25,6 @@ import pytest
 
 import routing.aio
 from routing import Envelope, encode, to_properties
-from routing.aio.worker import AsyncWorker
 from routing.errors import RoutingError
 from routing.transport import open_transport
 from routing.transport.aio import AsyncTransport
@@ -38,6 +37,7 @@ from routing.worker import (
     dead_letter_queue,
     idempotent,
 )
+from routing.worker.async_runner import AsyncWorker
 
 RESIZE = "task.resize_image"
 VALID = {"input": "img1.jpg", "width": 10, "height": 10}
@@ -439,16 +439,49 @@ def test_idempotent_async_handler_counts_an_id_only_once_it_finished(url: str, u
     assert runs == [envelope.id, envelope.id] and stats.retried == 1  # failed, tried again, then skipped
 
 
-def test_the_blocking_worker_refuses_an_app_with_async_handlers(url: str) -> None:
+def test_the_blocking_worker_refuses_an_app_with_async_handlers_and_app_run_serves_it(
+    url: str, unique: str
+) -> None:
+    """`Worker` takes blocking handlers only; `App.run` serves an async app on an event loop,
+    two handlers in flight, until SIGTERM."""
     app = App()
+    running: list[str] = []
+    both = threading.Event()
 
     @app.handler(RESIZE)
-    async def resize(event: Envelope) -> None: ...
+    async def resize(event: Envelope) -> None:
+        running.append(event.id)
+        if len(running) == 2:
+            both.set()
+        while not both.is_set():  # only two at once get past here
+            await asyncio.sleep(0.01)
 
     with open_transport(url) as t, pytest.raises(RoutingError, match="AsyncWorker"):
         Worker(app, t, "jobs")
-    with pytest.raises(RoutingError, match="async def"):
-        app.run(url, queue="jobs")
+    with pytest.raises(RoutingError, match="concurrency 2 needs `async def` handlers"):
+        App().run(url, queue=unique, concurrency=2)
+
+    from routing.worker.queues import declare_work_queues
+
+    with open_transport(url) as t:
+        declare_work_queues(t, app.queues(unique))
+        for n in range(2):
+            event = job(n)
+            t.publish("", unique, encode(event), to_properties(event))
+        assert t.flush() == []
+
+    def stop_when_done() -> None:
+        both.wait(10)
+        time.sleep(0.3)  # the acks
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_when_done, daemon=True).start()
+    stats = app.run(url, queue=unique, concurrency=2)
+    assert both.is_set() and stats.processed == 2
+    with open_transport(url) as t:
+        assert t.message_count(unique) == 0
+        for q in app.queues(unique).topology.queues:
+            t.delete_queue(q.name)
 
 
 @pytest.mark.broker

@@ -19,11 +19,13 @@ from routing.transport.aio import (
     Opening,
     open_transport,
 )
+from routing.worker.async_runner import AsyncWorker
 
 __all__ = [
     "AsyncConsumer",
     "AsyncPublication",
     "AsyncTransport",
+    "AsyncWorker",
     "Opening",
     "Publisher",
     "open_transport",

@@ -10,7 +10,6 @@ from dataclasses import asdict
 
 import click
 
-from routing.aio.worker import AsyncWorker
 from routing.cli._logging import configure_logging
 from routing.cli._shared import print_report, rabbit_url, rabbitmq_url_option
 from routing.errors import DeclareConflicts
@@ -18,6 +17,7 @@ from routing.loading import load_instance
 from routing.transport import open_transport
 from routing.urls import ENV_VAR, describe
 from routing.worker import App, Worker
+from routing.worker.async_runner import AsyncWorker
 from routing.worker.dead_letter_queue import peek_counted, replay
 from routing.worker.failures import DeadLetterRecord
 from routing.worker.queues import declare_work_queues

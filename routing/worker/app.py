@@ -14,7 +14,11 @@ runner reads only `Handlers`, the part of an App below it, so imports go one way
 
 from __future__ import annotations
 
+import asyncio
+
+from routing.errors import RoutingError
 from routing.worker._handlers import Handler, Handlers, Registration
+from routing.worker.async_runner import AsyncWorker
 from routing.worker.runner import Worker, WorkerStats
 
 __all__ = ["App", "Handler", "Registration"]
@@ -34,8 +38,28 @@ class App(Handlers):
         prefetch: int = 1,
         shutdown_timeout: float = 30.0,
         declare: bool = True,
+        concurrency: int = 1,
     ) -> WorkerStats:
-        """Consume `queue` until SIGTERM/SIGINT (or `Worker.stop()`); see `Worker`."""
+        """Consume `queue` until SIGTERM/SIGINT (or `Worker.stop()`); see `Worker`. An app
+        with `async def` handlers runs on an event loop (`AsyncWorker`, `asyncio.run`), up to
+        `concurrency` handlers in flight; a blocking app takes one message at a time."""
+        if self.has_async_handlers:
+            return asyncio.run(
+                AsyncWorker.serve(
+                    self,
+                    url,
+                    queue=queue,
+                    concurrency=concurrency,
+                    prefetch=max(prefetch, concurrency),
+                    shutdown_timeout=shutdown_timeout,
+                    declare=declare,
+                )
+            )
+        if concurrency != 1:
+            raise RoutingError(
+                f"{self!r}: concurrency {concurrency} needs `async def` handlers; run more processes "
+                "(`routing worker --concurrency N`) for blocking ones"
+            )
         return Worker.serve(
             self, url, queue=queue, prefetch=prefetch, shutdown_timeout=shutdown_timeout, declare=declare
         )

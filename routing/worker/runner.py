@@ -259,7 +259,7 @@ class Worker:
 def _blocking_only(app: Handlers) -> None:
     if app.has_async_handlers:
         raise RoutingError(
-            f"{app!r} has `async def` handlers: run it on an event loop with routing.aio.AsyncWorker "
+            f"{app!r} has `async def` handlers: run it on an event loop with routing.worker.AsyncWorker "
             "(`routing worker` does that by itself)"
         )
 

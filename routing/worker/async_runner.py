@@ -25,9 +25,9 @@ from routing.transport import open_transport as open_blocking
 from routing.transport.aio import AsyncTransport, open_transport
 from routing.transport.base import Delivery
 from routing.urls import resolve
-from routing.worker import WorkerStats
 from routing.worker._handlers import Handler, Handlers
 from routing.worker.queues import WorkQueues, declare_work_queues
+from routing.worker.runner import WorkerStats
 from routing.worker.steps import Ack, CallHandler, Effect, Nack, PublishCopy, Reject, steps
 
 __all__ = ["POLL", "AsyncWorker"]
