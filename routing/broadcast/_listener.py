@@ -1,0 +1,223 @@
+"""`Listener`: one service instance's receiving end of a broadcast, on a thread of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from routing.broadcast._broadcaster import listener_topology
+from routing.broadcast._core import (
+    CACHE_INVALIDATE,
+    CONFIG_CHANGED,
+    Gap,
+    GapCause,
+    ListenerCore,
+    ListenerStats,
+    gap_cause,
+)
+from routing.errors import ConnectionLost, RoutingError
+from routing.schemas import SchemaRegistry
+from routing.transport import Transport, open_transport
+from routing.transport.base import Consumer
+
+__all__ = ["Listener", "ListenerBase"]
+
+F = TypeVar("F", bound=Callable[..., object])
+POLL = 0.2  # seconds between looks at the connection and the overflow queue when idle
+
+
+class ListenerBase:
+    """What the blocking and asyncio listeners share: names, handlers, caches, the core."""
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        service: str,
+        name: str | None,
+        max_length: int,
+        prefetch: int,
+        registry: SchemaRegistry | None,
+    ) -> None:
+        self.exchange = exchange
+        self.service = service
+        self.name = name or f"{service}-{uuid.uuid4().hex[:8]}"
+        self.queue = f"{exchange}.{self.name}"
+        self.topology = listener_topology(exchange, self.queue, max_length)
+        self.prefetch = prefetch
+        self.core = ListenerCore(exchange=exchange, registry=registry)
+        self.overflow_queue = f"{self.queue}.overflow"
+        self.connects = 0  # how many times the queue was declared (1 + reconnects seen)
+
+    def on_invalidate(self, handler: F) -> F:
+        """Call `handler(envelope)` for each `cache.invalidate` (usable as a decorator)."""
+        self.core.on(CACHE_INVALIDATE, handler)
+        return handler
+
+    def on_config(self, handler: F) -> F:
+        """Call `handler(envelope)` for each `config.changed` (usable as a decorator)."""
+        self.core.on(CONFIG_CHANGED, handler)
+        return handler
+
+    def on_gap(self, handler: Callable[[Gap], object]) -> Callable[[Gap], object]:
+        """Call `handler(gap)` whenever events may have been missed (after attached caches
+        were cleared)."""
+        self.core.on_gap(handler)
+        return handler
+
+    def attach(self, cache: Any, name: str = "*", *, clear_on_gap: bool = True) -> None:
+        """Keep `cache` fresh: a `dict` or other `MutableMapping` (cachetools' included) has
+        the keys each event names dropped (or those matching its glob pattern); a function
+        wrapped by `functools.lru_cache` is cleared (it cannot drop one key); a callable is
+        called with a `Drop`. `name`: the cache the events name (a glob; "*" for all;
+        `config.changed` goes to "config", as `config:<key>`). After a gap it is cleared."""
+        self.core.attach(cache, name, clear_on_gap=clear_on_gap)
+
+    @property
+    def stats(self) -> ListenerStats:
+        return self.core.stats
+
+    def _connected(self, reason: str) -> None:
+        """The queue was declared (again): a second declaration means a gap."""
+        self.connects += 1
+        if self.connects > 1:
+            cause = gap_cause(reason)
+            self.core.gap(
+                cause, f"queue {self.queue!r} declared again after the connection dropped: {reason}"
+            )
+
+
+class Listener(ListenerBase):
+    """Listens on `exchange` (fanout, declared here) from a queue of its own, exclusive and
+    auto-delete, holding at most `max_length` events (the oldest dropped beyond that, and
+    reported as a gap). `start()` runs it on a daemon thread (or use it as a context
+    manager); handlers run on that thread. A lost connection is made again and reported as
+    a gap: what was published meanwhile is gone with the old queue."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        exchange: str,
+        service: str = "service",
+        name: str | None = None,
+        max_length: int = 10_000,
+        prefetch: int = 100,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        super().__init__(
+            exchange=exchange,
+            service=service,
+            name=name,
+            max_length=max_length,
+            prefetch=prefetch,
+            registry=registry,
+        )
+        self.url = url
+        self.transport: Transport | None = None
+        self._consumer: Consumer | None = None
+        self._seen_reconnects = 0
+        self._last_drop = ""  # why the connection was lost last
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        """Connect and declare the queue (errors raise here), then listen on a thread."""
+        self._connect()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=f"listener {self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening and close the connection (which deletes the queue)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._disconnect()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _connect(self) -> None:
+        transport = open_transport(self.url, name=self.name)
+        try:
+            transport.declare(self.topology)
+            self._consumer = transport.consume(self.queue, prefetch=self.prefetch)
+        except BaseException:
+            transport.close()
+            raise
+        self.transport = transport
+        self._seen_reconnects = getattr(transport, "reconnects", 0)
+        self._connected(self._last_drop)
+
+    def _disconnect(self) -> None:
+        transport, self.transport, self._consumer = self.transport, None, None
+        if transport is not None:
+            with contextlib.suppress(RoutingError):  # a lost connection is closed already
+                transport.close()
+
+    def _run(self) -> None:
+        pause = 0.1
+        while not self._stopping.is_set():
+            try:
+                if self.transport is None:
+                    self._connect()
+                    pause = 0.1
+                self._step()
+            except RoutingError as exc:
+                if self._stopping.is_set():
+                    return
+                self.core.log.warning("listener {}: {}; connecting again", self.name, exc)
+                self._last_drop = str(exc)
+                self._disconnect()
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _step(self) -> None:
+        transport, consumer = self.transport, self._consumer
+        assert transport is not None and consumer is not None
+        delivery = consumer.get(timeout=POLL)
+        # RabbitMQ's transport reconnects by itself and declares the queue again: a gap.
+        reconnects = getattr(transport, "reconnects", 0)
+        if reconnects != self._seen_reconnects:
+            self._seen_reconnects = reconnects
+            self._connected(getattr(transport, "last_drop", "") or "reconnected")
+        if delivery is None:
+            if consumer.cancelled and not self._stopping.is_set():
+                raise ConnectionLost(f"the consumer of {self.queue!r} was cancelled")
+            if self._overflowed(transport):
+                self.core.gap(GapCause.OVERFLOW, self._overflow_detail(), resync=True)
+            return
+        received = self.core.receive(delivery.body, delivery.properties)
+        if received.skipped:
+            cause = GapCause.OVERFLOW if self._overflowed(transport) else GapCause.SEQUENCE
+            self.core.gap(
+                cause,
+                f"publisher {received.publisher} skipped {received.skipped} event(s)",
+                missed=received.skipped,
+                publisher=received.publisher,
+            )
+        self.core.apply(received)
+        transport.ack(delivery)
+
+    def _overflow_detail(self) -> str:
+        return f"queue {self.queue!r} was full and dropped its oldest events"
+
+    def _overflowed(self, transport: Transport) -> bool:
+        """Whether the queue dropped events since the last look (and forget the signal)."""
+        found = False
+        while (signal := transport.get(self.overflow_queue)) is not None:
+            transport.ack(signal)
+            found = True
+        return found

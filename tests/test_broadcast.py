@@ -1,0 +1,173 @@
+"""routing.broadcast: invalidations reach every listener, attached caches drop what they
+name, and every way of missing events is reported as a gap (on both brokers)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from broker_under_test import admin
+
+from routing.broadcast import Broadcaster, Drop, Gap, GapCause, Listener, stale_keys
+from routing.broadcast._core import Sequences
+from routing.embedded.registry import broker_for
+from routing.errors import ValidationError
+from routing.transport import Transport, open_transport
+
+
+def connections_named(management_url: str, client_name: str) -> list[str]:
+    """The broker's names of the connections a client opened as `client_name`."""
+    parts = urllib.parse.urlsplit(management_url)
+    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+    base = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + f":{parts.port}"))
+    request = urllib.request.Request(
+        f"{base.rstrip('/')}/api/connections", headers={"Authorization": f"Basic {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        found = json.load(response)
+    return [c["name"] for c in found if c.get("client_properties", {}).get("connection_name") == client_name]
+
+
+def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def publisher(either_url: str) -> Iterator[Transport]:
+    with open_transport(either_url) as transport:
+        yield transport
+
+
+def test_sequences_report_only_forward_jumps() -> None:
+    seq = Sequences()
+    assert [seq.observe("a", n) for n in (5, 6, 9, 8, 10)] == [0, 0, 2, 0, 0]
+    assert seq.observe("b", 1) == 0
+    seq.reset()
+    assert seq.observe("a", 40) == 0
+
+
+def test_glob_patterns_match_as_the_demo_did() -> None:
+    keys = ["price:eur", "price:gbp", "Price:usd", "user:1", "config:timeout"]
+    assert stale_keys("cache.invalidate", {"pattern": "price:*"}, keys) == ["price:eur", "price:gbp"]
+    assert stale_keys("cache.invalidate", {"keys": ["user:1", "x"]}, keys) == ["user:1"]
+    assert stale_keys("config.changed", {"keys": ["timeout"]}, keys) == ["config:timeout"]
+
+
+def test_invalid_event_is_refused_before_sending(memory: Transport) -> None:
+    broadcaster = Broadcaster(memory, exchange="inv")
+    with pytest.raises(ValidationError):
+        broadcaster.invalidate("users", [])  # minItems 1
+    with pytest.raises(ValidationError):
+        broadcaster.invalidate("users", ["a"], pattern="b*")  # keys or pattern, not both
+
+
+def test_every_listener_drops_what_events_name(either_url: str, publisher: Transport, unique: str) -> None:
+    exchange = f"{unique}.inv"
+    broadcaster = Broadcaster(publisher, exchange=exchange, source="urn:test")
+    caches = [{"user:1": 1, "user:2": 2, "price:eur": 3, "config:timeout": 4} for _ in range(3)]
+    seen: list[str] = []
+
+    @functools.lru_cache
+    def lookup(key: str) -> str:
+        return key
+
+    drops: list[Drop] = []
+    listeners = [Listener(either_url, exchange=exchange, service=f"api{i}") for i in range(3)]
+    for listener, cache in zip(listeners, caches, strict=True):
+        listener.attach(cache, name="*")
+        listener.on_config(lambda env: seen.append(env.type))
+    listeners[0].attach(lookup, name="users")
+    listeners[0].attach(drops.append, name="prices")
+    for listener in listeners:
+        listener.start()
+    try:
+        lookup("x")
+        broadcaster.invalidate("users", "user:1", reason="renamed")
+        broadcaster.invalidate("prices", pattern="price:*")
+        broadcaster.config_changed("api", ["timeout"], 8)
+        until(lambda: all(ls.stats.applied == 3 for ls in listeners))
+    finally:
+        for listener in listeners:
+            listener.stop()
+    assert caches == [{"user:2": 2}] * 3
+    assert lookup.cache_info().currsize == 0
+    assert drops == [Drop(cache="prices", pattern="price:*")]
+    assert seen == ["config.changed"] * 3
+    assert all(ls.stats.gaps == 0 for ls in listeners)
+
+
+def test_bad_input_and_raising_handlers_do_not_stop_the_listener(
+    either_url: str, publisher: Transport, unique: str
+) -> None:
+    exchange = f"{unique}.inv"
+    broadcaster = Broadcaster(publisher, exchange=exchange)
+    got: list[Any] = []
+
+    def boom(env: Any) -> None:
+        raise RuntimeError("handler bug")
+
+    with Listener(either_url, exchange=exchange) as listener:
+        listener.on_invalidate(boom)
+        listener.on_invalidate(lambda env: got.append(env.data["keys"]))
+        publisher.publish(exchange, "", b"not json")
+        publisher.publish(exchange, "", b'{"specversion": "1.0", "id": "1", "source": "s", "type": "x.y"}')
+        publisher.publish(exchange, "", b'{"specversion":"1.0","id":"2","source":"s","type":"cache.invalidate"}')
+        broadcaster.invalidate("users", "user:1")
+        until(lambda: listener.stats.applied == 1)
+        stats = listener.stats
+    assert got == [("user:1",)]
+    assert (stats.received, stats.rejected, stats.ignored, stats.handler_errors) == (4, 2, 1, 1)
+
+
+def test_cut_connection_is_a_gap_and_clears_the_cache(
+    either_url: str, publisher: Transport, unique: str, request: pytest.FixtureRequest
+) -> None:
+    exchange = f"{unique}.inv"
+    broadcaster = Broadcaster(publisher, exchange=exchange)
+    cache = {"user:1": 1}
+    gaps: list[Gap] = []
+    with Listener(either_url, exchange=exchange, name=f"{unique}-cut") as listener:
+        listener.attach(cache)
+        listener.on_gap(gaps.append)
+        if either_url.startswith("memory"):
+            broker_for(either_url).connections.close(listener.name, "test: cut")
+        else:
+            management_url = request.getfixturevalue("management_url")
+            until(lambda: bool(connections_named(management_url, listener.name)), timeout=15)
+            for name in connections_named(management_url, listener.name):
+                admin(management_url, "DELETE", f"connections/{urllib.parse.quote(name, safe='')}")
+        until(lambda: bool(gaps))
+        broadcaster.invalidate("users", "user:2")
+        until(lambda: listener.stats.applied == 1)
+    assert [g.cause for g in gaps] == [GapCause.RECONNECT]
+    assert cache == {}
+    assert listener.connects == 2
+
+
+def test_overflow_is_reported_never_silent(either_url: str, publisher: Transport, unique: str) -> None:
+    exchange = f"{unique}.inv"
+    broadcaster = Broadcaster(publisher, exchange=exchange)
+    gate = threading.Event()
+    gaps: list[Gap] = []
+    with Listener(either_url, exchange=exchange, max_length=5, prefetch=1) as listener:
+        listener.on_invalidate(lambda env: gate.wait(10))
+        listener.on_gap(gaps.append)
+        for n in range(30):
+            broadcaster.invalidate("users", f"user:{n}")
+        gate.set()
+        until(lambda: listener.stats.gaps >= 1 and listener.stats.received >= 5)
+        time.sleep(0.5)
+        stats = listener.stats
+    assert {g.cause for g in gaps} == {GapCause.OVERFLOW}
+    assert stats.applied < 30
