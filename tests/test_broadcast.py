@@ -122,7 +122,9 @@ def test_bad_input_and_raising_handlers_do_not_stop_the_listener(
         listener.on_invalidate(lambda env: got.append(env.data["keys"]))
         publisher.publish(exchange, "", b"not json")
         publisher.publish(exchange, "", b'{"specversion": "1.0", "id": "1", "source": "s", "type": "x.y"}')
-        publisher.publish(exchange, "", b'{"specversion":"1.0","id":"2","source":"s","type":"cache.invalidate"}')
+        publisher.publish(
+            exchange, "", b'{"specversion":"1.0","id":"2","source":"s","type":"cache.invalidate"}'
+        )
         broadcaster.invalidate("users", "user:1")
         until(lambda: listener.stats.applied == 1)
         stats = listener.stats
