@@ -103,7 +103,13 @@ class Numbering:
         self._next = 0
         self._lock = threading.Lock()
 
+    @property
+    def last(self) -> int:
+        """The sequence number of the last event numbered (0: none yet)."""
+        return self._next
+
     def extensions(self) -> dict[str, str | int | bool]:
+        """The next event's `publisherid` and `sequence`."""
         with self._lock:
             self._next += 1
             return {PUBLISHER: self.publisher, SEQUENCE: self._next}
@@ -322,6 +328,21 @@ class ListenerCore:
         for handler in self._gap_handlers:
             self._guarded("gap handler", handler, found)
         return found
+
+    def jumped(self, received: Received, *, overflowed: bool) -> None:
+        """A publisher's sequence jumped: a gap, from overflow when the queue's overflow
+        signal was there (the drivers look), else from a loss on the way."""
+        self.gap(
+            GapCause.OVERFLOW if overflowed else GapCause.SEQUENCE,
+            f"publisher {received.publisher} skipped {received.skipped} event(s)",
+            missed=received.skipped,
+            publisher=received.publisher,
+        )
+
+    def overflowed(self, queue: str) -> None:
+        """The overflow signal was found with the queue drained: the events dropped may be
+        from publishers not heard from since, so tracking starts afresh."""
+        self.gap(GapCause.OVERFLOW, f"queue {queue!r} was full and dropped its oldest events", resync=True)
 
     def _guarded(self, what: str, action: Callable[..., object], *args: Any) -> None:
         try:

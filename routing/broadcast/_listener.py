@@ -14,7 +14,6 @@ from routing.broadcast._core import (
     CACHE_INVALIDATE,
     CONFIG_CHANGED,
     Gap,
-    GapCause,
     ListenerCore,
     ListenerStats,
     gap_cause,
@@ -52,6 +51,8 @@ class ListenerBase:
         self.core = ListenerCore(exchange=exchange, registry=registry)
         self.overflow_queue = f"{self.queue}.overflow"
         self.connects = 0  # how many times the queue was declared (1 + reconnects seen)
+        self._seen_reconnects = 0
+        self._last_drop = ""  # why the connection was lost last
 
     def on_invalidate(self, handler: F) -> F:
         """Call `handler(envelope)` for each `cache.invalidate` (usable as a decorator)."""
@@ -81,14 +82,27 @@ class ListenerBase:
     def stats(self) -> ListenerStats:
         return self.core.stats
 
-    def _connected(self, reason: str) -> None:
-        """The queue was declared (again): a second declaration means a gap."""
+    def _connected(self, transport: object) -> None:
+        """The queue was declared on a new connection: from the second on, a gap."""
+        self._seen_reconnects = getattr(transport, "reconnects", 0)
+        self._declared(self._last_drop)
+
+    def _watch(self, transport: object) -> None:
+        """RabbitMQ's transport reconnects by itself and declares the queue again: a gap too."""
+        reconnects = getattr(transport, "reconnects", 0)
+        if reconnects != self._seen_reconnects:
+            self._seen_reconnects = reconnects
+            self._declared(getattr(transport, "last_drop", "") or "reconnected")
+
+    def _lost(self, exc: Exception) -> None:
+        self.core.log.warning("listener {}: {}; connecting again", self.name, exc)
+        self._last_drop = str(exc)
+
+    def _declared(self, reason: str) -> None:
         self.connects += 1
         if self.connects > 1:
-            cause = gap_cause(reason)
-            self.core.gap(
-                cause, f"queue {self.queue!r} declared again after the connection dropped: {reason}"
-            )
+            detail = f"queue {self.queue!r} declared again after the connection dropped: {reason}"
+            self.core.gap(gap_cause(reason), detail)
 
 
 class Listener(ListenerBase):
@@ -120,8 +134,6 @@ class Listener(ListenerBase):
         self.url = url
         self.transport: Transport | None = None
         self._consumer: Consumer | None = None
-        self._seen_reconnects = 0
-        self._last_drop = ""  # why the connection was lost last
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,8 +170,7 @@ class Listener(ListenerBase):
             transport.close()
             raise
         self.transport = transport
-        self._seen_reconnects = getattr(transport, "reconnects", 0)
-        self._connected(self._last_drop)
+        self._connected(transport)
 
     def _disconnect(self) -> None:
         transport, self.transport, self._consumer = self.transport, None, None
@@ -178,8 +189,7 @@ class Listener(ListenerBase):
             except RoutingError as exc:
                 if self._stopping.is_set():
                     return
-                self.core.log.warning("listener {}: {}; connecting again", self.name, exc)
-                self._last_drop = str(exc)
+                self._lost(exc)
                 self._disconnect()
                 self._stopping.wait(pause)
                 pause = min(pause * 2, 5.0)
@@ -188,31 +198,18 @@ class Listener(ListenerBase):
         transport, consumer = self.transport, self._consumer
         assert transport is not None and consumer is not None
         delivery = consumer.get(timeout=POLL)
-        # RabbitMQ's transport reconnects by itself and declares the queue again: a gap.
-        reconnects = getattr(transport, "reconnects", 0)
-        if reconnects != self._seen_reconnects:
-            self._seen_reconnects = reconnects
-            self._connected(getattr(transport, "last_drop", "") or "reconnected")
+        self._watch(transport)
         if delivery is None:
             if consumer.cancelled and not self._stopping.is_set():
                 raise ConnectionLost(f"the consumer of {self.queue!r} was cancelled")
             if self._overflowed(transport):
-                self.core.gap(GapCause.OVERFLOW, self._overflow_detail(), resync=True)
+                self.core.overflowed(self.queue)
             return
         received = self.core.receive(delivery.body, delivery.properties)
         if received.skipped:
-            cause = GapCause.OVERFLOW if self._overflowed(transport) else GapCause.SEQUENCE
-            self.core.gap(
-                cause,
-                f"publisher {received.publisher} skipped {received.skipped} event(s)",
-                missed=received.skipped,
-                publisher=received.publisher,
-            )
+            self.core.jumped(received, overflowed=self._overflowed(transport))
         self.core.apply(received)
         transport.ack(delivery)
-
-    def _overflow_detail(self) -> str:
-        return f"queue {self.queue!r} was full and dropped its oldest events"
 
     def _overflowed(self, transport: Transport) -> bool:
         """Whether the queue dropped events since the last look (and forget the signal)."""
