@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import (
+    broadcast_bench,
     broker_bench,
     embedded_bench,
     envelope_bench,
@@ -29,8 +30,8 @@ from bench import (
 )
 from bench.stats import load_average
 
-NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "memory")
-NEEDS_BROKER = frozenset({"publish", "consume", "latency", "memory"})
+NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "broadcast", "memory")
+NEEDS_BROKER = frozenset({"publish", "consume", "latency", "broadcast", "memory"})
 TITLES = {
     "route": "Topic route decisions per second by number of bindings",
     "envelope": "Envelope cost per message (microseconds)",
@@ -38,6 +39,7 @@ TITLES = {
     "publish": "RabbitMQ: confirmed publishing, persistent ~540-byte envelopes, durable queue (msg/s)",
     "consume": "RabbitMQ: consuming with manual acks (msg/s)",
     "latency": "RabbitMQ: publish-to-consume latency through the toolkit",
+    "broadcast": "RabbitMQ: cache invalidation, invalidate() to the last of 10 instances applying it",
     "memory": "RabbitMQ: client RSS over confirmed publishes through the toolkit",
 }
 
@@ -100,6 +102,7 @@ def runners(quick: bool, url: str, memory_n: int | None) -> dict[str, Callable[[
         "publish": lambda: broker_bench.run(quick, url, "publish")["publish"],
         "consume": lambda: broker_bench.run(quick, url, "consume")["consume"],
         "latency": lambda: latency_bench.run(quick, url),
+        "broadcast": lambda: broadcast_bench.run(quick, url),
         "memory": lambda: memory_bench.run(quick, url, memory_n),
     }
 
@@ -115,6 +118,8 @@ def render(name: str, result: Any) -> str:
         return broker_bench.report(result)
     if name == "latency":
         return latency_bench.report(result)
+    if name == "broadcast":
+        return broadcast_bench.report(result)
     return memory_bench.report(result)
 
 

@@ -176,6 +176,8 @@ class Listener(ListenerBase):
         delivery = await consumer.get(timeout=POLL)
         self._watch(transport)
         if delivery is None:
+            if (held := self._release()) is not None:
+                await transport.ack(held, multiple=True)
             if consumer.cancelled and not self._stopping:
                 raise ConnectionLost(f"the consumer of {self.queue!r} was cancelled")
             if await self._overflowed(transport):
@@ -185,7 +187,8 @@ class Listener(ListenerBase):
         if received.skipped:
             self.core.jumped(received, overflowed=await self._overflowed(transport))
         self.core.apply(received)
-        await transport.ack(delivery)
+        if (batch := self._hold(delivery)) is not None:
+            await transport.ack(batch, multiple=True)
 
     async def _overflowed(self, transport: AsyncTransport) -> bool:
         found = False

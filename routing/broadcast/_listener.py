@@ -21,7 +21,7 @@ from routing.broadcast._core import (
 from routing.errors import ConnectionLost, RoutingError
 from routing.schemas import SchemaRegistry
 from routing.transport import Transport, open_transport
-from routing.transport.base import Consumer
+from routing.transport.base import Consumer, Delivery
 
 __all__ = ["Listener", "ListenerBase"]
 
@@ -53,6 +53,8 @@ class ListenerBase:
         self.connects = 0  # how many times the queue was declared (1 + reconnects seen)
         self._seen_reconnects = 0
         self._last_drop = ""  # why the connection was lost last
+        self._held: Delivery | None = None  # the last delivery applied and not acked yet
+        self._unacked = 0
 
     def on_invalidate(self, handler: F) -> F:
         """Call `handler(envelope)` for each `cache.invalidate` (usable as a decorator)."""
@@ -82,8 +84,20 @@ class ListenerBase:
     def stats(self) -> ListenerStats:
         return self.core.stats
 
+    def _hold(self, delivery: Delivery) -> Delivery | None:
+        """Acks go out in batches (`multiple`), half a prefetch window at a time: the delivery
+        to ack now, with every one before it, or None to wait."""
+        self._held, self._unacked = delivery, self._unacked + 1
+        return self._release() if self._unacked * 2 >= self.prefetch else None
+
+    def _release(self) -> Delivery | None:
+        """The delivery to ack (multiple) for everything held, when idle; None when none is."""
+        held, self._held, self._unacked = self._held, None, 0
+        return held
+
     def _connected(self, transport: object) -> None:
         """The queue was declared on a new connection: from the second on, a gap."""
+        self._release()  # what the old connection delivered is gone with its queue
         self._seen_reconnects = getattr(transport, "reconnects", 0)
         self._declared(self._last_drop)
 
@@ -200,6 +214,8 @@ class Listener(ListenerBase):
         delivery = consumer.get(timeout=POLL)
         self._watch(transport)
         if delivery is None:
+            if (held := self._release()) is not None:
+                transport.ack(held, multiple=True)
             if consumer.cancelled and not self._stopping.is_set():
                 raise ConnectionLost(f"the consumer of {self.queue!r} was cancelled")
             if self._overflowed(transport):
@@ -209,7 +225,8 @@ class Listener(ListenerBase):
         if received.skipped:
             self.core.jumped(received, overflowed=self._overflowed(transport))
         self.core.apply(received)
-        transport.ack(delivery)
+        if (batch := self._hold(delivery)) is not None:
+            transport.ack(batch, multiple=True)
 
     def _overflowed(self, transport: Transport) -> bool:
         """Whether the queue dropped events since the last look (and forget the signal)."""
