@@ -171,5 +171,8 @@ def test_overflow_is_reported_never_silent(either_url: str, publisher: Transport
         until(lambda: listener.stats.gaps >= 1 and listener.stats.received >= 5)
         time.sleep(0.5)
         stats = listener.stats
-    assert {g.cause for g in gaps} == {GapCause.OVERFLOW}
+    # Overflow, told by the signal the dropped events leave; a jump seen before RabbitMQ's
+    # dead-lettering delivered that signal is a sequence gap, and still a gap.
+    causes = {g.cause for g in gaps}
+    assert GapCause.OVERFLOW in causes and causes <= {GapCause.OVERFLOW, GapCause.SEQUENCE}
     assert stats.applied < 30
