@@ -164,7 +164,7 @@ class Listener(ListenerBase):
                     await self._connect()
                     pause = 0.1
                 await self._step()
-            except RoutingError as exc:
+            except Exception as exc:  # a lost connection, or a bug: never the end of the listener
                 self._lost(exc)
                 await self._disconnect()
                 await asyncio.sleep(pause)

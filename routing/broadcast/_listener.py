@@ -109,7 +109,13 @@ class ListenerBase:
             self._declared(getattr(transport, "last_drop", "") or "reconnected")
 
     def _lost(self, exc: Exception) -> None:
-        self.core.log.warning("listener {}: {}; connecting again", self.name, exc)
+        """The connection is given up (the queue with it): the next one is a gap."""
+        if isinstance(exc, RoutingError):
+            self.core.log.warning("listener {}: {}; connecting again", self.name, exc)
+        else:
+            self.core.log.opt(exception=exc).error(
+                "listener {}: unexpected {!r}; connecting again", self.name, exc
+            )
         self._last_drop = str(exc)
 
     def _declared(self, reason: str) -> None:
@@ -200,7 +206,7 @@ class Listener(ListenerBase):
                     self._connect()
                     pause = 0.1
                 self._step()
-            except RoutingError as exc:
+            except Exception as exc:  # a lost connection, or a bug: never the end of the listener
                 if self._stopping.is_set():
                     return
                 self._lost(exc)
