@@ -24,6 +24,10 @@ T = TypeVar("T")
 LONGEST = 120.0  # no call of a scenario waits longer: a hung await fails the test, not the run
 
 
+async def _opened(url: str) -> AsyncTransport:
+    return await routing.aio.open_transport(url)
+
+
 class Loop:
     """An event loop running in a daemon thread; `run(coroutine)` waits for its result."""
 
@@ -82,7 +86,7 @@ class BlockingTransport:
     def open(cls, url: str) -> BlockingTransport:
         loop = Loop()
         try:
-            return cls(loop, loop.run(routing.aio.open_transport(url)._open()))
+            return cls(loop, loop.run(_opened(url)))
         except BaseException:
             loop.stop()
             raise
