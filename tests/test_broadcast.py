@@ -17,7 +17,7 @@ import pytest
 from broker_under_test import admin
 
 from routing.broadcast import Broadcaster, Drop, Gap, GapCause, Listener, stale_keys
-from routing.broadcast._core import Sequences
+from routing.broadcast._core import ListenerCore, Sequences, gap_cause
 from routing.embedded.registry import broker_for
 from routing.errors import ValidationError
 from routing.transport import Transport, open_transport
@@ -176,3 +176,43 @@ def test_overflow_is_reported_never_silent(either_url: str, publisher: Transport
     causes = {g.cause for g in gaps}
     assert GapCause.OVERFLOW in causes and causes <= {GapCause.OVERFLOW, GapCause.SEQUENCE}
     assert stats.applied < 30
+
+
+def test_a_gap_clears_every_kind_of_attached_cache() -> None:
+    core = ListenerCore(exchange="inv")
+    mapping = {"a": 1}
+    kept = {"b": 2}
+    drops: list[Drop] = []
+
+    @functools.lru_cache
+    def lookup(key: str) -> str:
+        return key
+
+    def broken(drop: Drop) -> None:
+        raise RuntimeError("cache bug")
+
+    lookup("x")
+    core.attach(mapping)
+    core.attach(kept, clear_on_gap=False)
+    core.attach(lookup, name="users")
+    core.attach(drops.append, name="prices")
+    core.attach(broken)
+    gap = core.gap(GapCause.BROKER_RESTART, "test")
+    assert (mapping, kept, lookup.cache_info().currsize) == ({}, {"b": 2}, 0)
+    assert drops == [Drop(cache="prices", everything=True)]
+    stats = core.stats
+    assert (stats.gaps, dict(stats.gaps_by_cause), stats.clears, stats.handler_errors) == (
+        1,
+        {"broker-restart": 1},
+        4,
+        1,
+    )
+    assert gap.cause is GapCause.BROKER_RESTART
+    with pytest.raises(TypeError, match="cannot attach int"):
+        core.attach(3)
+
+
+def test_drop_reasons_name_the_cause() -> None:
+    shutdown = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+    assert gap_cause(f"ConnectionClosedByBroker(320, {shutdown!r})") is GapCause.BROKER_RESTART
+    assert gap_cause("CONNECTION_FORCED - Closed via management plugin") is GapCause.RECONNECT
