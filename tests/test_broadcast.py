@@ -3,37 +3,20 @@ name, and every way of missing events is reported as a gap (on both brokers)."""
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from broker_under_test import admin
 
 from routing.broadcast import Broadcaster, Drop, Gap, GapCause, Listener, stale_keys
 from routing.broadcast._core import ListenerCore, Sequences, gap_cause
 from routing.embedded.registry import broker_for
 from routing.errors import ValidationError
+from routing.management import Management
 from routing.transport import Transport, open_transport
-
-
-def connections_named(management_url: str, client_name: str) -> list[str]:
-    """The broker's names of the connections a client opened as `client_name`."""
-    parts = urllib.parse.urlsplit(management_url)
-    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-    base = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + f":{parts.port}"))
-    request = urllib.request.Request(
-        f"{base.rstrip('/')}/api/connections", headers={"Authorization": f"Basic {token}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        found = json.load(response)
-    return [c["name"] for c in found if c.get("client_properties", {}).get("connection_name") == client_name]
 
 
 def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -145,10 +128,10 @@ def test_cut_connection_is_a_gap_and_clears_the_cache(
         if either_url.startswith("memory"):
             broker_for(either_url).connections.close(listener.name, "test: cut")
         else:
-            management_url = request.getfixturevalue("management_url")
-            until(lambda: bool(connections_named(management_url, listener.name)), timeout=15)
-            for name in connections_named(management_url, listener.name):
-                admin(management_url, "DELETE", f"connections/{urllib.parse.quote(name, safe='')}")
+            management = Management.for_broker(either_url, request.getfixturevalue("management_url"))
+            until(lambda: bool(management.connection_names(listener.name)), timeout=15)
+            for name in management.connection_names(listener.name):
+                management.close_connection(name, "test: cut")
         until(lambda: bool(gaps))
         broadcaster.invalidate("users", "user:2")
         until(lambda: listener.stats.applied == 1)
