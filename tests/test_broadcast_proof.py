@@ -74,6 +74,9 @@ class Faults:
     def __init__(self, node: RabbitNode, instances: list[subprocess.Popen[bytes]], names: list[str]) -> None:
         self.node, self.instances, self.names = node, instances, names
         self.sent = 0
+        # Looked up before the run: rabbitmqctl takes seconds on a loaded machine.
+        self.pids = connection_pids(node, names[CUT])
+        assert self.pids, f"no connection of {names[CUT]} listed"
         self.done: list[str] = []
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -86,9 +89,7 @@ class Faults:
     def _run(self) -> None:
         try:
             self._at(EVENTS * 2 // 10)
-            pids = connection_pids(self.node, self.names[CUT])
-            assert pids, f"no connection of {self.names[CUT]} listed"
-            for pid in pids:
+            for pid in self.pids:
                 self.node.ctl("close_connection", pid, "proof: close one instance's connection")
             self.done.append(f"closed {self.names[CUT]}'s connection at ~{self.sent}")
             self._at(EVENTS * 45 // 100)
