@@ -130,7 +130,8 @@ class Listener(ListenerBase):
     auto-delete, holding at most `max_length` events (the oldest dropped beyond that, and
     reported as a gap). `start()` runs it on a daemon thread (or use it as a context
     manager); handlers run on that thread. A lost connection is made again and reported as
-    a gap: what was published meanwhile is gone with the old queue."""
+    a gap: what was published meanwhile is gone with the old queue. `name`: this
+    instance's, unique (random by default), in its queue's name and its connection's."""
 
     def __init__(
         self,
