@@ -78,7 +78,7 @@ def main(url: str, exchange: str, name: str, db_path: str, out: str, max_length:
 
     @listener.on_invalidate
     def applied(env: Envelope) -> None:
-        log.append(["e", env.extensions[SEQUENCE]])
+        log.append(["e", int(env.extensions[SEQUENCE])])
         if env.data["cache"] == "done":
             done.set()
 

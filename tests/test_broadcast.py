@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from routing.broadcast import Broadcaster, Drop, Gap, GapCause, Listener, stale_keys
-from routing.broadcast._core import ListenerCore, Sequences, gap_cause
+from routing.broadcast._core import ListenerCore, Numbering, Sequences, gap_cause
 from routing.embedded.registry import broker_for
 from routing.errors import ValidationError
 from routing.management import Management
@@ -38,6 +38,11 @@ def test_sequences_report_only_forward_jumps() -> None:
     assert seq.observe("b", 1) == 0
     seq.reset()
     assert seq.observe("a", 40) == 0
+    numbering = Numbering("p")
+    assert [numbering.extensions() for _ in range(2)] == [
+        {"publisherid": "p", "sequence": "1"},  # strings, as CloudEvents' sequence extension has it
+        {"publisherid": "p", "sequence": "2"},
+    ]
 
 
 def test_glob_patterns_match_as_the_demo_did() -> None:

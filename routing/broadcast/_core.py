@@ -46,6 +46,8 @@ __all__ = [
 CACHE_INVALIDATE = "cache.invalidate"
 CONFIG_CHANGED = "config.changed"
 # CloudEvents extension attributes every broadcast event carries (lowercase letters only).
+# `sequence` is the CloudEvents sequence extension's: a string (decimal digits here), which
+# unlike an extension integer (32 bits) does not run out.
 PUBLISHER = "publisherid"
 SEQUENCE = "sequence"
 _MISSING = object()
@@ -112,7 +114,7 @@ class Numbering:
         """The next event's `publisherid` and `sequence`."""
         with self._lock:
             self._next += 1
-            return {PUBLISHER: self.publisher, SEQUENCE: self._next}
+            return {PUBLISHER: self.publisher, SEQUENCE: str(self._next)}
 
 
 def invalidation(
@@ -287,8 +289,8 @@ class ListenerCore:
             )
             return Received(None)
         publisher, sequence = result.extensions.get(PUBLISHER), result.extensions.get(SEQUENCE)
-        if isinstance(publisher, str) and type(sequence) is int:
-            return Received(result, self.sequences.observe(publisher, sequence), publisher)
+        if isinstance(publisher, str) and isinstance(sequence, str) and sequence.isdigit():
+            return Received(result, self.sequences.observe(publisher, int(sequence)), publisher)
         return Received(result)
 
     def apply(self, received: Received) -> None:
