@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import (
+    broadcast_bench,
     broker_bench,
     embedded_bench,
     envelope_bench,
@@ -32,9 +33,9 @@ from bench import (
 )
 from bench.stats import load_average
 
-NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "memory")
+NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "broadcast", "memory")
 OPTIONAL = ("web",)  # run only when asked for (`--web` or `--only web`)
-NEEDS_BROKER = frozenset({"publish", "consume", "latency", "memory"})
+NEEDS_BROKER = frozenset({"publish", "consume", "latency", "broadcast", "memory"})
 TITLES = {
     "route": "Topic route decisions per second by number of bindings",
     "envelope": "Envelope cost per message (microseconds)",
@@ -42,6 +43,7 @@ TITLES = {
     "publish": "RabbitMQ: confirmed publishing, persistent ~540-byte envelopes, durable queue (msg/s)",
     "consume": "RabbitMQ: consuming with manual acks (msg/s)",
     "latency": "RabbitMQ: publish-to-consume latency through the toolkit",
+    "broadcast": "RabbitMQ: cache invalidation, invalidate() to the last of 10 instances applying it",
     "memory": "RabbitMQ: client RSS over confirmed publishes through the toolkit",
     "web": "The web app: POST /jobs/resize with a 200-byte PNG, answered 202 once confirmed (uvicorn apart)",
 }
@@ -105,6 +107,7 @@ def runners(quick: bool, url: str, memory_n: int | None, broker: bool) -> dict[s
         "publish": lambda: broker_bench.run(quick, url, "publish")["publish"],
         "consume": lambda: broker_bench.run(quick, url, "consume")["consume"],
         "latency": lambda: latency_bench.run(quick, url),
+        "broadcast": lambda: broadcast_bench.run(quick, url),
         "memory": lambda: memory_bench.run(quick, url, memory_n),
         "web": lambda: web_bench.run(quick, url if broker else None),
     }
@@ -123,6 +126,8 @@ def render(name: str, result: Any) -> str:
         return latency_bench.report(result)
     if name == "web":
         return web_bench.report(result)
+    if name == "broadcast":
+        return broadcast_bench.report(result)
     return memory_bench.report(result)
 
 

@@ -1,18 +1,21 @@
 """cache-invalidation: a fanout exchange broadcasts `cache.invalidate` and `config.changed`
-events to every running instance of a service; each instance has its own exclusive,
-auto-delete queue and drops the local cache entries an event names.
+events to every running instance of a service (`routing.broadcast`); each instance's
+`Listener` has its own exclusive, auto-delete queue and drops the cache entries an event names.
 
 Instance `api-1` is fast, `api-2` is slow (it sleeps while handling each event, and still gets
 every one: its queue holds them), `api-3` joins late and gets only what was published after
-its queue was bound.
+its queue was bound. Then `api-1`'s connection is cut by the broker: its queue goes with it,
+it reconnects, reports the gap (it may have missed events) and clears its cache.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from routing.broadcast import SEQUENCE, Broadcaster, Gap, Listener, listener_topology
 from routing.demos._common import (
     DEFAULT_PREFIX,
     DeliveryRecord,
@@ -23,15 +26,19 @@ from routing.demos._common import (
     reset,
     script,
 )
-from routing.envelope import Envelope, decode, encode, to_properties
-from routing.schemas import SchemaRegistry
-from routing.topology import Exchange, ExchangeType, Queue, Topology
-from routing.transport import Transport, open_transport
+from routing.embedded.registry import broker_for
+from routing.envelope import Envelope
+from routing.management import Management
+from routing.topology import Exchange, ExchangeType, Topology
+from routing.transport import open_transport
+from routing.urls import is_memory, resolve
 
 NAME = "cache-invalidation"
 SLOW_SECONDS = 0.05  # what the slow instance spends on each event
 EARLY = ("api-1", "api-2")
 LATE = "api-3"
+CUT = "api-1"  # the instance whose connection the broker closes
+MAX_LENGTH = 1000
 WARM_CACHE = {
     "user:1": "alice",
     "user:2": "bob",
@@ -55,10 +62,9 @@ def exchange(prefix: str = DEFAULT_PREFIX) -> Exchange:
 
 
 def instance_topology(prefix: str, instance: str) -> Topology:
-    """What one instance declares when it starts: the exchange, its own queue, the binding."""
-    ex = exchange(prefix)
-    queue = Queue(f"{prefix}invalidations.{instance}", durable=False, exclusive=True, auto_delete=True)
-    return Topology.of(ex, queue, ex.bind(queue))
+    """What one instance's listener declares: the exchange, its own queue, the binding."""
+    ex = exchange(prefix).name
+    return listener_topology(ex, f"{ex}.{instance}", MAX_LENGTH)
 
 
 def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
@@ -68,87 +74,120 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 TOPOLOGY = topology()
 
 
-def affected(event_type: str, data: Any, cache: dict[str, str]) -> list[str]:
-    """The local cache keys an event makes stale."""
-    if event_type == "config.changed":
-        names = {f"config:{k}" for k in data["keys"]}
-        return [k for k in cache if k in names]
-    if "keys" in data:
-        return [k for k in cache if k in data["keys"]]
-    return [k for k in cache if fnmatch.fnmatchcase(k, data["pattern"])]
+class _Cache(dict[str, str]):
+    """A dict that remembers which keys were dropped from it, for the demo's tables."""
+
+    def __init__(self, items: dict[str, str]) -> None:
+        super().__init__(items)
+        self.dropped: list[str] = []
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self.dropped.append(key)
+        return super().pop(key, *default)
+
+    def taken(self) -> list[str]:
+        out, self.dropped = self.dropped, []
+        return out
 
 
 def _show(cache: dict[str, str]) -> str:
     return ", ".join(sorted(cache)) or "(empty)"
 
 
+def cut_connection(url: str, listener: Listener, reason: str) -> None:
+    """Have the broker close the listener's connection, as an operator (or a network blip)
+    would: the embedded broker's `connections.close`, RabbitMQ's management API."""
+    if is_memory(url):
+        broker_for(url).connections.close(listener.name, reason)
+        return
+    management = Management.for_broker(url)
+    deadline = time.monotonic() + 15  # the management API lists a new connection within seconds
+    while not (names := management.connection_names(listener.name)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for name in names:
+        management.close_connection(name, reason)
+
+
+def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _publish(broadcaster: Broadcaster, kind: str, data: dict[str, Any]) -> None:
+    if kind == "config.changed":
+        broadcaster.config_changed(data["service"], data["keys"], data["version"])
+    else:
+        broadcaster.invalidate(
+            data["cache"], data.get("keys"), pattern=data.get("pattern"), reason=data["reason"]
+        )
+
+
 def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:
     """Broadcast invalidations over a fanout: every instance drops what each event names."""
-    registry = SchemaRegistry.bundled()
+    url = resolve(url)
     ex = exchange(prefix).name
-    caches: dict[str, dict[str, str]] = {}
+    caches: dict[str, _Cache] = {}
     before: dict[str, str] = {}
-    labels: dict[str, str] = {}
-    conns: dict[str, Transport] = {}
+    listeners: dict[str, Listener] = {}
     published = []
     deliveries: list[DeliveryRecord] = []
+    gaps: list[tuple[str, Gap]] = []
+    lock = threading.Lock()
     claimed = False
+
+    def join(instance: str) -> None:
+        cache = caches[instance] = _Cache(WARM_CACHE)
+        before[instance] = _show(cache)
+        listener = listeners[instance] = Listener(url, exchange=ex, service="api", name=instance)
+        listener.attach(cache)  # each event drops what it names; a gap clears it all
+
+        def handle(env: Envelope) -> None:
+            if instance == "api-2":
+                time.sleep(SLOW_SECONDS)  # simulated slow handler
+            dropped = ", ".join(cache.taken()) or "nothing"
+            label = EVENTS[int(env.extensions[SEQUENCE]) - 1][0]
+            record = DeliveryRecord(
+                consumer=instance,
+                queue=listener.queue,
+                message=label,
+                why=f"fanout: every bound queue gets a copy; dropped {dropped}",
+            )
+            with lock:
+                deliveries.append(record)
+
+        listener.on_invalidate(handle)
+        listener.on_config(handle)
+        listener.on_gap(lambda gap: gaps.append((instance, gap)))
+        listener.start()
+
     try:
-        # An instance's exclusive queue lives as long as its connection: one transport each.
         with open_transport(url) as publisher:
             claim(publisher, Topology.of(exchange(prefix)), demo="cache-invalidation", force=force)
             claimed = True
-
-            def join(instance: str) -> None:
-                conns[instance] = open_transport(url)
-                conns[instance].declare(instance_topology(prefix, instance))
-                caches[instance] = dict(WARM_CACHE)
-                before[instance] = _show(caches[instance])
-
-            def publish(label: str, kind: str, data: dict[str, Any]) -> None:
-                env = Envelope.new(kind, data, source="urn:demo:admin")
-                labels[env.id] = label
-                publisher.publish(ex, "", encode(env, registry=registry), to_properties(env))
-                failed = publisher.flush(10)
-                if failed:
-                    failed[0].raise_for_outcome()
-                published.append((label, kind, key_values(data), ", ".join(sorted(conns))))
-
+            broadcaster = Broadcaster(publisher, exchange=ex, source="urn:demo:admin")
             for instance in EARLY:
                 join(instance)
-            for event in EVENTS[:BEFORE_LATE_JOIN]:
-                publish(*event)
-            join(LATE)
-            for event in EVENTS[BEFORE_LATE_JOIN:]:
-                publish(*event)
-
-            for instance in (*EARLY, LATE):
-                queue = f"{prefix}invalidations.{instance}"
-                consumer = conns[instance].consume(queue, prefetch=1)
-                while (d := consumer.get(timeout=0.3)) is not None:
-                    env = decode(d.body, d.properties, registry=registry)
-                    if instance == "api-2":
-                        time.sleep(SLOW_SECONDS)  # simulated slow handler
-                    dropped = affected(env.type, env.data, caches[instance])
-                    for key in dropped:
-                        del caches[instance][key]
-                    conns[instance].ack(d)
-                    deliveries.append(
-                        DeliveryRecord(
-                            consumer=instance,
-                            queue=queue,
-                            message=labels[env.id],
-                            why=f"fanout: every bound queue gets a copy; dropped {', '.join(dropped) or 'nothing'}",
-                        )
-                    )
-                consumer.cancel()
+            for n, (label, kind, data) in enumerate(EVENTS):
+                if n == BEFORE_LATE_JOIN:
+                    join(LATE)
+                _publish(broadcaster, kind, data)
+                published.append((label, kind, key_values(data), ", ".join(sorted(listeners))))
+            expected = {i: len(EVENTS) for i in EARLY} | {LATE: len(EVENTS) - BEFORE_LATE_JOIN}
+            _until(lambda: all(listeners[i].stats.applied == n for i, n in expected.items()))
+            after_events = {i: _show(c) for i, c in caches.items()}
+            cut_connection(url, listeners[CUT], "demo: the broker closes api-1's connection")
+            _until(lambda: bool(gaps))
     finally:
-        for transport in conns.values():  # closing deletes each exclusive queue
-            transport.close()
+        for listener in listeners.values():  # closing deletes each exclusive queue
+            listener.stop()
         if claimed:
             with open_transport(url) as cleanup:
                 reset(cleanup, Topology.of(exchange(prefix)))
 
+    order = [*EARLY, LATE]
+    deliveries.sort(key=lambda d: (order.index(d.consumer), d.message))  # threads finish in any order
     got = {i: [d.message for d in deliveries if d.consumer == i] for i in caches}
     tables = (
         Table(
@@ -163,16 +202,32 @@ def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = F
             note=f"api-2 is slow: it sleeps {SLOW_SECONDS:.2f} s per event (simulated), its queue buffers the rest",
         ),
         Table(
-            title="3. each instance's cache, before and after",
+            title="3. each instance's cache, before and after the events",
             columns=("instance", "events", "before", "after"),
-            rows=tuple((i, ", ".join(got[i]), before[i], _show(caches[i])) for i in caches),
+            rows=tuple((i, ", ".join(got[i]), before[i], after_events[i]) for i in caches),
+        ),
+        Table(
+            title=f"4. the broker closes {CUT}'s connection: its queue is gone, events meanwhile are lost",
+            columns=("instance", "gap", "detail", "cache now"),
+            rows=tuple((i, str(g.cause), g.detail, _show(caches[i])) for i, g in gaps),
+            note="a gap clears the attached cache: entries are fetched again, none stays stale",
         ),
     )
     summary = (
         f"{len(EVENTS)} events, {len(deliveries)} deliveries: the early instances got all {len(EVENTS)} "
-        f"(slow api-2 too), late {LATE} got only the {len(got[LATE])} published after it joined"
+        f"(slow api-2 too), late {LATE} got only the {len(got[LATE])} published after it joined; "
+        f"{CUT} lost its connection, reported {len(gaps)} gap(s) and cleared its cache"
     )
-    return DemoResult.routed(NAME, url, deliveries, tables, summary)
+    result = DemoResult.routed(NAME, url, deliveries, tables, summary)
+    facts = (*result.facts, *(f"{i} gap {g.cause}" for i, g in gaps))
+    return DemoResult(
+        name=result.name,
+        broker=result.broker,
+        deliveries=result.deliveries,
+        tables=result.tables,
+        summary=result.summary,
+        facts=tuple(sorted(facts)),
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 
 from loguru import logger as _logger
 
+from routing.broadcast import Broadcaster, Gap, GapCause, Listener
 from routing.definitions import dump_definitions, load_definitions
 from routing.diff import TopologyDiff, diff_topology
 from routing.envelope import (
@@ -76,6 +77,7 @@ _logger.disable("routing")
 
 __all__ = [
     "Binding",
+    "Broadcaster",
     "BrokerError",
     "ChannelClosed",
     "ConnectionFailed",
@@ -92,7 +94,10 @@ __all__ = [
     "Exchange",
     "ExchangeType",
     "Explanation",
+    "Gap",
+    "GapCause",
     "InternalExchange",
+    "Listener",
     "Nacked",
     "Outcome",
     "Overflow",

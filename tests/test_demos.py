@@ -48,18 +48,14 @@ def test_cache_invalidation_late_joiner_misses_earlier_events(unique: str) -> No
     got = {i: {d.message for d in result.deliveries if d.consumer == i} for i in ("api-1", "api-2", "api-3")}
     assert got["api-1"] == got["api-2"] == {"E1", "E2", "E3", "E4"}
     assert got["api-3"] == {"E3", "E4"}
-    after = {row[0]: row[3] for row in result.tables[2].rows}
+    after = {row[0]: row[3] for row in result.tables[2].rows}  # after the events, before the cut
     assert after == {"api-1": "user:2", "api-2": "user:2", "api-3": "config:timeout, user:1, user:2"}
 
 
-def test_cache_invalidation_affected_keys() -> None:
-    cache = {"price:eur": "1", "price:gbp": "2", "user:1": "a", "config:timeout": "3"}
-    assert cache_invalidation.affected("cache.invalidate", {"pattern": "price:*"}, cache) == [
-        "price:eur",
-        "price:gbp",
-    ]
-    assert cache_invalidation.affected("cache.invalidate", {"keys": ["user:1"]}, cache) == ["user:1"]
-    assert cache_invalidation.affected("config.changed", {"keys": ["timeout"]}, cache) == ["config:timeout"]
+def test_cache_invalidation_cut_instance_reports_a_gap_and_clears(unique: str) -> None:
+    result = cache_invalidation.run(_memory_url(unique), prefix=f"{unique}.")
+    assert "api-1 gap reconnect" in result.facts
+    assert [(row[0], row[1], row[3]) for row in result.tables[3].rows] == [("api-1", "reconnect", "(empty)")]
 
 
 def test_header_filtering_matches_and_near_misses(unique: str) -> None:

@@ -10,6 +10,7 @@ from loguru import logger
 
 from routing import __version__
 from routing.cli import (
+    broadcast_commands,
     consume_command,
     declare_commands,
     demo_commands,
@@ -95,6 +96,7 @@ for module in (
     tail_command,
     consume_command,
     worker_commands,
+    broadcast_commands,
     demo_commands,
 ):
     module.register(main)

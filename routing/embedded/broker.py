@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from routing._frozen import FrozenDict
 from routing.embedded.channel import ChannelState, Subscription, settle
+from routing.embedded.connections import Connections
 from routing.embedded.dead_lettering import REJECTED, dead_letter_properties, dropped_as_cycle
 from routing.embedded.equivalence import VHOST, check_exchange, check_queue, locked, not_found
 from routing.embedded.queue import Message, MessageQueue
@@ -71,6 +72,7 @@ class EmbeddedBroker(RoutingIndex[MessageQueue]):
         self._routes = RouteCache(self)
         self._dying: deque[tuple[MessageQueue, Message, str]] = deque()  # dead letters to send
         self.waiting: set[Subscription] = set()  # consumers blocked in get(), to wake on new deadlines
+        self.connections = Connections(self.lock)  # the open transports, by name
 
     # -------------------------------------------------------------- entities
 

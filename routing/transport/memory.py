@@ -20,6 +20,7 @@ from routing.errors import (
     BrokerError,
     ChannelClosed,
     ConnectionFailed,
+    ConnectionLost,
     DeclareConflicts,
     Nacked,
     Unroutable,
@@ -53,6 +54,7 @@ class MemoryConsumer(ConsumerBase):
         self._broker = broker
         self._sub = sub
         self._cancelled = False  # by the user (or by closing the transport)
+        self._lost: str | None = None  # why the broker closed the connection, if it did
 
     def get(self, timeout: float | None = None) -> Delivery | None:
         """The next delivery, or None after `timeout` seconds (None: wait until cancelled)."""
@@ -68,6 +70,8 @@ class MemoryConsumer(ConsumerBase):
                     return sub.buffer.popleft()
                 if sub.lost and not self._cancelled:
                     raise BrokerError(f"queue {self.queue!r} was deleted: the broker cancelled the consumer")
+                if self._lost is not None:
+                    raise ConnectionLost(f"connection closed by the broker: {self._lost}")
                 if sub.cancelled:
                     return None
                 now = broker.clock()
@@ -164,15 +168,18 @@ class _BrokerOps:
 
 
 class MemoryTransport(TransportBase):
-    """A connection to the embedded broker named by a `memory://` URL."""
+    """A connection to the embedded broker named by a `memory://` URL. `name` (unique by
+    default) is what `broker.connections.close(name)` closes it by."""
 
     _publication: type[Publication] = Publication  # what `publish` returns (asyncio's: awaitable)
 
-    def __init__(self, url: str = MEMORY_URL) -> None:
+    def __init__(self, url: str = MEMORY_URL, *, name: str | None = None) -> None:
         if not is_memory(url):
             raise ConnectionFailed(f"{redact(url)}: not a memory:// URL")
         self.url = redact(url)
         self._broker = broker_for(url)
+        self.name = self._broker.connections.opened(self, name)
+        self._lost: str | None = None  # why the broker closed the connection, if it did
         self._get_channel = ChannelState(self)
         self._channels: list[ChannelState] = [self._get_channel]
         self._consumers: list[MemoryConsumer] = []
@@ -190,6 +197,8 @@ class MemoryTransport(TransportBase):
         return self._broker.profile.name
 
     def _check_open(self) -> None:
+        if self._lost is not None:
+            raise ConnectionLost(f"{self.url}: connection closed by the broker: {self._lost}")
         if self._closed:
             raise BrokerError(f"{self.url}: the transport is closed")
 
@@ -376,6 +385,16 @@ class MemoryTransport(TransportBase):
                 broker.delete_queue(name, self)
             self._consumers.clear()
             self._channels.clear()
+            self._broker.connections.closed(self.name)
+
+    def sever(self, reason: str) -> None:
+        """The broker closes this connection (`broker.connections.close(name)`): it is
+        closed, and every later call, a consumer's `get` too, raises `ConnectionLost`."""
+        with self._broker.lock:
+            self._lost = reason
+            for consumer in self._consumers:
+                consumer._lost = reason
+        self.close()
 
     def __repr__(self) -> str:
         return f"MemoryTransport({self.url!r})"

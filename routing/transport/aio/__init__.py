@@ -49,9 +49,11 @@ class Opening:
         if scheme == "memory":
             from routing.transport.aio.memory import AsyncMemoryTransport
 
-            if self._options:
-                raise TypeError(f"memory:// takes no options, got {', '.join(sorted(self._options))}")
-            return await AsyncMemoryTransport.open(urls[0])
+            options = dict(self._options)
+            name = options.pop("name", None)  # the connection's, as the broker closes it by
+            if options:
+                raise TypeError(f"memory:// takes only name=, got {', '.join(sorted(options))}")
+            return await AsyncMemoryTransport.open(urls[0], name=name)
         if scheme in ("amqp", "amqps"):
             from routing.transport.rabbitmq import AsyncRabbitTransport
 

@@ -98,13 +98,13 @@ class AsyncMemoryTransport(AsyncTransportBase):
     """A connection to the embedded broker named by a `memory://` URL, for one event loop.
     Publications come back settled (the broker routes at once) and awaitable."""
 
-    def __init__(self, url: str = MEMORY_URL) -> None:
-        self._sync = _Transport(url)
+    def __init__(self, url: str = MEMORY_URL, *, name: str | None = None) -> None:
+        self._sync = _Transport(url, name=name)
         self.url = self._sync.url
 
     @classmethod
-    async def open(cls, url: str = MEMORY_URL) -> AsyncMemoryTransport:
-        return cls(url)
+    async def open(cls, url: str = MEMORY_URL, *, name: str | None = None) -> AsyncMemoryTransport:
+        return cls(url, name=name)
 
     @property
     def blocking(self) -> MemoryTransport:

@@ -102,6 +102,7 @@ class Connection:
         self._name = name
         self.reconnect_timeout = reconnect_timeout
         self.reconnects = 0
+        self.last_drop = ""  # why the connection dropped last (the broker's reason, if it gave one)
         self._restore = restore
         self._dropped = dropped
         self.lock = FairLock(self.wake)
@@ -167,6 +168,7 @@ class Connection:
 
     def drop(self, error: ConnectionLost) -> None:
         """Forget a dead connection: its channels, and (through `dropped`) what depended on it."""
+        self.last_drop = str(error)
         for chan in self._channels:
             chan.alive = False
         self._channels = []

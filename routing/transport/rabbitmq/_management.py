@@ -1,6 +1,6 @@
 """The one client of RabbitMQ's management HTTP API: definitions, exchanges, queues, bindings, nodes.
 
-Read-only, stdlib `urllib` only. The API's address defaults to the AMQP URL's host on port
+Read-only but for closing a connection, stdlib `urllib` only. The API's address defaults to the AMQP URL's host on port
 15672 (15671 with TLS, or the URL's `management=` option), with the AMQP URL's credentials
 and vhost; a `management_url` given explicitly wins, and so do credentials written in it.
 Basic auth is built here and only here, and every failure becomes a `routing.errors` one
@@ -60,14 +60,17 @@ class Management:
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         return cls(base=base, vhost=ep.vhost, username=username, password=password, timeout=timeout)
 
-    def get(self, path: str) -> Any:
-        """GET `path` (under /api) as JSON, None for 404; `BrokerError` with one clear line otherwise."""
+    def get(self, path: str, *, method: str = "GET", why: str | None = None) -> Any:
+        """GET `path` (under /api) as JSON, None for 404; `BrokerError` with one clear line
+        otherwise. `method="DELETE"` (with an `X-Reason`) is the one write: closing a connection."""
         url = f"{self.base}/api/{path}"
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        headers = {"Authorization": f"Basic {token}", **({"X-Reason": why} if why else {})}
+        request = urllib.request.Request(url, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.load(response)
+                body = response.read()
+                return json.loads(body) if body else None
         except urllib.error.HTTPError as exc:
             exc.close()  # it holds the response's socket
             if exc.code == 401:
@@ -129,6 +132,20 @@ class Management:
         """The bindings whose source is `exchange`, or None when it does not exist."""
         data = self.get(f"exchanges/{quote(self.vhost, safe='')}/{quote(exchange, safe='')}/bindings/source")
         return [b for b in data if isinstance(b, dict)] if isinstance(data, list) else None
+
+    def connection_names(self, client_name: str) -> list[str]:
+        """The broker's names of the connections a client opened as `client_name`."""
+        data = self.get("connections") or []
+        named = [c for c in data if isinstance(c, dict)]
+        return [
+            c["name"]
+            for c in named
+            if (c.get("client_properties") or {}).get("connection_name") == client_name
+        ]
+
+    def close_connection(self, name: str, reason: str) -> None:
+        """`DELETE /api/connections/{name}`: the broker closes it (320 CONNECTION_FORCED, `reason`)."""
+        self.get(f"connections/{quote(name, safe='')}", method="DELETE", why=reason)
 
     def nodes(self) -> list[dict[str, Any]]:
         """`GET /api/nodes`: every node of the cluster, running or not (`name`, `running`...)."""

@@ -91,6 +91,11 @@ class RabbitTransport(TransportBase):
         return self._conn.reconnects
 
     @property
+    def last_drop(self) -> str:
+        """Why the connection dropped last: the broker's reason when it closed it ("" if never)."""
+        return self._conn.last_drop
+
+    @property
     def reconnect_timeout(self) -> float:
         return self._conn.reconnect_timeout
 
