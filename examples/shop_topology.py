@@ -2,11 +2,12 @@
 
 routing explain examples.shop_topology:topology --exchange shop.events --routing-key order.created
 routing graph examples.shop_topology:topology --markdown
+routing asyncapi examples.shop_topology:topology     (with `publishes` below as its operations)
 """
 
 from __future__ import annotations
 
-from routing import Exchange, Queue, Topology
+from routing import Exchange, Publishes, Queue, Topology
 
 events = Exchange("shop.events", "topic", alternate_exchange="shop.unrouted")
 unrouted = Exchange("shop.unrouted", "fanout")
@@ -30,6 +31,13 @@ topology = Topology.of(
     unrouted.bind(lost),
     dlx.bind(dead, "orders.created"),
     [events, unrouted, audit, dlx, orders, billing, audit_eu, audit_big, lost, dead],
+)
+
+# What the shop's services publish, for `routing asyncapi` (its send operations).
+publishes = (
+    Publishes("shop.events", "order.created", "order.created", headers={"region": "eu", "big": True}),
+    Publishes("shop.events", "order.eu.paid", "order.paid"),
+    Publishes("shop.events", "refund.issued", "refund.issued"),
 )
 
 

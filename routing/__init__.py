@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 
 from loguru import logger as _logger
 
+from routing.asyncapi import Consumes, Publishes, asyncapi_document
 from routing.definitions import dump_definitions, load_definitions
 from routing.diff import TopologyDiff, diff_topology
 from routing.envelope import (
@@ -81,6 +82,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "Consumer",
+    "Consumes",
     "DeclareConflicts",
     "DeclareReport",
     "DecodeError",
@@ -102,6 +104,7 @@ __all__ = [
     "Publication",
     "PublishUnconfirmed",
     "Publisher",
+    "Publishes",
     "Queue",
     "QueueType",
     "Rejection",
@@ -118,6 +121,7 @@ __all__ = [
     "Unroutable",
     "ValidationError",
     "__version__",
+    "asyncapi_document",
     "build_envelope",
     "decode",
     "decode_or_reject",
