@@ -13,6 +13,7 @@ import fnmatch
 import time
 from typing import Any
 
+from routing.asyncapi import Publishes
 from routing.demos._common import (
     DEFAULT_PREFIX,
     DeliveryRecord,
@@ -66,6 +67,12 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.cache_invalidation:TOPOLOGY`."""
+    kinds = dict.fromkeys(kind for _, kind, _ in EVENTS)
+    return tuple(Publishes(exchange(prefix).name, "", kind) for kind in kinds)
 
 
 def affected(event_type: str, data: Any, cache: dict[str, str]) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from routing.asyncapi import Publishes
 from routing.demos._common import (
     DEFAULT_PREFIX,
     DeliveryRecord,
@@ -53,6 +54,11 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.header_filtering:TOPOLOGY`."""
+    return tuple(Publishes(f"{prefix}attributes", "", kind, headers=h) for _, kind, _, h in MESSAGES)
 
 
 def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:

@@ -3,6 +3,7 @@ bind patterns on a topic exchange and each gets what its pattern matches."""
 
 from __future__ import annotations
 
+from routing.asyncapi import Publishes
 from routing.demos._common import (
     DEFAULT_PREFIX,
     DeliveryRecord,
@@ -40,6 +41,13 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.topic_logs:TOPOLOGY`."""
+    return tuple(
+        Publishes(f"{prefix}logs", f"{service}.{level}", "log.record") for service, level, _ in RECORDS
+    )
 
 
 def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from routing.asyncapi import Publishes
 from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, claim, reset, script
 from routing.envelope import Envelope, decode, encode, to_properties
 from routing.errors import RoutingError
@@ -41,6 +42,11 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.work_queue:TOPOLOGY`."""
+    return (Publishes("", f"{prefix}resize", "task.resize_image"),)  # the default exchange: to the queue
 
 
 @dataclass

@@ -12,8 +12,8 @@ table RabbitMQ is sent, TTLs and limits included), `x-dead-letter` and an exchan
 exchange's `x-arguments`, and on each exchange's channel `x-bindings`: the links to queues and
 exchanges with their routing key and arguments (a headers binding's `x-match` rule included).
 
-A `Publishes` is a send operation on an exchange's channel (its routing key as the binding's
-`cc`); a `Consumes` is a receive operation on a queue's channel (a worker `App`'s handlers on
+A `Publishes` is a send operation on an exchange's channel (its routing key in the binding's
+`cc`; those that differ only in the key are one operation); a `Consumes` is a receive operation on a queue's channel (a worker `App`'s handlers on
 its queue). Each event type is one message whose payload is the CloudEvents envelope schema
 with the type's registered `data` schema in place of `data`. Schemas are embedded as the
 registry holds them (JSON Schema 2020-12, read by AsyncAPI as its own schema format); a local
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 from routing._frozen import EMPTY, freeze, thaw
@@ -149,8 +149,13 @@ class _Builder:
                 link["arguments"] = thaw(b.arguments)
             source = self.channels[self.exchange_channel(b.source)]
             source.setdefault("x-bindings", []).append(link)
+        keys: dict[Publishes, list[str]] = {}  # one operation for the keys one kind of event goes with
         for p in publishes:
-            self.publish_operation(p)
+            same = keys.setdefault(replace(p, routing_key=""), [])
+            if p.routing_key not in same:
+                same.append(p.routing_key)
+        for p, routing_keys in keys.items():
+            self.publish_operation(p, routing_keys)
         for c in consumes:
             self.consume_operation(c)
         out: dict[str, Any] = {
@@ -255,13 +260,15 @@ class _Builder:
 
     # ---------------------------------------------------------------- operations and messages
 
-    def publish_operation(self, p: Publishes) -> None:
+    def publish_operation(self, p: Publishes, routing_keys: list[str]) -> None:
         cid = self.exchange_channel(p.exchange)
-        amqp: dict[str, Any] = {"cc": [p.routing_key], "deliveryMode": 2, "bindingVersion": BINDING_VERSION}
+        amqp: dict[str, Any] = {"cc": routing_keys, "deliveryMode": 2, "bindingVersion": BINDING_VERSION}
+        shown = p.exchange or "default"
+        keys = ", ".join(map(repr, routing_keys))
+        summary = f"Publish {p.event_type} to {shown!r} with routing key{'s' if len(routing_keys) > 1 else ''} {keys}"
         if p.headers:
             amqp["x-headers"] = thaw(p.headers)
-        shown = p.exchange or "default"
-        summary = f"Publish {p.event_type} to {shown!r} with routing key {p.routing_key!r}"
+            summary += " and headers " + ", ".join(f"{k}={v!r}" for k, v in amqp["x-headers"].items())
         self.operation("send", ("send", shown, p.event_type), cid, p.event_type, summary, p.description, amqp)
 
     def consume_operation(self, c: Consumes) -> None:

@@ -248,5 +248,21 @@ def test_command_refuses_what_is_not_publishes() -> None:
     assert result.exit_code == 1
     assert (
         result.output.strip()
-        == "Error: examples.shop_topology:topology: expected a tuple of routing.asyncapi.Publishes"
+        == "Error: examples.shop_topology:topology: is of type Topology, not a tuple of Publishes or a function that returns one"
     )
+
+
+def test_publishes_differing_only_in_the_key_are_one_operation() -> None:
+    topo = Topology.of(Exchange("logs", "topic"))
+    same = [Publishes("logs", key, "log.record") for key in ("a.error", "b.info", "a.error")]
+    doc = asyncapi_document(topo, publishes=[*same, Publishes("logs", "c", "log.record", headers={"h": 1})])
+    first, second = doc["operations"].values()
+    assert first["bindings"]["amqp"]["cc"] == ["a.error", "b.info"]
+    assert second["bindings"]["amqp"]["cc"] == ["c"] and second["bindings"]["amqp"]["x-headers"] == {"h": 1}
+
+
+def test_command_calls_a_demos_publishes_function() -> None:
+    result = CliRunner().invoke(main, ["asyncapi", "routing.demos.topic_logs:TOPOLOGY"])
+    assert result.exit_code == 0, result.output
+    (op,) = json.loads(result.output)["operations"].values()
+    assert op["bindings"]["amqp"]["cc"][:2] == ["billing.error", "billing.info"]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from examples import resize_worker, shop_topology
-from routing import Consumes, SchemaRegistry, Topology, asyncapi_document
+from routing import Consumes, SchemaRegistry, asyncapi_document
 from routing.demos import cache_invalidation, header_filtering, topic_logs, work_queue
 from routing.worker import App
 
@@ -76,11 +76,10 @@ def _worker(app: App, queue: str) -> list[Consumes]:
 
 
 def every_document() -> dict[str, dict[str, Any]]:
-    demos: dict[str, Topology] = {
-        m.__name__.rsplit(".", 1)[1]: m.TOPOLOGY
+    docs = {
+        f"demo-{m.NAME}": asyncapi_document(m.TOPOLOGY, publishes=m.publishes(), title=m.NAME)
         for m in (cache_invalidation, header_filtering, topic_logs, work_queue)
     }
-    docs = {f"demo-{name}": asyncapi_document(topo, title=name) for name, topo in demos.items()}
     docs["example-shop"] = asyncapi_document(shop_topology.topology, publishes=shop_topology.publishes)
     docs["example-resize"] = asyncapi_document(
         resize_worker.topology,

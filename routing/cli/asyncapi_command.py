@@ -27,7 +27,7 @@ __all__ = ["asyncapi_command", "register"]
     multiple=True,
     metavar="MODULE:ATTR",
     help="A tuple of routing.asyncapi.Publishes: what is published where (repeatable). By default"
-    " the `publishes` a Python TOPOLOGY's module exports beside it, if any.",
+    " the `publishes` a Python TOPOLOGY's module exports beside it (a tuple, or a function returning one).",
 )
 @click.option(
     "--worker",
@@ -97,15 +97,17 @@ def asyncapi_command(
 
 
 def _publishes(ref: str) -> list[Publishes]:
-    value = load_instance(ref, object, "tuple of Publishes")
-    items = [value] if isinstance(value, Publishes) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(p, Publishes) for p in items):
-        raise DefinitionsError(f"{ref}: expected a tuple of routing.asyncapi.Publishes")
+    items = load_instance(ref, tuple, "tuple of Publishes")
+    if not all(isinstance(p, Publishes) for p in items):
+        raise DefinitionsError(
+            f"{ref}: expected a tuple of routing.Publishes, or a function that returns one"
+        )
     return list(items)
 
 
 def _beside(topology: str) -> list[Publishes]:
-    """The `publishes` of a Python TOPOLOGY's module (loaded already), or nothing."""
+    """The `publishes` of a Python TOPOLOGY's module (loaded already): a tuple, or a function
+    that returns one. Nothing when it has none."""
     module = sys.modules.get(topology.partition(":")[0]) if ":" in topology else None
     if module is None or not hasattr(module, "publishes"):
         return []
