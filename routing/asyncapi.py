@@ -265,7 +265,10 @@ class _Builder:
         amqp: dict[str, Any] = {"cc": routing_keys, "deliveryMode": 2, "bindingVersion": BINDING_VERSION}
         shown = p.exchange or "default"
         keys = ", ".join(map(repr, routing_keys))
-        summary = f"Publish {p.event_type} to {shown!r} with routing key{'s' if len(routing_keys) > 1 else ''} {keys}"
+        where = "the default exchange" if p.exchange == DEFAULT_EXCHANGE else repr(p.exchange)
+        summary = (
+            f"Publish {p.event_type} to {where} with routing key{'s' if len(routing_keys) > 1 else ''} {keys}"
+        )
         if p.headers:
             amqp["x-headers"] = thaw(p.headers)
             summary += " and headers " + ", ".join(f"{k}={v!r}" for k, v in amqp["x-headers"].items())

@@ -143,10 +143,18 @@ def test_publishes_is_a_send_operation_with_its_routing_key_and_headers() -> Non
 
 
 def test_a_workers_handlers_are_receive_operations_with_the_registered_schema() -> None:
-    consumes = [Consumes("resize", t) for t in resize_worker.app.registrations]
-    doc = asyncapi_document(resize_worker.topology, publishes=resize_worker.publishes, consumes=consumes)
+    consumes, sends = resize_worker.app.operations("resize")
+    assert consumes == (Consumes("resize", "task.resize_image", description="handled by resize"),)
+    publishes = (*resize_worker.publishes, *sends)
+    doc = asyncapi_document(resize_worker.topology, publishes=publishes, consumes=consumes)
     op = doc["operations"]["receive.resize.task.resize_image"]
     assert op["action"] == "receive" and op["bindings"]["amqp"]["ack"] is True
+    retry, dead = (
+        o for o in doc["operations"].values() if o["channel"]["$ref"] == "#/channels/exchange.default"
+    )
+    delays = resize_worker.app.retry.delays_ms
+    assert retry["bindings"]["amqp"]["cc"] == [f"resize.retry.{d}ms" for d in delays] and len(delays) == 4
+    assert dead["bindings"]["amqp"]["cc"] == ["resize.dead"] and "dead letter" in dead["description"]
     message = resolve(doc, resolve(doc, op["messages"][0]))
     assert message["contentType"] == "application/cloudevents+json"
     assert message["bindings"]["amqp"]["messageType"] == "task.resize_image"
@@ -224,7 +232,12 @@ def test_command_uses_the_modules_publishes_and_the_worker(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["info"]["title"] == "Resize"
-    assert sorted(doc["operations"]) == ["receive.resize.task.resize_image", "send.jobs.task.resize_image"]
+    assert sorted(doc["operations"]) == [
+        "receive.resize.task.resize_image",
+        "send.default.task.resize_image",  # the retry copies
+        "send.default.task.resize_image_2",  # the dead letters
+        "send.jobs.task.resize_image",
+    ]
 
 
 def test_command_prints_yaml_and_json_alike() -> None:

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from examples import resize_worker, shop_topology
-from routing import Consumes, SchemaRegistry, asyncapi_document
+from routing import SchemaRegistry, asyncapi_document
 from routing.demos import cache_invalidation, header_filtering, topic_logs, work_queue
-from routing.worker import App
 
 NODE_DIR = Path(__file__).parent / "node"
 SCRIPT = NODE_DIR / "validate_asyncapi.mjs"
@@ -71,21 +70,15 @@ def parse(node: str, tmp_path: Path, docs: dict[str, dict[str, Any]]) -> dict[st
     return {name: out[str(path)] for name, path in files.items()}
 
 
-def _worker(app: App, queue: str) -> list[Consumes]:
-    return [Consumes(queue, event_type) for event_type in app.registrations]
-
-
 def every_document() -> dict[str, dict[str, Any]]:
     docs = {
         f"demo-{m.NAME}": asyncapi_document(m.TOPOLOGY, publishes=m.publishes(), title=m.NAME)
         for m in (cache_invalidation, header_filtering, topic_logs, work_queue)
     }
     docs["example-shop"] = asyncapi_document(shop_topology.topology, publishes=shop_topology.publishes)
+    consumes, sends = resize_worker.app.operations("resize")
     docs["example-resize"] = asyncapi_document(
-        resize_worker.topology,
-        publishes=resize_worker.publishes,
-        consumes=_worker(resize_worker.app, "resize"),
-        vhost="jobs",
+        resize_worker.topology, publishes=(*resize_worker.publishes, *sends), consumes=consumes, vhost="jobs"
     )
     return docs
 

@@ -35,7 +35,8 @@ __all__ = ["asyncapi_command", "register"]
     nargs=2,
     multiple=True,
     metavar="APP QUEUE",
-    help="A worker App (module:attr) and the queue it runs on: a receive operation per handler (repeatable).",
+    help="A worker App (module:attr) and the queue it runs on: a receive operation per handler, and the"
+    " retry copies and dead letters it sends (repeatable).",
 )
 @schemas_option
 @click.option("--vhost", help="The vhost to read from a definitions file and to name in the bindings.")
@@ -73,11 +74,11 @@ def asyncapi_command(
     vhost = topology_vhost(topology, vhost)
     topo = load_topology(topology, vhost=vhost)
     publishes = [p for ref in publishes_refs for p in _publishes(ref)] or _beside(topology)
-    consumes = [
-        Consumes(queue, event_type)
-        for app_ref, queue in workers
-        for event_type in load_instance(app_ref, App).registrations
-    ]
+    consumes: list[Consumes] = []
+    for app_ref, queue in workers:
+        takes, sends = load_instance(app_ref, App).operations(queue)
+        consumes += takes
+        publishes += sends
     doc = asyncapi_document(
         topo,
         publishes=publishes,
