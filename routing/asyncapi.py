@@ -16,8 +16,8 @@ A `Publishes` is a send operation on an exchange's channel (its routing key in t
 `cc`; those that differ only in the key are one operation); a `Consumes` is a receive operation on a queue's channel (a worker `App`'s handlers on
 its queue). Each event type is one message whose payload is the CloudEvents envelope schema
 with the type's registered `data` schema in place of `data`. Schemas are embedded as the
-registry holds them (JSON Schema 2020-12, read by AsyncAPI as its own schema format); a local
-`$ref` is rewritten to where the schema now sits in the document.
+registry holds them (JSON Schema 2020-12, read by AsyncAPI as its own schema format), with the
+sibling documents they refer to; each `$ref` is rewritten to point inside the document.
 
 Channel, operation and message ids are made from names (AsyncAPI allows only letters, digits,
 `.`, `-` and `_` in them); the names themselves are in each channel's `address` and binding.
@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
+from routing._asyncapi_schemas import Components
 from routing._frozen import EMPTY, freeze, thaw
 from routing.errors import TopologyError
 from routing.schemas import ENVELOPE, SchemaRegistry
@@ -121,9 +122,8 @@ class _Builder:
         self.channel_ids: dict[tuple[str, str], str] = {}
         self.channels: dict[str, dict[str, Any]] = {}
         self.message_ids: dict[str, str] = {}
-        self.schema_ids: dict[str, str] = {}
         self.messages: dict[str, Any] = {}
-        self.schemas: dict[str, Any] = {}
+        self.components = Components(registry, self.new_id)
         self.operations: dict[str, Any] = {}
 
     def build(
@@ -168,7 +168,7 @@ class _Builder:
             "defaultContentType": _CONTENT_TYPE,
             "channels": self.channels,
             "operations": self.operations,
-            "components": {"messages": self.messages, "schemas": self.schemas},
+            "components": {"messages": self.messages, "schemas": self.components.schemas},
         }
         return out
 
@@ -315,10 +315,10 @@ class _Builder:
         if found is not None:
             return found
         mid = self.message_ids[event_type] = self.new_id(event_type)
-        envelope = self.schema_id(ENVELOPE, "envelope")
+        envelope = self.schema_id(ENVELOPE)
         data: dict[str, Any] = {"description": "No schema is registered for this event type."}
         if event_type in self.registry.types:
-            data = _ref("schemas", self.schema_id(event_type, event_type))
+            data = _ref("schemas", self.schema_id(event_type))
         payload = {
             "allOf": [
                 _ref("schemas", envelope),
@@ -334,12 +334,8 @@ class _Builder:
         }
         return mid
 
-    def schema_id(self, name: str, wanted: str) -> str:
-        found = self.schema_ids.get(name)
-        if found is None:
-            found = self.schema_ids[name] = self.new_id(wanted, "schema")
-            self.schemas[found] = _embedded(self.registry.schema(name), f"#/components/schemas/{found}")
-        return found
+    def schema_id(self, name: str) -> str:
+        return self.components.add(self.registry.schema(name))
 
 
 def _ref(section: str, key: str) -> dict[str, str]:
@@ -359,26 +355,3 @@ def _exchange_text(e: Exchange) -> str:
     kind = "internal " if e.internal else ""
     text = f"{e.type} exchange {e.name!r}"
     return kind + text + (" (routes by headers)" if e.type is ExchangeType.HEADERS else "")
-
-
-def _embedded(schema: Mapping[str, Any], where: str) -> Any:
-    """`schema` as it sits at `where` in the document: no `$schema`/`$id` (AsyncAPI reads it as
-    its own format, and an `$id` would move the base of its references), local `$ref`s
-    rewritten to start at `where`."""
-
-    def walk(node: Any, top: bool) -> Any:
-        if isinstance(node, Mapping):
-            out = {}
-            for k, v in node.items():
-                if top and k in ("$schema", "$id"):
-                    continue
-                if k == "$ref" and isinstance(v, str) and v.startswith("#"):
-                    out[k] = where + v[1:]
-                else:
-                    out[k] = walk(v, False)
-            return out
-        if isinstance(node, list | tuple):
-            return [walk(v, False) for v in node]
-        return node
-
-    return walk(thaw(schema), True)

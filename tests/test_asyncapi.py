@@ -204,6 +204,28 @@ def test_local_refs_of_a_schema_are_rewritten_to_where_it_sits(tmp_path: Path) -
     assert resolve(doc, embedded["properties"]["n"]) == {"type": "integer"}
 
 
+def test_a_schema_and_the_sibling_files_it_refers_to_are_embedded_once(tmp_path: Path) -> None:
+    shared = {"$ref": "common.json#/$defs/level"}
+    for kind in ("a.one", "a.two"):
+        schema = {"type": "object", "properties": {"level": shared}}
+        (tmp_path / f"{kind}.schema.json").write_text(json.dumps(schema))
+    common = {"$defs": {"level": {"enum": ["info", "error"]}, "loop": {"$ref": "a.one.schema.json"}}}
+    (tmp_path / "common.json").write_text(json.dumps(common))
+    registry = SchemaRegistry.from_directory(tmp_path)
+    publishes = [Publishes("c", "k", "a.one"), Publishes("c", "k", "a.two")]
+    doc = asyncapi_document(Topology.of(Exchange("c")), publishes=publishes, registry=registry)
+    schemas = doc["components"]["schemas"]
+    assert sorted(schemas) == ["a.one.schema", "a.two.schema", "common", "envelope.schema"]
+    for kind in ("a.one", "a.two"):
+        level = schemas[f"{kind}.schema"]["properties"]["level"]
+        assert level == {"$ref": "#/components/schemas/common/$defs/level"}
+    assert resolve(doc, level) == {"enum": ["info", "error"]}
+    assert schemas["common"]["$defs"]["loop"] == {
+        "$ref": "#/components/schemas/a.one.schema"
+    }  # a cycle is fine
+    assert "file:" not in json.dumps(doc)  # no local path in the document
+
+
 def test_unknown_exchange_or_queue_is_refused() -> None:
     with pytest.raises(TopologyError, match="exchange 'nope' is not in the topology"):
         asyncapi_document(shop_topology.topology, publishes=[Publishes("nope", "k", "t")])

@@ -100,7 +100,8 @@ def test_the_parser_accepts_every_demo_and_example(verdicts: dict[str, Any], nam
 
 
 def test_the_parser_accepts_the_command_output_and_user_schemas(node: str, tmp_path: Path) -> None:
-    """The command's JSON and a user schema folder whose schema refers to its own $defs."""
+    """The command's JSON, and a user schema folder whose schema refers to its own $defs and to a
+    sibling file's."""
     from click.testing import CliRunner
 
     from routing.cli import main
@@ -112,16 +113,18 @@ def test_the_parser_accepts_the_command_output_and_user_schemas(node: str, tmp_p
         "$defs": {"sku": {"type": "string", "minLength": 1}},
         "type": "object",
         "required": ["sku"],
-        "properties": {"sku": {"$ref": "#/$defs/sku"}, "quantity": {"type": "integer", "minimum": 1}},
+        "properties": {"sku": {"$ref": "#/$defs/sku"}, "region": {"$ref": "common.json#/$defs/region"}},
     }
     (folder / "order.created.schema.json").write_text(json.dumps(schema))
+    common = {"$defs": {"region": {"enum": ["eu", "us"]}}}
+    (folder / "common.json").write_text(json.dumps(common))
     SchemaRegistry.from_directory(folder)  # the registry takes it
     result = CliRunner().invoke(
         main, ["asyncapi", "examples.shop_topology:topology", "--schemas", str(folder)]
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert "order.created.schema" in doc["components"]["schemas"]
+    assert {"order.created.schema", "common"} <= set(doc["components"]["schemas"])
     verdict = parse(node, tmp_path, {"cli-shop": doc})["cli-shop"]
     assert errors(verdict) == [] and verdict["parsed"], json.dumps(verdict, indent=2)
 
