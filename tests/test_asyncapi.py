@@ -17,6 +17,7 @@ from routing import (
     Exchange,
     Publishes,
     Queue,
+    SchemaError,
     SchemaRegistry,
     Topology,
     TopologyError,
@@ -301,3 +302,15 @@ def test_command_calls_a_demos_publishes_function() -> None:
     assert result.exit_code == 0, result.output
     (op,) = json.loads(result.output)["operations"].values()
     assert op["bindings"]["amqp"]["cc"][:2] == ["billing.error", "billing.info"]
+
+
+def test_a_reference_by_anchor_is_refused_by_name(tmp_path: Path) -> None:
+    schema = {"$defs": {"n": {"$anchor": "n", "type": "integer"}}, "properties": {"n": {"$ref": "#n"}}}
+    (tmp_path / "t.anchor.schema.json").write_text(json.dumps(schema))
+    registry = SchemaRegistry.from_directory(tmp_path)
+    with pytest.raises(SchemaError, match="names an anchor; use a JSON pointer"):
+        asyncapi_document(
+            Topology.of(Exchange("c")), publishes=[Publishes("c", "k", "t.anchor")], registry=registry
+        )
+    with pytest.raises(SchemaError, match="no schema document is known as 'file:///nope"):
+        registry.contents("file:///nope.json")
