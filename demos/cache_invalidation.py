@@ -29,6 +29,7 @@ from routing.demos._common import (
 from routing.embedded.registry import broker_for
 from routing.envelope import Envelope
 from routing.management import Management
+from routing.operations import Publishes
 from routing.topology import Exchange, ExchangeType, Topology
 from routing.transport import open_transport
 from routing.urls import is_memory, resolve
@@ -89,6 +90,12 @@ class _Cache(dict[str, str]):
     def taken(self) -> list[str]:
         out, self.dropped = self.dropped, []
         return out
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.cache_invalidation:TOPOLOGY`."""
+    kinds = dict.fromkeys(kind for _, kind, _ in EVENTS)
+    return tuple(Publishes(exchange(prefix).name, "", kind) for kind in kinds)
 
 
 def _show(cache: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ from routing.demos._common import (
     script,
 )
 from routing.envelope import Envelope, encode, to_properties
+from routing.operations import Publishes
 from routing.pipeline import explain
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
@@ -53,6 +54,11 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.header_filtering:TOPOLOGY`."""
+    return tuple(Publishes(f"{prefix}attributes", "", kind, headers=h) for _, kind, _, h in MESSAGES)
 
 
 def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:

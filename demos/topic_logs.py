@@ -15,6 +15,7 @@ from routing.demos._common import (
     why,
 )
 from routing.envelope import Envelope, encode, to_properties
+from routing.operations import Publishes
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import open_transport
@@ -40,6 +41,13 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.topic_logs:TOPOLOGY`."""
+    return tuple(
+        Publishes(f"{prefix}logs", f"{service}.{level}", "log.record") for service, level, _ in RECORDS
+    )
 
 
 def run(url: str | None = None, *, prefix: str = DEFAULT_PREFIX, force: bool = False) -> DemoResult:

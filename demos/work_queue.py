@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from routing.demos._common import DEFAULT_PREFIX, DeliveryRecord, DemoResult, Table, claim, reset, script
 from routing.envelope import Envelope, decode, encode, to_properties
 from routing.errors import RoutingError
+from routing.operations import Publishes
 from routing.schemas import SchemaRegistry
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 from routing.transport import open_transport
@@ -41,6 +42,11 @@ def topology(prefix: str = DEFAULT_PREFIX) -> Topology:
 
 
 TOPOLOGY = topology()
+
+
+def publishes(prefix: str = DEFAULT_PREFIX) -> tuple[Publishes, ...]:
+    """What the demo publishes where: its operations in `routing asyncapi routing.demos.work_queue:TOPOLOGY`."""
+    return (Publishes("", f"{prefix}resize", "task.resize_image"),)  # the default exchange: to the queue
 
 
 @dataclass

@@ -5,6 +5,7 @@
     routing publish --exchange jobs --routing-key resize --type task.resize_image \\
         --data '{"input": "cat.jpg", "width": 320, "height": 200}' --url amqp://guest:guest@localhost/
     routing dlq show resize.dead --url amqp://guest:guest@localhost/
+    routing asyncapi examples.resize_worker:topology --worker examples.resize_worker:app resize
 
 The tutorial's own producer works as it is: its plain JSON jobs (`{"id": 1, "action":
 "resize_image", "path": "/uploads/img_1.jpg"}`, application/json, persistent) name no event
@@ -22,7 +23,7 @@ import time
 
 from loguru import logger
 
-from routing import Envelope, Exchange, Topology
+from routing import Envelope, Exchange, Publishes, Topology
 from routing.worker import App, RetryPolicy, idempotent
 
 app = App(
@@ -32,6 +33,7 @@ app = App(
 
 jobs = Exchange("jobs", "direct")
 topology = Topology.of(jobs, app.topology("resize"), jobs.bind("resize", "resize"))
+publishes = (Publishes("jobs", "resize", "task.resize_image"),)  # for `routing asyncapi`
 
 
 @app.handler("task.resize_image")

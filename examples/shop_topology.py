@@ -2,12 +2,12 @@
 
 routing explain examples.shop_topology:topology --exchange shop.events --routing-key order.created
 routing graph examples.shop_topology:topology --markdown
+routing asyncapi examples.shop_topology:topology     (with `publishes` below as its operations)
 """
 
 from __future__ import annotations
 
-from routing import Exchange, Queue, Topology
-from routing.lint import Publishes
+from routing import Exchange, Publishes, Queue, Topology
 
 events = Exchange("shop.events", "topic", alternate_exchange="shop.unrouted")
 unrouted = Exchange("shop.unrouted", "fanout")
@@ -33,14 +33,21 @@ topology = Topology.of(
     [events, unrouted, audit, dlx, orders, billing, audit_eu, audit_big, lost, dead],
 )
 
+# What the shop's services publish: `routing asyncapi` documents them as send operations,
+# `routing lint ... --publishers examples.shop_topology:publishes` checks where they go.
+publishes = (
+    Publishes(
+        "shop.events",
+        "order.created",
+        "order.created",
+        headers={"region": "eu", "big": True},
+        name="checkout",
+    ),
+    Publishes("shop.events", "order.eu.paid", "order.paid", name="payments"),
+    Publishes("shop.events", "refund.issued", "refund.issued", name="refunds"),
+)
+
 
 def build() -> Topology:
     """The same topology from a factory, for `examples.shop_topology:build`."""
     return topology
-
-
-# What the shop's services publish, for `routing lint ... --publishers examples.shop_topology:publishers`.
-publishers = (
-    Publishes("shop.events", "order.created", name="checkout"),
-    Publishes("shop.events", "order.42.paid", headers={"region": "eu"}, name="payments"),
-)

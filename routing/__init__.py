@@ -6,6 +6,7 @@ from importlib.metadata import version as _version
 
 from loguru import logger as _logger
 
+from routing.asyncapi import asyncapi_document
 from routing.broadcast import Broadcaster, Gap, GapCause, Listener
 from routing.definitions import dump_definitions, load_definitions
 from routing.diff import TopologyDiff, diff_topology
@@ -42,6 +43,7 @@ from routing.errors import (
 from routing.graph import mermaid
 from routing.loading import load_topology
 from routing.matching import headers_match, topic_matches
+from routing.operations import Consumes, Publishes
 from routing.pipeline import Explanation, Step, explain, route
 from routing.properties import Properties
 from routing.publisher import Publisher, Tally
@@ -83,6 +85,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionLost",
     "Consumer",
+    "Consumes",
     "DeclareConflicts",
     "DeclareReport",
     "DecodeError",
@@ -107,6 +110,7 @@ __all__ = [
     "Publication",
     "PublishUnconfirmed",
     "Publisher",
+    "Publishes",
     "Queue",
     "QueueType",
     "Rejection",
@@ -123,6 +127,7 @@ __all__ = [
     "Unroutable",
     "ValidationError",
     "__version__",
+    "asyncapi_document",
     "build_envelope",
     "decode",
     "decode_or_reject",

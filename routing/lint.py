@@ -16,14 +16,13 @@ release would write (`dead_letter_properties`). Pure: no broker, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from routing._frozen import freeze
 from routing._lint_flow import Arrival, Flow, effective_delivery_limit
-from routing.errors import InternalExchange, RoutingError, TopologyError, UnknownExchange
+from routing.errors import InternalExchange, TopologyError, UnknownExchange
+from routing.operations import Publishes
 from routing.pipeline import route
 from routing.profiles import Profile
 from routing.profiles import profile as _profile
@@ -31,7 +30,7 @@ from routing.targets import check_topology
 from routing.topology import Overflow, QueueType, Topology
 from routing.worker._handlers import Handlers
 
-__all__ = ["AppQueue", "Finding", "Publishes", "Severity", "effective_delivery_limit", "lint"]
+__all__ = ["AppQueue", "Finding", "Severity", "effective_delivery_limit", "lint"]
 
 
 class Severity(StrEnum):
@@ -50,30 +49,6 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.entity}: {self.problem}; fix: {self.fix}"
-
-
-@dataclass(frozen=True, slots=True)
-class Publishes:
-    """What a producer sends: to `exchange` with `routing_key` (and `headers`), each message
-    with a per-message TTL of `expiration` ms (the `expiration` property), or none."""
-
-    exchange: str
-    routing_key: str = ""
-    _: KW_ONLY
-    headers: Mapping[str, Any] | None = None
-    expiration: int | None = None
-    name: str | None = None  # who publishes, for messages
-
-    def __post_init__(self) -> None:
-        e = self.expiration
-        if e is not None and (isinstance(e, bool) or not isinstance(e, int) or e < 0):
-            raise RoutingError(f"Publishes: expiration must be milliseconds >= 0 or None, got {e!r}")
-        object.__setattr__(self, "headers", None if self.headers is None else freeze(dict(self.headers)))
-
-    @property
-    def label(self) -> str:
-        where = repr(self.exchange) if self.exchange else "the default exchange"
-        return self.name or f"publisher to {where} with key {self.routing_key!r}"
 
 
 AppQueue = tuple[Handlers, str]

@@ -158,6 +158,15 @@ class SchemaRegistry:
         schema: Mapping[str, Any] = validator.schema
         return schema
 
+    def contents(self, uri: str) -> Mapping[str, Any]:
+        """The schema document known by `uri` (its file's URI or its declared `$id`): where a
+        `$ref` of another one leads. Every document carries its absolute `$id`."""
+        try:
+            found: Mapping[str, Any] = self._registry.contents(uri)
+        except referencing.exceptions.NoSuchResource:
+            raise SchemaError(f"no schema document is known as {uri!r}") from None
+        return found
+
     def problems(self, document: Mapping[str, Any]) -> list[str]:
         """Every way `document` (an envelope as a JSON object) breaks its schemas, one line
         each, sorted by path; empty when it is valid."""

@@ -30,6 +30,7 @@ def shop_file(tmp_path: Path) -> str:
         ["explain", "{file}", "--exchange", "orders", "--routing-key", "a"],
         ["graph", "{file}"],
         ["export", "{file}"],
+        ["asyncapi", "{file}"],
     ],
 )
 def test_the_files_one_vhost_is_used(shop_file: str, args: list[str]) -> None:
@@ -39,6 +40,9 @@ def test_the_files_one_vhost_is_used(shop_file: str, args: list[str]) -> None:
     if args[0] == "export":
         exported = json.loads(result.stdout)
         assert {q["vhost"] for q in exported["queues"]} == {"shop"}
+    if args[0] == "asyncapi":
+        channel = json.loads(result.stdout)["channels"]["queue.billing"]
+        assert channel["bindings"]["amqp"]["queue"]["vhost"] == "shop"
 
 
 def test_an_explicit_vhost_still_decides(shop_file: str) -> None:

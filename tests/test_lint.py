@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from demos import cache_invalidation, header_filtering, topic_logs, work_queue
 from examples import resize_worker, shop_topology
 from routing.cli import main
-from routing.lint import Finding, Publishes, Severity, lint
+from routing.lint import Finding, Severity, lint
+from routing.operations import Publishes
 from routing.properties import Properties
 from routing.topology import Exchange, Overflow, Queue, Topology
 from routing.transport import Transport, open_transport
@@ -161,7 +162,7 @@ def test_dead_letters_that_reach_no_queue_are_an_error() -> None:
 def test_the_shop_examples_dead_letters_keep_their_key_and_are_lost() -> None:
     # Documented finding: orders.created has no dead_letter_routing_key, so its dead letters keep the
     # key they were published with (order.created), and shop.dlx binds only 'orders.created'.
-    found = lint(shop_topology.topology, publishers=shop_topology.publishers)
+    found = lint(shop_topology.topology, publishers=shop_topology.publishes)
     assert [(f.severity, f.entity) for f in found] == [(ERROR, "queue 'orders.created'")]
     assert "'shop.dlx' with key 'order.created'" in found[0].problem
 
@@ -262,7 +263,7 @@ def test_exit_1_on_an_error_and_0_on_warnings_or_nothing(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lint_case.py").write_text(
         "from routing import Exchange, Queue, Topology\n"
-        "from routing.lint import Publishes\n"
+        "from routing.operations import Publishes\n"
         "a = Queue('a', message_ttl=10, dead_letter_exchange='', dead_letter_routing_key='b')\n"
         "b = Queue('b', message_ttl=10, dead_letter_exchange='', dead_letter_routing_key='a')\n"
         "cycle = Topology.of(a, b)\n"

@@ -10,6 +10,7 @@ from loguru import logger
 
 from routing import __version__
 from routing.cli import (
+    asyncapi_command,
     broadcast_commands,
     consume_command,
     declare_commands,
@@ -90,6 +91,7 @@ def main(log_level: str, log_json: bool) -> None:
 for module in (
     topology_commands,
     lint_command,
+    asyncapi_command,
     envelope_commands,
     declare_commands,
     publish_command,

@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from routing.errors import DefinitionsError
-from routing.lint import AppQueue, Publishes, Severity, lint
+from routing.lint import AppQueue, Severity, lint
 from routing.loading import load_instance, load_topology, load_value
+from routing.operations import Publishes
 from routing.profiles import profile
 from routing.worker import App
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from routing._frozen import FrozenDict
 from routing.envelope import MAX_BYTES, Envelope
 from routing.errors import RoutingError
+from routing.operations import Consumes, Publishes
 from routing.schemas import SchemaRegistry
 from routing.topology import Topology
 from routing.worker.queues import WorkQueues
@@ -97,6 +98,25 @@ class Handlers:
         """Work queue, retry queues and dead-letter queue, to declare (with your exchanges
         and bindings to `queue`) before running."""
         return self.queues(queue).topology
+
+    def operations(self, queue: str) -> tuple[tuple[Consumes, ...], tuple[Publishes, ...]]:
+        """What a worker running these handlers on `queue` takes and sends, for
+        `routing.asyncapi_document`: a `Consumes` per handler, and per event type its retry
+        copies (through the default exchange to its policy's retry queues) and dead letters."""
+        names = self.queues(queue)
+        consumes, sends = [], []
+        for event_type, registration in self._registrations.items():
+            consumes.append(
+                Consumes(queue, event_type, description=f"handled by {_name(registration.function)}")
+            )
+            retry = f"a copy after a failure, back to {queue!r} when its delay is over"
+            sends += [
+                Publishes("", names.retry(d), event_type, description=retry)
+                for d in registration.retry.delays_ms
+            ]
+            dead = "a dead letter, after the last attempt, with the reason in its headers"
+            sends.append(Publishes("", names.dead, event_type, description=dead))
+        return tuple(consumes), tuple(sends)
 
     def _policies(self) -> list[RetryPolicy]:
         return [self.retry, *(registration.retry for registration in self._registrations.values())]
