@@ -26,10 +26,10 @@ from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._channel import ChannelMethods
 from routing.transport.rabbitmq._connect import (
     backoff,
-    channel_error,
     connect_error,
     none_answered,
     parameters,
+    refusal,
     translate,
 )
 from routing.transport.rabbitmq._url import Endpoint
@@ -386,8 +386,4 @@ class AsyncConnection:
 
     def refusal(self, chan: AsyncChannel, what: str) -> ChannelClosed | None:
         """Why the broker closed `chan` (`ChannelClosed`, naming `what`), or None if it did not."""
-        if not chan.closed_by_broker:
-            return None
-        error = channel_error(chan.reason, what, self.endpoint)
-        error.__cause__ = chan.reason
-        return error
+        return refusal(chan, what, self.endpoint)

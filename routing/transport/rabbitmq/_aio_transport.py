@@ -31,12 +31,13 @@ from routing.transport.rabbitmq._consumer import delivery
 from routing.transport.rabbitmq._declare_ops import AsyncChannelOps, ManagementBindings
 from routing.transport.rabbitmq._declared import Declared
 from routing.transport.rabbitmq._encode import encode_properties
+from routing.transport.rabbitmq._facts import ConnectionFacts
 from routing.transport.rabbitmq._pika import FrameWriter
 from routing.transport.rabbitmq._transport import POLL_EVERY
-from routing.transport.rabbitmq._url import Endpoint, parse_urls
+from routing.transport.rabbitmq._url import parse_urls
 
 
-class AsyncRabbitTransport(AsyncTransportBase):
+class AsyncRabbitTransport(ConnectionFacts[AsyncConnection], AsyncTransportBase):
     """The `AsyncTransport` for RabbitMQ: `await AsyncRabbitTransport.open(url)` (or a list of
     URLs, tried in order). The options are `RabbitTransport`'s: `window` publications may
     await their confirm; `resend` publishes again, on the new connection, what was
@@ -94,27 +95,6 @@ class AsyncRabbitTransport(AsyncTransportBase):
         transport = cls(url, window=window, resend=resend, reconnect_timeout=reconnect_timeout, name=name)
         await transport._conn.open()
         return transport
-
-    @property
-    def server_version(self) -> str:
-        """The version in the broker's `connection.start` ("3.10.8"); "" when it gave none."""
-        return self._conn.server_version
-
-    @property
-    def endpoint(self) -> Endpoint:
-        return self._conn.endpoint
-
-    @property
-    def reconnects(self) -> int:
-        return self._conn.reconnects
-
-    @property
-    def reconnect_timeout(self) -> float:
-        return self._conn.reconnect_timeout
-
-    @reconnect_timeout.setter
-    def reconnect_timeout(self, seconds: float) -> None:
-        self._conn.reconnect_timeout = seconds
 
     # ------------------------------------------------------------ connection
 

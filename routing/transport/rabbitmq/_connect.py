@@ -138,3 +138,13 @@ def translate(exc: BaseException, what: str, ep: Endpoint) -> BrokerError | None
     if isinstance(exc, px.AMQPError):
         return BrokerError(f"{ep.url}: {what} failed: {exc!r}")
     return None
+
+
+def refusal(chan: Any, what: str, ep: Endpoint) -> ChannelClosed | None:
+    """Why the broker closed `chan` (a channel of either connection: its `closed_by_broker` and
+    `reason`), as `ChannelClosed` naming `what`; None if the broker did not close it."""
+    if not chan.closed_by_broker:
+        return None
+    error = channel_error(chan.reason, what, ep)
+    error.__cause__ = chan.reason
+    return error

@@ -24,7 +24,13 @@ from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, Connect
 from routing.transport.base import Delivery
 from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._channel import ChannelMethods
-from routing.transport.rabbitmq._connect import backoff, channel_error, connect, none_answered, translate
+from routing.transport.rabbitmq._connect import (
+    backoff,
+    connect,
+    none_answered,
+    refusal,
+    translate,
+)
 from routing.transport.rabbitmq._url import Endpoint
 
 
@@ -225,11 +231,7 @@ class Connection:
 
     def refusal(self, chan: ChannelHandle, what: str) -> ChannelClosed | None:
         """Why the broker closed `chan` (`ChannelClosed`, naming `what`), or None if it did not."""
-        if not chan.closed_by_broker:
-            return None
-        error = channel_error(chan.reason, what, self.endpoint)
-        error.__cause__ = chan.reason
-        return error
+        return refusal(chan, what, self.endpoint)
 
     def pump(self, ready: Callable[[], bool], timeout: float | None) -> None:
         """Process I/O until `ready()` or `timeout` seconds; raises pika's error if the

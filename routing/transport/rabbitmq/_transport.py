@@ -21,13 +21,14 @@ from routing.transport.rabbitmq._consumer import RabbitConsumer, delivery
 from routing.transport.rabbitmq._declare_ops import ChannelOps, ManagementBindings
 from routing.transport.rabbitmq._declared import Declared
 from routing.transport.rabbitmq._encode import encode_properties
+from routing.transport.rabbitmq._facts import ConnectionFacts
 from routing.transport.rabbitmq._pika import FrameWriter, send_method
-from routing.transport.rabbitmq._url import Endpoint, parse_urls
+from routing.transport.rabbitmq._url import parse_urls
 
 POLL_EVERY = 64  # publishes between reads of the socket when the confirm window is not full
 
 
-class RabbitTransport(TransportBase):
+class RabbitTransport(ConnectionFacts[Connection], TransportBase):
     """The `Transport` for RabbitMQ. `RabbitTransport("amqp://guest:guest@localhost/")`, or
     a list of URLs (cluster nodes, tried in order). Connects at once.
 
@@ -76,32 +77,9 @@ class RabbitTransport(TransportBase):
         self._publish_errors = self._conn.errors("publish", retry=True)
 
     @property
-    def server_version(self) -> str:
-        """The version in the broker's `connection.start` ("3.10.8"); "" when it gave none."""
-        return self._conn.server_version
-
-    @property
-    def endpoint(self) -> Endpoint:
-        """The node connected to (or last connected to), of the URLs given."""
-        return self._conn.endpoint
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the connection was made again after it dropped."""
-        return self._conn.reconnects
-
-    @property
     def last_drop(self) -> str:
         """Why the connection dropped last: the broker's reason when it closed it ("" if never)."""
         return self._conn.last_drop
-
-    @property
-    def reconnect_timeout(self) -> float:
-        return self._conn.reconnect_timeout
-
-    @reconnect_timeout.setter
-    def reconnect_timeout(self, seconds: float) -> None:
-        self._conn.reconnect_timeout = seconds
 
     # ------------------------------------------------------------ connection
 
