@@ -129,6 +129,7 @@ class Cluster:
 
     def queue_info(self, queue: str, ask: int = 1) -> tuple[int, set[int]]:
         """(leader, online members) of a quorum queue."""
+        self.ctl(ask, "await_startup")  # a node restarted a moment ago may list itself before it boots
         out = self.ctl(ask, "list_queues", "name", "leader", "online", "--quiet", "--no-table-headers")
         for line in out.splitlines():
             name, leader, online = line.split("\t")
@@ -142,6 +143,9 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"cluster runs {sorted(running)}, not {sorted(nodes)}, after {timeout}s")
             time.sleep(1)
+        # 4.0 lists a node among the running ones while its rabbit app is still booting.
+        for node in nodes:
+            self.ctl(node, "await_startup")
 
 
 _SHARED: list[Cluster] = []
