@@ -197,6 +197,7 @@ def test_no_instance_serves_a_stale_entry(
             if p.poll() is None:
                 p.send_signal(signal.SIGCONT)
                 p.kill()
+                p.wait(10)  # reaped here: a Popen left running warns in whichever test comes next
     assert not faults.errors, faults.errors
     reports = [json.loads(o.read_text()) for o in outs]
 
