@@ -11,8 +11,10 @@ it applied and the gaps, in the order they happened, and the listener's stats.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import random
+import signal
 import sqlite3
 import sys
 import threading
@@ -69,6 +71,8 @@ def truth(db: sqlite3.Connection, key: str) -> int:
 
 
 def main(url: str, exchange: str, name: str, db_path: str, out: str, max_length: int) -> None:
+    # The test sends SIGUSR1 to an instance that did not finish: every thread's stack to stderr.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     db = sqlite3.connect(db_path, timeout=30)
     cache = LockedCache()
     log: list[list[object]] = []  # ["e", sequence] and ["g", cause, detail], in order
