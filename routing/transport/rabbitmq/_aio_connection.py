@@ -25,10 +25,10 @@ from routing.transport.base import Delivery
 from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._channel import ChannelMethods
 from routing.transport.rabbitmq._connect import (
-    backoff,
     connect_error,
     none_answered,
     parameters,
+    reconnect_pause,
     refusal,
     translate,
 )
@@ -284,12 +284,7 @@ class AsyncConnection:
                         continue
                 except ConnectionFailed as exc:
                     attempt += 1
-                    pause = backoff(attempt)
-                    if time.monotonic() + pause > deadline:
-                        raise ConnectionLost(
-                            f"connection lost and not re-established within {self.reconnect_timeout:g}s: {exc}"
-                        ) from exc
-                    logger.bind(url=self.url).warning("reconnect attempt {} failed: {}", attempt, exc)
+                    pause = reconnect_pause(attempt, deadline, self.reconnect_timeout, exc, self.url)
                     await asyncio.sleep(pause)
             self.reconnects += 1
             logger.bind(url=self.endpoint.url).warning("reconnected; restoring topology and consumers")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import random
 import ssl
+import time
 from typing import Any
 
 import pika
 import pika.exceptions as px
+from loguru import logger
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionFailed, ConnectionLost, PreconditionFailed
 from routing.transport.rabbitmq._pika import open_connection, workflow_error
@@ -91,6 +93,21 @@ def backoff(attempt: int) -> float:
     """Seconds to wait before reconnect attempt `attempt + 1`: exponential (0.2 s doubling, at
     most 5 s), with full jitter, so clients that lost the same node do not come back in step."""
     return random.uniform(0, min(5.0, 0.1 * 2**attempt))
+
+
+def reconnect_pause(
+    attempt: int, deadline: float, timeout: float, failed: ConnectionFailed, url: str
+) -> float:
+    """After failed reconnect attempt `attempt` (1, 2...): how long to wait before the next one
+    (`backoff`, logged), or `ConnectionLost` when that wait would end past `deadline` (a
+    `time.monotonic()`), the `timeout` seconds after the drop."""
+    pause = backoff(attempt)
+    if time.monotonic() + pause > deadline:
+        raise ConnectionLost(
+            f"connection lost and not re-established within {timeout:g}s: {failed}"
+        ) from failed
+    logger.bind(url=url).warning("reconnect attempt {} failed: {}", attempt, failed)
+    return pause
 
 
 def connect(ep: Endpoint, name: str | None) -> Any:

@@ -25,9 +25,9 @@ from routing.transport.base import Delivery
 from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._channel import ChannelMethods
 from routing.transport.rabbitmq._connect import (
-    backoff,
     connect,
     none_answered,
+    reconnect_pause,
     refusal,
     translate,
 )
@@ -158,12 +158,7 @@ class Connection:
                 self._conn = self._connect()
             except ConnectionFailed as exc:
                 attempt += 1
-                pause = backoff(attempt)
-                if time.monotonic() + pause > deadline:
-                    raise ConnectionLost(
-                        f"connection lost and not re-established within {self.reconnect_timeout:g}s: {exc}"
-                    ) from exc
-                logger.bind(url=self.url).warning("reconnect attempt {} failed: {}", attempt, exc)
+                pause = reconnect_pause(attempt, deadline, self.reconnect_timeout, exc, self.url)
                 time.sleep(pause)
         self.reconnects += 1
         logger.bind(url=self.endpoint.url).warning("reconnected; restoring topology and consumers")
