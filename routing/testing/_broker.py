@@ -5,67 +5,23 @@ place), so they check what the broker did, not what `route()` predicts."""
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self
 
 from routing.embedded import forget
-from routing.errors import BrokerError, RoutingError
+from routing.errors import BrokerError, DeclareConflicts, RoutingError
 from routing.testing._recording import Published, RecordingTransport
+from routing.testing._select import Select, holders, listed, shown, until
 from routing.topology import Topology
-from routing.transport import DeclareReport, Delivery, Outcome, open_transport
+from routing.transport import DeclareReport, Delivery, Outcome, Transport, open_transport
 from routing.worker import App, DeadLetterRecord, WorkerStats
 from routing.worker.dead_letter_queue import peek
 
 __all__ = ["WAIT", "Broker"]
 
 WAIT = 3.0  # how long an assertion waits for what comes asynchronously (dead letters, TTLs)
-POLL = 0.02
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Select:
-    """Which published messages an assertion is about: each given field must match."""
-
-    exchange: str | None = None
-    routing_key: str | None = None
-    type: str | None = None
-    id: str | None = None
-
-    def __call__(self, published: Published) -> bool:
-        return all(
-            wanted is None or wanted == got
-            for wanted, got in (
-                (self.exchange, published.exchange),
-                (self.routing_key, published.routing_key),
-                (self.type, published.type),
-                (self.id, published.id),
-            )
-        )
-
-    def describe(self) -> str:
-        """`with key 'order.paid', type 'order.paid'`: what the failure message names."""
-        named = zip(("exchange", "key", "type", "id"), self._values(), strict=True)
-        fields = [f"{k} {v!r}" for k, v in named if v is not None]
-        return "with " + ", ".join(fields) if fields else "of any kind"
-
-    def _values(self) -> tuple[str | None, ...]:
-        return self.exchange, self.routing_key, self.type, self.id
-
-
-def _shown(delivery: Delivery) -> str:
-    """A message in a queue as a failure message lists it: its type (or body) and id."""
-    what = delivery.properties.type or f"body {delivery.body[:60]!r}"
-    return f"{what} (id {delivery.properties.message_id})" if delivery.properties.message_id else what
-
-
-def _listed(lines: Iterable[str], empty: str = "(none)") -> str:
-    text = "\n".join(f"    - {line}" for line in lines)
-    return text or f"    {empty}"
 
 
 class Broker:
@@ -109,9 +65,13 @@ class Broker:
         queues that were there before, empty, are emptied again. A queue that was there
         before with messages in it is refused: the test would see them."""
         known = set(self.queues)
-        report = self.transport.declare(topology)
-        self._created += [label for label in report.created if label not in self._created]
-        self.topology = self.topology + topology
+        self.topology = self.topology + topology  # a clash with what it declared before: refused here
+        try:
+            report = self.transport.declare(topology)
+        except DeclareConflicts as exc:  # what it created before the conflict is deleted too
+            self._remember(getattr(exc.report, "created", ()))
+            raise
+        self._remember(report.created)
         there = [
             q.name
             for q in topology.queues
@@ -127,6 +87,9 @@ class Broker:
                 "vhost of their own (--routing-url amqp://.../tests)"
             )
         return report
+
+    def _remember(self, created: Iterable[str]) -> None:
+        self._created += [label for label in created if label not in self._created]
 
     # ------------------------------------------------------------------ reading
 
@@ -146,7 +109,11 @@ class Broker:
     def where(self, published: Published) -> list[str]:
         """The declared queues that hold `published` now: by its message id, else by its
         body and routing key."""
-        return sorted(q for q in self.queues if any(_same(published, d) for d in self.messages(q)))
+        return holders(published, self._snapshot())
+
+    def _snapshot(self) -> dict[str, list[Delivery]]:
+        """Every declared queue's messages, each queue looked at once."""
+        return {q: self.messages(q) for q in self.queues}
 
     # ------------------------------------------------------------------ assertions
 
@@ -162,14 +129,14 @@ class Broker:
         """The messages published through `transport` with these fields (at least one, or
         exactly `count`), confirmed or not: see each one's `publication.outcome`."""
         __tracebackhide__ = True
-        select = _Select(exchange, routing_key, type, id)
+        select = Select(exchange, routing_key, type, id)
         found = self._matching(select)
         if (count is None and found) or len(found) == count:
             return found
         wanted = "a message" if count is None else f"{count} message(s)"
         raise AssertionError(
             f"expected {wanted} {select.describe()} published through routing_transport, found "
-            f"{len(found)}\n  published:\n{_listed(p.describe() for p in self.published)}"
+            f"{len(found)}\n  published:\n{listed(p.describe() for p in self.published)}"
         )
 
     def assert_routed(
@@ -186,8 +153,10 @@ class Broker:
         __tracebackhide__ = True
         expected = sorted({to} if isinstance(to, str) else set(to))
         problems = []
-        for published in self._some(_Select(exchange, routing_key, type, id)):
-            actual = self.where(published)
+        found = self._some(Select(exchange, routing_key, type, id))
+        snapshot = self._snapshot()
+        for published in found:
+            actual = holders(published, snapshot)
             if actual != expected:
                 problems.append(
                     f"{published.describe()} was routed to other queues than expected\n"
@@ -210,11 +179,13 @@ class Broker:
         dropped, or returned when published with `mandatory`)."""
         __tracebackhide__ = True
         problems = []
-        for published in self._some(_Select(exchange, routing_key, type, id)):
+        found = self._some(Select(exchange, routing_key, type, id))
+        snapshot = self._snapshot()
+        for published in found:
             if published.publication.outcome is Outcome.RETURNED:
                 continue
-            if where := self.where(published):
-                problems.append(f"{published.describe()} was routed, to {where}; expected it unrouted")
+            if queues := holders(published, snapshot):
+                problems.append(f"{published.describe()} was routed, to {queues}; expected it unrouted")
         if problems:
             raise AssertionError("\n".join(problems))
 
@@ -238,7 +209,7 @@ class Broker:
             ok = (wanted is None or kinds == wanted) and (count is None or len(messages) == count)
             return messages if ok else None
 
-        found = _until(check, timeout)
+        found = until(check, timeout)
         if found is not None:
             return found
         messages = self.messages(queue)
@@ -247,7 +218,7 @@ class Broker:
         raise AssertionError(
             f"queue {queue!r} does not hold what was expected (waited {timeout:g} s)\n"
             f"  expected: {expected}\n  actual:   {actual if wanted is not None else len(actual)}\n"
-            f"  in {queue!r}:\n{_listed(map(_shown, messages))}"
+            f"  in {queue!r}:\n{listed(map(shown, messages))}"
         )
 
     def assert_dead_lettered(
@@ -279,7 +250,7 @@ class Broker:
             found = matching()
             return found if (count is None and found) or len(found) == count else None
 
-        found = _until(check, timeout)
+        found = until(check, timeout)
         if found is not None:
             return found
         wanted = "a dead letter" if count is None else f"{count} dead letter(s)"
@@ -290,7 +261,7 @@ class Broker:
         raise AssertionError(
             f"expected {wanted} in {queue!r}{' with ' + ', '.join(fields) if fields else ''}, found "
             f"{len(matching())} within {timeout:g} s\n  in {queue!r}:\n"
-            + _listed(
+            + listed(
                 f"{r.type or '(no type)'} (id {r.id}): {r.reason!r}, attempts {r.attempts}" for r in present
             )
         )
@@ -325,7 +296,7 @@ class Broker:
         exchanges) and empty the queues it found empty, close the transport; an embedded
         broker is forgotten."""
         try:
-            if not self.embedded and not self.transport.closed:
+            if not self.embedded:
                 self._delete_created()
         finally:
             with contextlib.suppress(RoutingError):
@@ -334,7 +305,15 @@ class Broker:
                 forget(self.url)
 
     def _delete_created(self) -> None:
-        t = self.transport
+        if not (self._created or self._found_empty):
+            return
+        with contextlib.ExitStack() as stack:
+            t: Transport = self.transport
+            if t.closed:  # the test closed it, or the connection is gone: clean up on another
+                t = stack.enter_context(open_transport(self.url, name="routing-pytest-cleanup"))
+            self._delete_on(t)
+
+    def _delete_on(self, t: Transport) -> None:
         for name in self._found_empty:
             with contextlib.suppress(BrokerError):
                 t.purge(name)
@@ -351,17 +330,17 @@ class Broker:
                 with contextlib.suppress(BrokerError):
                     t.delete_exchange(x.name)
 
-    def _matching(self, select: _Select) -> list[Published]:
+    def _matching(self, select: Select) -> list[Published]:
         self.transport.flush()  # the broker's answers first: a return comes before its confirm
         return [p for p in self.transport.published if select(p)]
 
-    def _some(self, select: _Select) -> list[Published]:
+    def _some(self, select: Select) -> list[Published]:
         __tracebackhide__ = True
         found = self._matching(select)
         if not found:
             raise AssertionError(
                 f"no message {select.describe()} was published through routing_transport\n"
-                f"  published:\n{_listed(p.describe() for p in self.published)}"
+                f"  published:\n{listed(p.describe() for p in self.published)}"
             )
         return found
 
@@ -372,18 +351,3 @@ class Broker:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _same(published: Published, delivery: Delivery) -> bool:
-    """The same message: its message id (an envelope's), else its body and routing key."""
-    if published.id:
-        return delivery.properties.message_id == published.id
-    return (delivery.body, delivery.routing_key) == (published.body, published.routing_key)
-
-
-def _until(check: Callable[[], T | None], timeout: float) -> T | None:
-    """`check()` until it gives something, for up to `timeout` seconds (at least once)."""
-    deadline = time.monotonic() + timeout
-    while (found := check()) is None and time.monotonic() < deadline:
-        time.sleep(POLL)
-    return found
