@@ -120,6 +120,13 @@ def either_url(request: pytest.FixtureRequest, unique: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def routing_url(either_url: str) -> str:
+    """The pytest plugin's broker (routing.pytest_plugin): tests here that use its fixtures run
+    on the embedded broker and then on RabbitMQ, as `either_url` tests do."""
+    return either_url
+
+
+@pytest.fixture
 def memory(unique: str) -> Iterator[MemoryTransport]:
     """A transport on an embedded broker of this test's own, forgotten after."""
     from routing.embedded import forget

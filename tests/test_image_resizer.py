@@ -1,6 +1,6 @@
 """The image resizer (examples/image_resizer): real Pillow images made in a temporary storage
 folder, resized by the example's own `app` in a `Worker` on the embedded broker and on RabbitMQ
-(`Bench`, test_worker), and by `routing worker examples.image_resizer:app` in a process of its own.
+(`Bench`, test_worker, and the pytest plugin's `routing_broker`), and by `routing worker examples.image_resizer:app` in a process of its own.
 
 Checked: the resized file's size, format and aspect; the result file; a corrupt upload (or a
 decompression bomb) dead-lettered with its reason after one attempt; a missing upload retried
@@ -25,6 +25,7 @@ from PIL import Image, features
 from test_worker import Bench, bench, event, wait_until
 
 from routing import Envelope, encode, to_properties
+from routing.testing import Broker
 from routing.transport import open_transport
 from routing.worker import Permanent
 
@@ -240,24 +241,40 @@ def test_results_are_written_whole_and_read_back(storage: Path) -> None:
 # ------------------------------------------------------------------ the worker, on both brokers
 
 
-def test_an_upload_is_resized_and_its_result_written(bench: Bench, storage: Path) -> None:
+def send(broker: Broker, queue: str, envelope: Envelope) -> Envelope:
+    """As a producer publishes a job: to the work queue, through the default exchange."""
+    broker.transport.publish("", queue, encode(envelope), to_properties(envelope), mandatory=True)
+    return envelope
+
+
+def test_an_upload_is_resized_and_its_result_written(
+    routing_broker: Broker, unique: str, storage: Path
+) -> None:
+    """With the pytest plugin, as a user of the example would test it (on both brokers here:
+    conftest.py gives the plugin the suite's `either_url`)."""
+    queue = f"{unique}.resize"
     (storage / "uploads" / "cat.png").write_bytes(picture((400, 300), "PNG", "RGBA"))
-    bench.declare(app)
-    bench.send(job(id="job-1", input="uploads/cat.png", width=200, height=200, output="small/cat.jpg"))
-    unnamed = bench.send(job(input=str(storage / "uploads" / "cat.png"), width=40, height=90))
-    with bench.worker(app) as spy:
-        first = result(storage, "job-1")
-        second = result(storage, unnamed.id)  # no `id` in the job: the envelope's
-        stats = spy.worker.stats
+    routing_broker.declare(app.topology(queue))
+    send(
+        routing_broker,
+        queue,
+        job(id="job-1", input="uploads/cat.png", width=200, height=200, output="small/cat.jpg"),
+    )
+    unnamed = send(
+        routing_broker, queue, job(input=str(storage / "uploads" / "cat.png"), width=40, height=90)
+    )
+    routing_broker.assert_routed(queue, exchange="")
+    stats = routing_broker.run_app(app, queue)
     assert (stats.processed, stats.retried, stats.dead_lettered) == (2, 0, 0)
+    first, second = read_result(storage, "job-1"), read_result(storage, unnamed.id)  # no `id`: the envelope's
     assert first == Result(id="job-1", status="done", output="resized/small/cat.jpg", width=200, height=150)
     with Image.open(storage / "resized" / "small" / "cat.jpg") as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (200, 150), "RGB")
     assert second == Result(id=unnamed.id, status="done", output="resized/cat.png", width=40, height=30)
     with Image.open(storage / "resized" / "cat.png") as image:
         assert image.size == (40, 30)
-    for queue in bench.queues:
-        assert bench.drain(queue) == [], queue
+    for name in routing_broker.queues:
+        routing_broker.assert_queue(name, count=0, timeout=0)
 
 
 @pytest.mark.parametrize(
@@ -272,32 +289,36 @@ def test_an_upload_is_resized_and_its_result_written(bench: Bench, storage: Path
     ],
 )
 def test_a_corrupt_upload_is_dead_lettered_with_its_reason_and_no_retry(
-    bench: Bench, storage: Path, monkeypatch: pytest.MonkeyPatch, upload: bytes, reason: str
+    routing_broker: Broker,
+    unique: str,
+    storage: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    upload: bytes,
+    reason: str,
 ) -> None:
+    """With the pytest plugin too (see the test above)."""
+    queue = f"{unique}.resize"
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
     (storage / "uploads" / "bad.png").write_bytes(upload)
     (storage / "uploads" / "good.png").write_bytes(picture((20, 20)))
-    bench.declare(app)
-    sent = bench.send(job(id="bad", input="uploads/bad.png", width=100, height=100))
-    bench.send(job(id="good", input="uploads/good.png", width=10, height=10))
-    with bench.worker(app) as spy:
-        [letter] = bench.letters(1)
-        result(storage, "good")
-        stats = spy.worker.stats
-    assert (stats.processed, stats.retried, stats.dead_lettered) == (1, 0, 1)
-    assert (letter.id, letter.attempts, letter.error_type) == (sent.id, 1, "Permanent")
+    routing_broker.declare(app.topology(queue))
+    sent = send(routing_broker, queue, job(id="bad", input="uploads/bad.png", width=100, height=100))
+    send(routing_broker, queue, job(id="good", input="uploads/good.png", width=10, height=10))
+    stats = routing_broker.run_app(app, queue)
+    assert (stats.processed, stats.retried, stats.dead_lettered) == (1, 0, 1)  # no retry copy
+    [letter] = routing_broker.assert_dead_lettered(f"{queue}.dead", reason=reason, count=1)
     assert letter.reason.startswith(reason), letter.reason
+    assert (letter.id, letter.attempts, letter.error_type) == (sent.id, 1, "Permanent")
     failed = read_result(storage, "bad")
     assert failed is not None and (failed.status, failed.reason, failed.attempts) == (
         "failed",
         letter.reason,
         1,
     )
+    assert read_result(storage, "good") is not None
     assert not (storage / "resized" / "bad.png").exists()
-    assert [q for q, _ in spy.published] == [bench.dead]  # no retry copy
-    assert len(bench.drain(bench.dead)) == 1
-    for queue in bench.queues - {bench.dead}:
-        assert bench.drain(queue) == [], queue
+    for name in set(routing_broker.queues) - {f"{queue}.dead"}:
+        routing_broker.assert_queue(name, count=0, timeout=0)
 
 
 def test_a_missing_upload_is_retried_until_it_appears(bench: Bench, storage: Path) -> None:
