@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from routing import _telemetry
 from routing.transport import Delivery, Outcome, Transport
 from routing.worker.failures import DeadLetterRecord, for_replay
 
@@ -67,12 +68,15 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
         else:
             chosen.append((delivery, letter))
     try:
-        publications = [
-            transport.publish(
-                letter.exchange, letter.routing_key, d.body, for_replay(d.properties), mandatory=True
-            )
-            for d, letter in chosen
-        ]
+        publications = []
+        for d, letter in chosen:
+            properties = for_replay(d.properties)
+            with _telemetry.sending(
+                transport, letter.exchange, letter.routing_key, properties, replay=True
+            ) as properties:
+                publications.append(
+                    transport.publish(letter.exchange, letter.routing_key, d.body, properties, mandatory=True)
+                )
         transport.flush()
     except BaseException:
         _put_back(transport, taken)
