@@ -21,7 +21,17 @@ from typing import Any, Protocol, TypeVar
 
 from routing.properties import Properties
 
-__all__ = ["Instrumentation", "Sending", "Trace", "created", "install", "installed", "processing", "sending"]
+__all__ = [
+    "Instrumentation",
+    "Sending",
+    "Trace",
+    "Unchanged",
+    "created",
+    "install",
+    "installed",
+    "processing",
+    "sending",
+]
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -52,7 +62,7 @@ class Trace:
         return settled
 
 
-class _Unchanged:
+class Unchanged:
     """`sending` with nothing installed: the properties as they are."""
 
     __slots__ = ("properties",)
@@ -110,7 +120,7 @@ def sending(
 ) -> Sending:
     """Around one publish; `replay`: a dead letter published again (`dlq replay`)."""
     if _installed is None:
-        return _Unchanged(properties)
+        return Unchanged(properties)
     return _installed.sending(transport, exchange, routing_key, properties, replay=replay)
 
 

@@ -5,8 +5,8 @@
 
 Nothing is instrumented until `instrument()` is called: importing the toolkit never imports
 OpenTelemetry. Once called, the spans and metrics go to the providers given, else to the
-global ones: configured later (or never, which costs a no-op span per message), they take
-effect then. `routing worker --metrics-port PORT` calls `instrument()` with a Prometheus
+global ones; until a global provider is configured the hooks do nothing (they look again at
+most once a second, so one configured later takes effect within a second). `routing worker --metrics-port PORT` calls `instrument()` with a Prometheus
 endpoint's meter provider (`serve_metrics`).
 
 Spans (kind, name): `send EXCHANGE:KEY` (PRODUCER) per publish and per retry or dead-letter
@@ -54,9 +54,22 @@ def instrument(
     version = _version()
     tracer = trace.get_tracer(_SCOPE, version, tracer_provider, schema_url=SCHEMA_URL)
     meter = metrics.get_meter(_SCOPE, version, meter_provider, schema_url=SCHEMA_URL)
-    instrumentation = OtelInstrumentation(tracer, meter)
+    configured = None
+    if tracer_provider is None and meter_provider is None:
+        configured = _globals_configured
+    instrumentation = OtelInstrumentation(tracer, meter, configured=configured)
     _telemetry.install(instrumentation)
     return instrumentation
+
+
+def _globals_configured() -> bool:
+    """Has a global tracer or meter provider been set (not the API's placeholders)?"""
+    # The API's placeholder meter provider has no public name; the tracer's has.
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) or not isinstance(
+        metrics.get_meter_provider(), _ProxyMeterProvider
+    )
 
 
 def uninstrument() -> None:

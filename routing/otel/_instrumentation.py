@@ -35,6 +35,7 @@ R = TypeVar("R")
 
 _ENVELOPE = TraceContextTextMapPropagator()  # the CloudEvents extension: these two fields only
 _SETTLE = {Ack: "ack", Nack: "nack", Reject: "reject"}
+_MAX_CACHED = 1024  # destinations whose send attributes are kept
 _CLOUDEVENTS = (
     ("id", "cloudevents.event_id"),
     ("source", "cloudevents.event_source"),
@@ -76,8 +77,12 @@ def _failed(span: Span, error_type: str, description: str = "") -> None:
 class OtelInstrumentation:
     """The spans and metrics of `routing.otel.instrument()`."""
 
-    def __init__(self, tracer: Tracer, meter: Meter) -> None:
+    def __init__(self, tracer: Tracer, meter: Meter, *, configured: Callable[[], bool] | None = None) -> None:
+        """`configured`: whether a tracer or meter provider is there to take what is made
+        (asked at most once a second until it says yes); None: one always is."""
         self.tracer = tracer
+        self._configured = configured
+        self._next_check = 0.0
         count, seconds = "{message}", "s"
         self.sent = meter.create_counter(
             "messaging.client.sent.messages", unit=count, description="Messages a producer sent."
@@ -107,10 +112,28 @@ class OtelInstrumentation:
         self._pending: contextvars.ContextVar[tuple[Span, str] | None] = contextvars.ContextVar(
             "routing_otel_pending", default=None
         )
+        self._sends: dict[tuple[Any, str, str], dict[str, Any]] = {}
+
+    def idle(self) -> bool:
+        """Nothing would take a span or a measurement (no provider is configured yet): the
+        hooks then do nothing, as if not installed."""
+        if self._configured is None:
+            return False
+        now = time.monotonic()
+        if now < self._next_check:
+            return True
+        self._next_check = now + 1.0
+        if self._configured():
+            self._configured = None  # providers are set once: no need to ask again
+            return False
+        return True
 
     def created(self, document: dict[str, Any]) -> None:
+        if self.idle():
+            return
         span = self.tracer.start_span("send", kind=SpanKind.PRODUCER)
-        if not span.is_recording():
+        self._pending.set((span, document["id"]))
+        if not span.is_recording():  # no tracer provider: nothing to write
             return
         existing = _envelope_context(document)
         if existing is not None:  # a forwarded event keeps its creation context: link to it
@@ -120,33 +143,28 @@ class OtelInstrumentation:
             _ENVELOPE.inject(carrier, context=trace.set_span_in_context(span))
             document.update(carrier)
         span.set_attributes(_cloudevents(document))
-        self._pending.set((span, document["id"]))
 
     def sending(
         self, transport: Any, exchange: str, routing_key: str, properties: Properties, *, replay: bool
-    ) -> _Send:
+    ) -> _telemetry.Sending:
+        if self.idle():
+            self._pending.set(None)
+            return _telemetry.Unchanged(properties)
         pending = self._pending.get()
         span = None
         if pending is not None:
             self._pending.set(None)
             if properties.message_id in (pending[1], None):
                 span = pending[0]
-        name = destination(exchange, routing_key)
         if span is None:
             links = None
             if replay:  # a dead letter published again: link to the span that dead-lettered it
                 found = trace.get_current_span(propagate.extract(properties.headers or {}, getter=HEADERS))
                 links = [Link(found.get_span_context())] if found.get_span_context().is_valid else None
             span = self.tracer.start_span("send", kind=SpanKind.PRODUCER, links=links)
-        metric = {
-            "messaging.system": SYSTEM,
-            "messaging.operation.name": "send",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": name,
-            **server(transport),
-        }
+        metric = self._send_attributes(transport, exchange, routing_key)
         if span.is_recording():
-            span.update_name(f"send {name}")
+            span.update_name(f"send {metric['messaging.destination.name']}")
             span.set_attributes(metric)
             if routing_key:
                 span.set_attribute("messaging.rabbitmq.destination.routing_key", routing_key)
@@ -157,8 +175,25 @@ class OtelInstrumentation:
             properties = _with_context(properties, span)
         return _Send(self, span, properties, metric)
 
-    def processing(self, transport: Any, delivery: Delivery) -> _Process:
-        return _Process(self, transport, delivery)
+    def _send_attributes(self, transport: Any, exchange: str, routing_key: str) -> dict[str, Any]:
+        """The attributes of a send's metrics (and span), made once per destination: a
+        publisher sends to few, and the hot path should not build them each time."""
+        key = (getattr(transport, "url", None), exchange, routing_key)
+        found = self._sends.get(key)
+        if found is None:
+            if len(self._sends) >= _MAX_CACHED:
+                self._sends.clear()
+            found = self._sends[key] = {
+                "messaging.system": SYSTEM,
+                "messaging.operation.name": "send",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": destination(exchange, routing_key),
+                **server(transport),
+            }
+        return found
+
+    def processing(self, transport: Any, delivery: Delivery) -> _telemetry.Trace:
+        return _telemetry.Trace() if self.idle() else _Process(self, transport, delivery)
 
 
 class _Send:
