@@ -392,7 +392,9 @@ def test_routing_worker_metrics_port_serves_prometheus(amqp_url: str, unique: st
     }
     command = [sys.executable, "-m", "routing", "worker", "worker_apps:app", "--queue", queue]
     command += ["--metrics-port", "0", "--metrics-address", "127.0.0.1", "--url", amqp_url]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "worker.log"  # a file, not a pipe nobody reads while the worker runs
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         assert process.stdout is not None
         address = None
@@ -412,7 +414,10 @@ def test_routing_worker_metrics_port_serves_prometheus(amqp_url: str, unique: st
                 assert response.status == 200
                 return str(response.read().decode())
 
-        wait_until(lambda: "routing_worker_retried_messages_total{" in scrape(), "a retry counted", 60)
+        try:
+            wait_until(lambda: "routing_worker_retried_messages_total{" in scrape(), "a retry counted", 60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{scrape()}\nthe worker's log:\n{log.read_text()}") from None
         text = scrape()
     finally:
         process.send_signal(signal.SIGTERM)

@@ -147,13 +147,13 @@ def worker(
         else:
             running = f"{concurrency} worker(s)"
         click.echo(f"{describe(broker_url)}; {running} on {queue!r}, prefetch {prefetch}")
-        if metrics_port is not None:
-            _serve_metrics(
-                metrics_port, metrics_address, one_process=app.has_async_handlers or concurrency == 1
-            )
         if not no_declare:
             with open_transport(broker_url) as transport:
                 print_report(declare_work_queues(transport, app.queues(queue)))
+        if metrics_port is not None:  # after the declare: the queues are there once it says so
+            _serve_metrics(
+                metrics_port, metrics_address, one_process=app.has_async_handlers or concurrency == 1
+            )
     except DeclareConflicts as exc:
         for line in exc.conflicts:
             click.echo(f"conflict: {line}", err=True)
