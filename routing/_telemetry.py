@@ -1,13 +1,14 @@
 """The one place the toolkit calls its instrumentation: no-op until one is installed.
 
-The publishers, the workers and `dlq replay` call the four functions here; `routing.otel`
-(the `otel` extra) installs an implementation with `install`. Nothing here imports
-OpenTelemetry, and with nothing installed each call is one global lookup.
+The publishers, the workers and `dlq replay` call the functions here; `routing.otel` (the
+`otel` extra) installs an implementation with `install`. Nothing here imports OpenTelemetry,
+and with nothing installed each call is one global lookup.
 
     created(document)             an envelope's JSON object, before it is validated and encoded:
                                   the instrumentation may add CloudEvents extensions to it
-    with sending(...) as props:   around one `transport.publish`; `props` are the properties to
-                                  send (the instrumentation may add headers)
+    publish(transport.publish, transport)(...)
+                                  `transport.publish` itself, or a wrapper that observes it (and may
+                                  add headers); `apublish` for an asyncio transport's
     with processing(...) as trace:
         trace.perform(fn, effect) around each of the worker's effects (`routing.worker.steps`)
         trace.settled(settled)    how the delivery ended
@@ -19,22 +20,11 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from routing.properties import Properties
-
-__all__ = [
-    "Instrumentation",
-    "Sending",
-    "Trace",
-    "Unchanged",
-    "created",
-    "install",
-    "installed",
-    "processing",
-    "sending",
-]
+__all__ = ["Instrumentation", "Trace", "apublish", "created", "install", "installed", "processing", "publish"]
 
 E = TypeVar("E")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Trace:
@@ -62,35 +52,12 @@ class Trace:
         return settled
 
 
-class Unchanged:
-    """`sending` with nothing installed: the properties as they are."""
-
-    __slots__ = ("properties",)
-
-    def __init__(self, properties: Properties) -> None:
-        self.properties = properties
-
-    def __enter__(self) -> Properties:
-        return self.properties
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class Sending(Protocol):
-    def __enter__(self) -> Properties: ...
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-
 class Instrumentation(Protocol):
     """What an implementation provides (`routing.otel` has the one the toolkit ships)."""
 
     def created(self, document: dict[str, Any]) -> None: ...
-    def sending(
-        self, transport: Any, exchange: str, routing_key: str, properties: Properties, *, replay: bool
-    ) -> Sending: ...
+    def publish(self, send: F, transport: Any, *, replay: bool) -> F: ...
+    def apublish(self, send: F, transport: Any) -> F: ...
     def processing(self, transport: Any, delivery: Any) -> Trace: ...
 
 
@@ -115,13 +82,15 @@ def created(document: dict[str, Any]) -> None:
         _installed.created(document)
 
 
-def sending(
-    transport: Any, exchange: str, routing_key: str, properties: Properties, *, replay: bool = False
-) -> Sending:
-    """Around one publish; `replay`: a dead letter published again (`dlq replay`)."""
-    if _installed is None:
-        return Unchanged(properties)
-    return _installed.sending(transport, exchange, routing_key, properties, replay=replay)
+def publish(send: F, transport: Any, *, replay: bool = False) -> F:
+    """`send` (a blocking `transport.publish`), or what publishes through it, observed;
+    `replay`: a dead letter published again (`dlq replay`)."""
+    return send if _installed is None else _installed.publish(send, transport, replay=replay)
+
+
+def apublish(send: F, transport: Any) -> F:
+    """`publish` for an asyncio transport's `publish`."""
+    return send if _installed is None else _installed.apublish(send, transport)
 
 
 def processing(transport: Any, delivery: Any) -> Trace:

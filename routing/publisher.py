@@ -276,10 +276,9 @@ class Publisher(PublisherBase):
     def _publish(
         self, exchange: str, routing_key: str, body: bytes, properties: Properties, mandatory: bool | None
     ) -> Publication:
-        with _telemetry.sending(self.transport, exchange, routing_key, properties) as properties:
-            publication = self.transport.publish(
-                exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
-            )
+        publication = _telemetry.publish(self.transport.publish, self.transport)(
+            exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
+        )
         self.published += 1
         return publication
 

@@ -93,10 +93,9 @@ class Publisher(PublisherBase):
     async def _publish(
         self, exchange: str, routing_key: str, body: bytes, properties: Properties, mandatory: bool | None
     ) -> AsyncPublication:
-        with _telemetry.sending(self.transport, exchange, routing_key, properties) as properties:
-            publication = await self.transport.publish(
-                exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
-            )
+        publication = await _telemetry.apublish(self.transport.publish, self.transport)(
+            exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
+        )
         self.published += 1
         return publication
 

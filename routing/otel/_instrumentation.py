@@ -13,7 +13,7 @@ import contextvars
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from opentelemetry import propagate, trace
 from opentelemetry.metrics import Meter
@@ -39,6 +39,7 @@ from routing.transport.base import Delivery
 __all__ = ["OtelInstrumentation"]
 
 _MAX_CACHED = 1024  # destinations whose send attributes are kept
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class OtelInstrumentation:
@@ -111,12 +112,36 @@ class OtelInstrumentation:
             document.update(carrier)
         span.set_attributes(cloudevents(document))
 
-    def sending(
-        self, transport: Any, exchange: str, routing_key: str, properties: Properties, *, replay: bool
-    ) -> _telemetry.Sending:
+    def publish(self, send: F, transport: Any, *, replay: bool) -> F:
         if self.idle():
             self._pending.set(None)
-            return _telemetry.Unchanged(properties)
+            return send
+
+        def observed(
+            exchange: str, routing_key: str, body: bytes, properties: Properties, *, mandatory: bool = False
+        ) -> Any:
+            with self.sending(transport, exchange, routing_key, properties, replay=replay) as properties:
+                return send(exchange, routing_key, body, properties, mandatory=mandatory)
+
+        return cast(F, observed)
+
+    def apublish(self, send: F, transport: Any) -> F:
+        if self.idle():
+            self._pending.set(None)
+            return send
+
+        async def observed(
+            exchange: str, routing_key: str, body: bytes, properties: Properties, *, mandatory: bool = False
+        ) -> Any:
+            with self.sending(transport, exchange, routing_key, properties, replay=False) as properties:
+                return await send(exchange, routing_key, body, properties, mandatory=mandatory)
+
+        return cast(F, observed)
+
+    def sending(
+        self, transport: Any, exchange: str, routing_key: str, properties: Properties, *, replay: bool
+    ) -> _Send:
+        """The send span and metrics around one publish."""
         pending = self._pending.get()
         span = None
         if pending is not None:

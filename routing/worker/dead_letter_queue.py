@@ -68,15 +68,11 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
         else:
             chosen.append((delivery, letter))
     try:
-        publications = []
-        for d, letter in chosen:
-            properties = for_replay(d.properties)
-            with _telemetry.sending(
-                transport, letter.exchange, letter.routing_key, properties, replay=True
-            ) as properties:
-                publications.append(
-                    transport.publish(letter.exchange, letter.routing_key, d.body, properties, mandatory=True)
-                )
+        send = _telemetry.publish(transport.publish, transport, replay=True)
+        publications = [
+            send(letter.exchange, letter.routing_key, d.body, for_replay(d.properties), mandatory=True)
+            for d, letter in chosen
+        ]
         transport.flush()
     except BaseException:
         _put_back(transport, taken)
