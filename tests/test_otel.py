@@ -462,3 +462,16 @@ def test_with_no_provider_configured_the_hooks_change_nothing(memory: Any) -> No
     assert delivery is not None
     assert "traceparent" not in delivery.properties.headers
     assert "traceparent" not in decode(delivery.body, registry=None).extensions
+
+
+def test_metrics_port_refuses_several_worker_processes() -> None:
+    """Each process would need its own port: one line, exit 1, before anything connects."""
+    from click.testing import CliRunner
+
+    from routing.cli import main
+
+    args = ["worker", "worker_apps:app", "--queue", "jobs", "--metrics-port", "0", "--concurrency", "2"]
+    args += ["--no-declare", "--url", "amqp://guest:guest@127.0.0.1:1/"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith("Error: --metrics-port serves one process's metrics")
