@@ -59,6 +59,12 @@ def publishers() -> list[Contender]:
     return [
         Contender("toolkit", "toolkit Publisher.emit + flush (builds, validates)", prebuilt(toolkit.publish)),
         Contender(
+            "toolkit_otel",
+            "  the same, routing.otel.instrument() with no tracer provider (the otel extra)",
+            prebuilt(toolkit.publish_instrumented),
+            "opentelemetry-api",
+        ),
+        Contender(
             "toolkit_aio",
             "toolkit routing.aio Publisher.emit + flush (builds, validates)",
             prebuilt(aio_toolkit.publish),

@@ -122,6 +122,7 @@ GOALS: list[tuple[str, str, str, Callable[[Results], dict[str, Any]]]] = [
     ("2b'", "consume", "  same, vs pika ack each at prefetch 100 (other reading of 2b)", lambda r: _ratio(r, "consume", "toolkit_p1000_batch", "pika_p100", 1.5)),
     ("6a", "publish", "asyncio publish: routing.aio emit vs aio-pika confirms", lambda r: _ratio(r, "publish", "toolkit_aio", "aio_pika", 3)),
     ("6b", "publish", "asyncio publish: routing.aio emit vs the blocking toolkit", lambda r: _ratio(r, "publish", "toolkit_aio", "toolkit", 0.9)),
+    ("7", "publish", "publish with routing.otel.instrument(), no tracer provider, vs without", lambda r: _ratio(r, "publish", "toolkit_otel", "toolkit", 0.95)),
     ("6c", "consume", "asyncio consume: routing.aio validate+ack vs aio-pika iterator, prefetch 100", lambda r: _ratio(r, "consume", "toolkit_aio_p100", "aio_pika_p100", 2)),
     ("4a", "embedded", "embedded broker: publish+route+deliver+ack", _embedded),
     ("4b", "route", "topic routing: 100,000 bindings vs 10", _routing),

@@ -25,7 +25,8 @@ WINDOW = 1000  # unconfirmed publications in flight, for every pipelining conten
 def versions() -> dict[str, str | None]:
     """Installed version of each client library, None when it is missing."""
     found: dict[str, str | None] = {}
-    for name, module in (("pika", "pika"), ("aio-pika", "aio_pika"), ("kombu", "kombu")):
+    libraries = (("pika", "pika"), ("aio-pika", "aio_pika"), ("kombu", "kombu"))
+    for name, module in (*libraries, ("opentelemetry-api", "opentelemetry.version")):
         try:
             found[name] = str(importlib.import_module(module).__version__)
         except ImportError:

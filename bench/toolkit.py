@@ -45,6 +45,19 @@ def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> f
     return elapsed
 
 
+def publish_instrumented(url: str, queue: str, body: bytes, props: Properties, n: int) -> float:
+    """`publish` under `routing.otel.instrument()` with no tracer or meter provider configured:
+    what the `otel` extra costs a service that installs it and exports nothing (the API's no-op
+    spans and instruments)."""
+    import routing.otel
+
+    routing.otel.instrument()
+    try:
+        return publish(url, queue, body, props, n)
+    finally:
+        routing.otel.uninstrument()
+
+
 def consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) -> float:
     """Consume `n`, decode and validate each (`routing.decode` with the registry), ack each;
     with `ack_every` > 1, one `ack(multiple=True)` per that many deliveries."""

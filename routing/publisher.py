@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from routing import _telemetry
 from routing._frozen import FrozenDict
 from routing._json import parse_json
 from routing.envelope import (
@@ -168,6 +169,7 @@ class PublisherBase:
 
     def _encode(self, document: dict[str, Any]) -> tuple[bytes, Properties]:
         """Validate and encode an envelope document; `ValidationError` names the failing field."""
+        _telemetry.created(document)
         body = encode_document(document, registry=self.registry, max_bytes=self.max_bytes)
         properties = document_properties(document, persistent=self.persistent, ce_headers=self.ce_headers)
         if self.headers:
@@ -274,7 +276,7 @@ class Publisher(PublisherBase):
     def _publish(
         self, exchange: str, routing_key: str, body: bytes, properties: Properties, mandatory: bool | None
     ) -> Publication:
-        publication = self.transport.publish(
+        publication = _telemetry.publish(self.transport.publish, self.transport)(
             exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
         )
         self.published += 1

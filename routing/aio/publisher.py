@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from routing import _telemetry
 from routing.envelope import DEFAULT_SOURCE, MAX_BYTES, Envelope
 from routing.properties import Properties
 from routing.publisher import PublisherBase
@@ -92,7 +93,7 @@ class Publisher(PublisherBase):
     async def _publish(
         self, exchange: str, routing_key: str, body: bytes, properties: Properties, mandatory: bool | None
     ) -> AsyncPublication:
-        publication = await self.transport.publish(
+        publication = await _telemetry.apublish(self.transport.publish, self.transport)(
             exchange, routing_key, body, properties, mandatory=self._mandatory(mandatory)
         )
         self.published += 1

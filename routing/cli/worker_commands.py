@@ -80,6 +80,20 @@ def _print_letter(number: int, letter: DeadLetterRecord) -> None:
     metavar="EVENT_TYPE",
     help="The event type of plain JSON bodies on QUEUE (they name none), e.g. task.resize_image.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve OpenTelemetry metrics for Prometheus on http://ADDRESS:PORT/metrics (0: any free port), "
+    "and trace with the global tracer provider; needs the `otel` extra.",
+)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",
+    show_default=True,
+    metavar="ADDRESS",
+    help="The address --metrics-port listens on.",
+)
 @rabbitmq_url_option
 @click.pass_context
 def worker(
@@ -92,6 +106,8 @@ def worker(
     no_declare: bool,
     declared_by_parent: bool,
     event_type: str | None,
+    metrics_port: int | None,
+    metrics_address: str,
     url: str | None,
 ) -> None:
     """Run the handlers of MODULE:APP (a routing.worker.App) on QUEUE until SIGTERM/SIGINT.
@@ -106,6 +122,11 @@ def worker(
     (routing.aio.AsyncWorker): --concurrency N is then N handlers in flight, plain
     handlers each in a thread, every message acked on its own once its handler or
     copy is done.
+
+    --metrics-port serves the worker's OpenTelemetry metrics (messages consumed
+    and sent, retried and dead-lettered, durations) for Prometheus and traces it
+    (routing.otel); with --concurrency N it needs an app of `async def` handlers,
+    which runs in one process.
 
     \b
     Example:
@@ -129,6 +150,10 @@ def worker(
         if not no_declare:
             with open_transport(broker_url) as transport:
                 print_report(declare_work_queues(transport, app.queues(queue)))
+        if metrics_port is not None:  # after the declare: the queues are there once it says so
+            _serve_metrics(
+                metrics_port, metrics_address, one_process=app.has_async_handlers or concurrency == 1
+            )
     except DeclareConflicts as exc:
         for line in exc.conflicts:
             click.echo(f"conflict: {line}", err=True)
@@ -177,6 +202,27 @@ def worker(
         f"stopped{' at once' if stats.interrupted else ''}: {stats.processed} processed, "
         f"{stats.retried} retried, {stats.dead_lettered} dead-lettered"
     )
+
+
+def _serve_metrics(port: int, address: str, *, one_process: bool) -> None:
+    """`--metrics-port`: instrument this process, its metrics served for Prometheus."""
+    if not one_process:
+        raise click.ClickException(
+            "--metrics-port serves one process's metrics: run one worker per process (--concurrency 1) "
+            "and scrape each, or give the app `async def` handlers"
+        )
+    try:
+        import routing.otel
+    except ImportError as exc:
+        raise click.ClickException(
+            f"--metrics-port needs the otel extra ({exc}): pip install 'routing[otel]'"
+        ) from None
+    try:
+        server = routing.otel.serve_metrics(port, address=address)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: cannot listen on {address}: {exc}") from None
+    routing.otel.instrument(meter_provider=server.meter_provider)
+    click.echo(f"metrics for Prometheus on http://{address}:{server.port}/metrics")
 
 
 @click.group()

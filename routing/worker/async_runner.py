@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 from loguru import logger
 
+from routing import _telemetry
 from routing.envelope import Envelope
 from routing.errors import RoutingError
 from routing.transport import open_transport as open_blocking
@@ -199,12 +200,13 @@ class AsyncWorker:
         plan = steps(
             delivery, app=self.app, queues=self.queues, dead_letters_to_queue=self.dead_letters_to_queue
         )
-        try:
-            effect = next(plan)
-            while True:
-                effect = plan.send(await self._perform(effect))
-        except StopIteration as done:
-            self.stats.count(done.value)
+        with _telemetry.processing(self.transport, delivery) as trace:
+            try:
+                effect = next(plan)
+                while True:
+                    effect = plan.send(await trace.aperform(self._perform, effect))
+            except StopIteration as done:
+                self.stats.count(trace.settled(done.value))
 
     async def _perform(self, effect: Effect) -> object:
         """Do one of `steps`' effects on the asyncio transport; its result for `steps`."""

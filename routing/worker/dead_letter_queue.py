@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from routing import _telemetry
 from routing.transport import Delivery, Outcome, Transport
 from routing.worker.failures import DeadLetterRecord, for_replay
 
@@ -67,10 +68,9 @@ def replay(transport: Transport, queue: str, *, ids: Collection[str] | None = No
         else:
             chosen.append((delivery, letter))
     try:
+        send = _telemetry.publish(transport.publish, transport, replay=True)
         publications = [
-            transport.publish(
-                letter.exchange, letter.routing_key, d.body, for_replay(d.properties), mandatory=True
-            )
+            send(letter.exchange, letter.routing_key, d.body, for_replay(d.properties), mandatory=True)
             for d, letter in chosen
         ]
         transport.flush()

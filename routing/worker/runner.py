@@ -18,6 +18,7 @@ from types import FrameType
 
 from loguru import logger
 
+from routing import _telemetry
 from routing.errors import RoutingError
 from routing.transport import Delivery, Transport, open_transport
 from routing.urls import resolve
@@ -171,12 +172,13 @@ class Worker:
         plan = steps(
             delivery, app=self.app, queues=self.queues, dead_letters_to_queue=self.dead_letters_to_queue
         )
-        try:
-            effect = next(plan)
-            while True:
-                effect = plan.send(self._perform(effect))
-        except StopIteration as done:
-            self.stats.count(done.value)
+        with _telemetry.processing(self.transport, delivery) as trace:
+            try:
+                effect = next(plan)
+                while True:
+                    effect = plan.send(trace.perform(self._perform, effect))
+            except StopIteration as done:
+                self.stats.count(trace.settled(done.value))
 
     def _perform(self, effect: Effect) -> object:
         """Do one of `steps`' effects on the blocking transport; its result for `steps`."""
