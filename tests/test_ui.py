@@ -333,6 +333,9 @@ def test_the_command_serves_a_demo_on_loopback() -> None:
         process.terminate()
         out, err = process.communicate(timeout=30)
     assert out.startswith(f"routing ui: http://127.0.0.1:{port}/"), out + err
+    assert out.endswith("routing ui: stopped\n") and process.returncode == 0, (
+        out + err
+    )  # SIGTERM: a clean end
     assert "Traceback" not in err
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import signal
 import socket
 
 import click
@@ -91,7 +92,26 @@ def ui(topology: str | None, url: str | None, port: int, host: str, vhost: str |
         f"routing ui: http://{shown}:{sock.getsockname()[1]}/  (broker: {playground.broker}; Ctrl+C stops)"
     )
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down on SIGINT or SIGTERM, then raises the signal again under the handlers it
+    # found: ours, which end the command quietly (exit code 0) once the page's broker is closed.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    click.echo("routing ui: stopped")
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM, raised once uvicorn has shut down."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stop
 
 
 def register(group: click.Group) -> None:

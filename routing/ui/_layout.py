@@ -26,7 +26,7 @@ from routing.topology import (
 
 __all__ = ["COLUMN", "ROW", "Drawing", "binding_label", "edge_id", "layout", "node_id"]
 
-COLUMN = 380  # px from one layer to the next: a node (220) and room for binding labels
+COLUMN = 350  # px from one layer to the next: a node (220) and room for binding labels
 ROW = 58  # px from one node to the next in a layer
 _SWEEPS = 4
 

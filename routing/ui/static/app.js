@@ -5,7 +5,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const W = 220, H = 42;  // a node's box
 const $ = (id) => document.getElementById(id);
-let state = null, zoom = 1, selected = null, steps = [], stepAt = 0, playing = null;
+let state = null, lastResult = null, zoom = 1, selected = null, steps = [], stepAt = 0, playing = null;
 
 function el(name, attrs = {}, text) {
   const node = document.createElementNS(SVG, name);
@@ -104,6 +104,7 @@ function draw() {
   svg.append(edges, nodes, labels);
   setDepths(state.depths, false);
   if (selected) markSelected();
+  if (lastResult) light(lastResult, false);  // a redraw (zoom, another tab's change) keeps the path lit
 }
 
 function setDepths(depths, flash = true) {
@@ -121,7 +122,8 @@ function setDepths(depths, flash = true) {
   if (selected && selected in depths) $("queue-depth").textContent = depths[selected] ?? "?";
 }
 
-function light(result) {
+function light(result, run = true) {
+  lastResult = result;
   document.querySelectorAll(".lit, .tried").forEach((n) => n.classList.remove("lit", "tried"));
   document.querySelectorAll(".dot").forEach((n) => n.remove());
   const mark = (attr, ids, cls) => ids.forEach((id) =>
@@ -132,7 +134,7 @@ function light(result) {
   mark("data-label", result.lit.edges, "lit");
   mark("data-node", result.lit.exchanges, "lit");
   mark("data-node", result.lit.queues, "lit");
-  for (const id of result.lit.edges) {  // a message running along each edge it took
+  for (const id of run ? result.lit.edges : []) {  // a message running along each edge it took
     const path = document.querySelector(`[data-edge="${CSS.escape(id)}"] path`);
     if (!path) continue;
     const dot = el("circle", { r: 5, class: "dot" });
@@ -234,6 +236,7 @@ async function loadDemo(name) {
   state = await api("/api/load", { name });
   steps = state.steps;
   stepAt = 0;
+  lastResult = null;
   $("result").hidden = true;
   render();
   if (name) { $("demo-status").textContent = `${steps.length} messages to publish, one by one`; play(); }
