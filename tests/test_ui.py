@@ -126,6 +126,10 @@ def test_fifty_entities_get_apart_and_a_cycle_ends() -> None:
     )
     assert len({n["x"] for n in drawing.nodes}) == 3  # hub, the regions, the queues
     assert drawing.height < 40 * ROW
+    column = [n["name"] for n in sorted(drawing.nodes, key=lambda n: n["y"]) if n["name"].startswith("q.")]
+    for i in range(9):  # each exchange's queues sit together, beside it
+        rows = [k for k, name in enumerate(column) if name.startswith(f"q.{i}.")]
+        assert rows == list(range(rows[0], rows[0] + 4)), column
     assert layout(topology) == drawing  # the same every time
 
 
@@ -275,6 +279,35 @@ def test_a_demo_loads_with_its_steps_and_leaving_it_deletes_it(playground: Playg
     back = post(playground, "/api/load", {"name": ""}).json()
     assert back["demo"] is None and "billing" in back["queues"]
     assert [q for q in back["depths"] if q.startswith("demo.")] == []
+
+
+@pytest.mark.parametrize(
+    ("demo", "depths"),
+    [
+        ("topic-logs", {"archive": 6, "billing-team": 2, "pager": 2, "security": 2}),
+        ("header-filtering", {"eu-pdf": 1, "urgent": 2, "us-csv": 1}),
+        ("cache-invalidation", {"api-1": 4, "api-2": 4, "api-3": 4}),
+        ("work-queue", {"resize": 8, "resize.dead": 0}),
+    ],
+)
+def test_every_demo_plays_on_the_page_as_it_runs(demo: str, depths: dict[str, int]) -> None:
+    pg = Playground(demo_prefix="p.")
+    try:
+        steps = pg.load(demo)["steps"]
+        for step in steps:
+            result = pg.publish({**step, "headers": json.dumps(step["headers"])})
+            assert result["outcome"] in ("confirmed", "returned") and result["lit"]["queues"] == [
+                f"queue:{q}" for q in result["queues"]
+            ]
+        shown = {q.removeprefix("p.").removeprefix({"topic-logs": "logs.", "header-filtering": "attributes."}.get(demo, "")): n
+                 for q, n in pg.depths()[1].items()}  # fmt: skip
+        if demo == "cache-invalidation":
+            shown = {
+                q.removeprefix("invalidations."): n for q, n in shown.items() if not q.endswith(".overflow")
+            }
+        assert shown == depths
+    finally:
+        pg.close()
 
 
 def test_depth_events_come_at_once_and_on_every_change(playground: Playground) -> None:

@@ -26,7 +26,7 @@ from routing.topology import (
 
 __all__ = ["COLUMN", "ROW", "Drawing", "binding_label", "edge_id", "layout", "node_id"]
 
-COLUMN = 350  # px from one layer to the next: a node (220) and room for binding labels
+COLUMN = 430  # px from one layer to the next: a node (220) and room for binding labels
 ROW = 58  # px from one node to the next in a layer
 _SWEEPS = 4
 
@@ -179,15 +179,22 @@ def _layers(order: list[str], edges: Iterable[tuple[str, str]]) -> list[list[str
             preds[child].append(node)
     for _ in range(_SWEEPS):
         for i in range(1, len(layers)):
-            where = {n: k for k, n in enumerate(layers[i - 1])}
-            layers[i].sort(
-                key=lambda n: _mean([where[p] for p in preds[n] if p in where], default=len(where))
-            )
+            _order(layers[i], layers[i - 1], preds)
         for i in range(len(layers) - 2, -1, -1):
-            where = {n: k for k, n in enumerate(layers[i + 1])}
-            layers[i].sort(key=lambda n: _mean([where[c] for c in kept[n] if c in where], default=len(where)))
+            _order(layers[i], layers[i + 1], kept)
+    for i in range(1, len(layers)):  # last, forwards: a node sits beside what routes to it
+        _order(layers[i], layers[i - 1], preds)
     return layers
 
 
-def _mean(values: list[int], *, default: int) -> float:
-    return sum(values) / len(values) if values else float(default)
+def _order(layer: list[str], beside: list[str], neighbours: dict[str, list[str]]) -> None:
+    """Sort `layer` by the mean place of each node's neighbours in the layer `beside` (places as
+    fractions of each layer's length); a node with none there keeps its own place."""
+    where = {n: (k + 0.5) / len(beside) for k, n in enumerate(beside)}
+    own = {n: (k + 0.5) / len(layer) for k, n in enumerate(layer)}
+
+    def key(node: str) -> float:
+        places = [where[m] for m in neighbours[node] if m in where]
+        return sum(places) / len(places) if places else own[node]
+
+    layer.sort(key=key)

@@ -80,7 +80,7 @@ function draw() {
     g.append(el("title", {}, `${at[e.source].label} \u2192 ${at[e.target].label}: ${e.label}`));
     edges.append(g);
     const t = el("g", { class: `edge ${e.kind}`, "data-label": e.id });
-    t.append(el("text", { x: p.mx, y: p.my - 5, "text-anchor": p.anchor }, short(e.label, 36)));
+    t.append(el("text", { x: p.mx, y: p.my - 5, "text-anchor": p.anchor }, short(e.label, 31)));
     labels.append(t);
   }
   for (const n of d.nodes) {
@@ -308,7 +308,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("zoom-out").addEventListener("click", () => setZoom(zoom / 1.25));
   $("zoom-fit").addEventListener("click", () => {
     const box = $("canvas").getBoundingClientRect();
-    setZoom(Math.min((box.width - 20) / state.drawing.width, (box.height - 60) / state.drawing.height, 1.5));
+    // fit the width; a tall drawing scrolls rather than shrink below legible
+    setZoom(Math.max(0.6, Math.min((box.width - 20) / state.drawing.width, (box.height - 60) / state.drawing.height, 1.5)));
   });
   await refresh().catch(() => {});
   if (state && state.demo) $("demo-status").textContent = `${steps.length} messages to publish: next step, or play all`;
