@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["parse_json"]
+__all__ = ["header_value", "parse_json"]
 
 
 def _refuse_constant(name: str) -> None:
@@ -34,3 +34,13 @@ def parse_json(text: str | bytes | bytearray) -> Any:
     if not isinstance(text, str):
         text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
     return _DECODER.decode(text)
+
+
+def header_value(raw: str) -> Any:
+    """A header value as a person types it: JSON when it parses (`1` is 1, `true` is True,
+    `[1, 2]` a list), else the text itself (`eu`). NaN and Infinity are not JSON: kept as text.
+    The CLI's `--header NAME=VALUE` and `routing ui`'s page read values by this one rule."""
+    try:
+        return parse_json(raw)
+    except ValueError:
+        return raw

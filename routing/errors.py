@@ -7,6 +7,7 @@
     ├── PropertyError              a property, header or routing key AMQP cannot carry or RabbitMQ refuses
     ├── UnknownExchange            routing or publishing to an exchange that does not exist
     ├── InternalExchange           publishing to an internal exchange: RabbitMQ refuses it (403)
+    ├── BadInput                   what a person typed into `routing ui`'s page, and why it cannot be used
     ├── EnvelopeError              a message that is not a valid envelope
     │   ├── DecodeError            not UTF-8, not JSON, too large, or the wrong shape
     │   ├── SchemaError            a schema file that cannot be loaded or is itself invalid
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BadInput",
     "BrokerError",
     "ChannelClosed",
     "ConnectionFailed",
@@ -91,6 +93,11 @@ class InternalExchange(RoutingError):
             "publish to an exchange bound to it"
         )
         self.name = name
+
+
+class BadInput(RoutingError, ValueError):
+    """Input from `routing ui`'s page that cannot be used (a header that is not NAME=VALUE, a
+    queue the topology does not have); the page shows the message."""
 
 
 class EnvelopeError(RoutingError, ValueError):

@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["ENV_VAR", "MEMORY_URL", "describe", "is_memory", "redact", "resolve", "split_urls"]
+__all__ = [
+    "ENV_VAR",
+    "MEMORY_URL",
+    "describe",
+    "is_memory",
+    "one_line",
+    "redact",
+    "resolve",
+    "split_urls",
+]
 
 
 ENV_VAR = "ROUTING_URL"
@@ -70,6 +79,15 @@ def _redact_userinfo(url: str) -> str:
     if not at or ":" not in userinfo:
         return url
     return f"{prefix}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+# user:password@ inside any URL of a text (an error message from elsewhere may hold one)
+_USERINFO_IN_TEXT = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, any URL's password shown as `***`: how an error is shown to a person."""
+    return _USERINFO_IN_TEXT.sub(r"\1***@", " ".join(text.split()))
 
 
 def describe(url: str) -> str:

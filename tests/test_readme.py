@@ -43,9 +43,10 @@ SKIPPED = {
     "routing dlq replay resize.dead --id 2ee59ac7-...": "a placeholder id, not a command that runs as written",
     'pip install -q -e ".[webapp]"': "the test's environment has the extras (CI installs .[dev,bench,webapp])",
     'pip install -q -e ".[otel]"': "the test's environment has the extra (the dev extra holds it)",
+    'pip install -q -e ".[ui]"': "the dev extra holds the ui extra's packages (tests/test_ui.py)",
 }
 # Runs until stopped: (line prefix, seconds to let it run).
-LONG_RUNNING = {"routing worker ": 6.0, "uvicorn ": 6.0}
+LONG_RUNNING = {"routing worker ": 6.0, "uvicorn ": 6.0, "routing ui": 10.0}
 # Ends by the signal it was stopped with, once its shutdown is complete: uvicorn re-raises SIGTERM.
 ENDS_BY_SIGNAL = ("uvicorn ",)
 

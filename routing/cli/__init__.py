@@ -20,6 +20,7 @@ from routing.cli import (
     publish_command,
     tail_command,
     topology_commands,
+    ui_command,
     worker_commands,
 )
 from routing.cli._logging import LEVELS, configure_logging
@@ -100,5 +101,6 @@ for module in (
     worker_commands,
     broadcast_commands,
     demo_commands,
+    ui_command,
 ):
     module.register(main)

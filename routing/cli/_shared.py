@@ -3,29 +3,20 @@ declare report."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
 
-from routing.envelope import parse_json
+from routing._json import header_value
 from routing.errors import RoutingError
 from routing.profiles import ProfileError
 from routing.schemas import SchemaRegistry
 from routing.topology import Topology
 from routing.transport import DeclareReport
-from routing.urls import ENV_VAR, describe, is_memory, resolve
+from routing.urls import ENV_VAR, describe, is_memory, one_line, resolve
 
 # ------------------------------------------------------------------ the one error path
-
-# user:password@ inside any URL of a text (an error message from elsewhere may hold one)
-_USERINFO = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
-
-
-def one_line(text: str) -> str:
-    """`text` on one line, any URL's password shown as `***`."""
-    return _USERINFO.sub(r"\1***@", " ".join(text.split()))
 
 
 def click_error(exc: Exception, prefix: str = "") -> click.ClickException:
@@ -64,11 +55,7 @@ def parse_header(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     if not sep or not name:
         raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. --header region=eu)")
-    try:
-        value = parse_json(raw)  # NaN and Infinity are not JSON: kept as text
-    except ValueError:
-        value = raw
-    return name, value
+    return name, header_value(raw)
 
 
 def _headers(ctx: click.Context, param: click.Parameter, given: tuple[str, ...]) -> dict[str, Any]:
