@@ -26,7 +26,7 @@ from routing.topology import (
     Topology,
 )
 
-__all__ = ["escape", "markdown", "mermaid"]
+__all__ = ["binding_label", "escape", "markdown", "mermaid"]
 
 # Mermaid shape brackets per exchange type: hexagon, trapezoid, parallelogram, inverted trapezoid.
 _SHAPES = {
@@ -94,7 +94,7 @@ def mermaid(topology: Topology) -> str:
         else:
             target, arrow = ids["queue", b.destination], "-->"
         kind = topology.exchange(b.source).type  # type: ignore[union-attr]
-        label = _binding_label(kind, b)
+        label = binding_label(kind, b)
         edges.append(
             f'{source} {arrow}|"{escape(label)}"| {target}' if label else f"{source} {arrow} {target}"
         )
@@ -169,8 +169,10 @@ def _value(value: Any) -> str:
     return json.dumps(thaw(value), ensure_ascii=False)
 
 
-def _binding_label(kind: ExchangeType, b: Binding) -> str:
-    """The binding key, or for a headers exchange the rule: `x-match any: big=true, n=1`."""
+def binding_label(kind: ExchangeType, b: Binding, *, fanout: str = "") -> str:
+    """The binding key, or for a headers exchange the rule: `x-match any: big=true, n=1`;
+    `fanout` for a fanout exchange's (whose key means nothing). The graphs and `routing ui`
+    label bindings with it."""
     if kind is ExchangeType.HEADERS:
         mode = b.arguments.get("x-match", "all")
         pairs = [
@@ -179,7 +181,7 @@ def _binding_label(kind: ExchangeType, b: Binding) -> str:
             if k != "x-match"
         ]
         return f"x-match {mode}" + (f": {', '.join(pairs)}" if pairs else "")
-    label = "" if kind is ExchangeType.FANOUT else _key(b.routing_key)
+    label = fanout if kind is ExchangeType.FANOUT else _key(b.routing_key)
     if b.arguments:
         label = f"{label} {_value(b.arguments)}".strip()
     return label

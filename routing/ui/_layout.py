@@ -10,21 +10,18 @@ barycentre heuristic, so that edges cross less. The page draws what this returns
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from routing._frozen import thaw
+from routing.graph import binding_label
 from routing.topology import (
     DEFAULT_EXCHANGE,
-    Binding,
     DestinationType,
-    ExchangeType,
     Topology,
 )
 
-__all__ = ["COLUMN", "ROW", "Drawing", "binding_label", "edge_id", "layout", "node_id"]
+__all__ = ["COLUMN", "ROW", "Drawing", "edge_id", "layout", "node_id"]
 
 COLUMN = 430  # px from one layer to the next: a node (220) and room for binding labels
 ROW = 58  # px from one node to the next in a layer
@@ -58,21 +55,6 @@ class Drawing:
             "width": self.width,
             "height": self.height,
         }
-
-
-def binding_label(kind: ExchangeType, b: Binding) -> str:
-    """The key, or for a headers exchange the rule: `x-match any: big=true, n=1`."""
-    if kind is ExchangeType.HEADERS:
-        mode = b.arguments.get("x-match", "all")
-        pairs = [
-            f"{k} present" if v is None else f"{k}={json.dumps(thaw(v), ensure_ascii=False, default=str)}"
-            for k, v in b.arguments.items()
-            if k != "x-match"
-        ]
-        return f"x-match {mode}" + (f": {', '.join(pairs)}" if pairs else "")
-    if kind is ExchangeType.FANOUT:
-        return "(fanout)"
-    return b.routing_key if b.routing_key else '""'
 
 
 def layout(topology: Topology) -> Drawing:
@@ -111,7 +93,7 @@ def layout(topology: Topology) -> Drawing:
         target = node_id("queue", b.destination) if is_queue else exchange_node(b.destination)
         kind = topology.exchange(b.source).type  # type: ignore[union-attr]
         edges.append({"id": edge_id(index), "kind": "binding", "source": source, "target": target,
-                      "label": binding_label(kind, b)})  # fmt: skip
+                      "label": binding_label(kind, b, fanout="(fanout)")})  # fmt: skip
     for e in topology.exchanges:
         if e.alternate_exchange is not None:
             edges.append({"id": f"alternate:{e.name}", "kind": "alternate", "source": node_id("exchange", e.name),
