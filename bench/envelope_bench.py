@@ -2,7 +2,7 @@
 
 The validators are compiled once by `SchemaRegistry`; `jsonschema.validate()` per call is
 shown for contrast, because it re-checks the schema every time. "validate (compiled)" is the
-default registry: jsonschema-rs first when it is installed (`routing[fast]`); the two rows after
+default registry: jsonschema-rs first (a dependency of routing); the two rows after
 it force one path each. Run:
 `python -m bench.envelope_bench [--n N] [--quick] [--json]`.
 """

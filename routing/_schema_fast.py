@@ -117,7 +117,9 @@ def compile_fast(
         rs = importlib.import_module("jsonschema_rs")
     except ImportError as exc:
         if fast:
-            raise SchemaError("fast=True needs jsonschema-rs: pip install 'routing[fast]'") from exc
+            raise SchemaError(
+                "fast=True needs jsonschema-rs, a dependency of routing this install lacks: pip install jsonschema-rs"
+            ) from exc
         logger.debug("jsonschema-rs is not installed; schemas are checked by jsonschema alone")
         return {}
     converted = {}

@@ -11,8 +11,8 @@ a `$ref` that the folder cannot resolve is a `SchemaError` at load time.
 The bundled schemas ship inside the package (`routing.schemas_data`); a user folder is
 loaded on top of them, and its files win over bundled ones of the same name.
 
-jsonschema is the reference. When `jsonschema-rs` is installed (`pip install routing[fast]`)
-each schema is also compiled by it, and a document it accepts is valid without running
+jsonschema is the reference. `jsonschema-rs` (a dependency: a plain `pip install routing`
+has it) also compiles each schema, and a document it accepts is valid without running
 jsonschema (~30x faster); anything else goes to jsonschema, which gives the verdict and the
 messages. So the fast path may only say "valid" where jsonschema would: see `routing._schema_fast`.
 `ROUTING_SCHEMAS_FAST=0` (or `fast=False`) turns it off.
