@@ -110,6 +110,7 @@ class SchemaRegistry:
         if envelope is None:
             raise SchemaError(f"no {ENVELOPE}{SUFFIX} among the schemas; add one or load the bundled ones")
         self._envelope = envelope
+        self._bundled_envelope = _without_id(envelope.schema) == _bundled_envelope()
         self._types = types
         self._fast: dict[str, Callable[[Any], bool]] = compile_fast(documents, want_fast(fast), _type_of)
 
@@ -167,6 +168,13 @@ class SchemaRegistry:
             raise SchemaError(f"no schema document is known as {uri!r}") from None
         return found
 
+    @property
+    def checks_attributes(self) -> bool:
+        """Whether the envelope schema is the bundled one, which checks every attribute rule
+        `Envelope` checks but extension value types (1.0 is a JSON Schema integer, not an
+        `Envelope` one): an envelope it passed need not be checked again."""
+        return self._bundled_envelope
+
     def problems(self, document: Mapping[str, Any]) -> list[str]:
         """Every way `document` (an envelope as a JSON object) breaks its schemas, one line
         each, sorted by path; empty when it is valid."""
@@ -174,9 +182,12 @@ class SchemaRegistry:
             return []
         return [f"{path}: {message}" for path, message in self._find(document)]
 
-    def validate(self, document: Mapping[str, Any]) -> None:
-        """Raise `ValidationError` naming every failing path, or return None."""
-        if self._fast_accepts(document):
+    def validate(self, document: Mapping[str, Any], *, parsed: bool = False) -> None:
+        """Raise `ValidationError` naming every failing path, or return None. `parsed` says
+        `document` is as `routing.parse_json` returned it, with no integer beyond 2**53 (as
+        `routing.envelope.decode` knows of a body it read): the fast path then need not check
+        that it is plain JSON."""
+        if self._fast_parsed(document) if parsed else self._fast_accepts(document):
             return
         found = self._find(document)
         if found:
@@ -185,9 +196,15 @@ class SchemaRegistry:
     def _fast_accepts(self, document: Any) -> bool:
         """True only when jsonschema-rs accepts the envelope and its data; False means "ask
         jsonschema" (invalid, no fast validator for the type, or not plain JSON)."""
+        if ENVELOPE not in self._fast or type(document) is not dict or not plain_json(document):
+            return False
+        return self._fast_parsed(document)
+
+    def _fast_parsed(self, document: Any) -> bool:
+        """`_fast_accepts` for a document known to be plain JSON."""
         fast = self._fast
         envelope = fast.get(ENVELOPE)
-        if envelope is None or type(document) is not dict or not plain_json(document):
+        if envelope is None or type(document) is not dict:
             return False
         try:
             if not envelope(document):
@@ -217,6 +234,16 @@ class SchemaRegistry:
                     ("type", f"unknown event type {event_type!r}; add {event_type}{SUFFIX} (known: {known})")
                 )
         return sorted(set(found))
+
+
+@cache
+def _bundled_envelope() -> dict[str, Any]:
+    document = parse_json((bundled_directory() / f"{ENVELOPE}{SUFFIX}").read_bytes())
+    return _without_id(document)
+
+
+def _without_id(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "$id"}
 
 
 @cache
