@@ -114,3 +114,15 @@ def test_integers_past_two_to_the_53_are_reported() -> None:
 def test_a_body_too_deep_to_parse_is_a_decode_error() -> None:
     with pytest.raises(DecodeError, match="nested too deeply"):
         decode(b'{"specversion": "1.0", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", registry=REGISTRY)
+
+
+def test_fresh_ids_are_version_4_uuids_in_uuids_own_text() -> None:
+    import uuid
+
+    from routing.envelope._value import random_uuid
+
+    ids = {random_uuid() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -15,6 +15,8 @@ from routing.properties import Properties
 from routing.schemas import SchemaRegistry
 
 MAX_BYTES = 1 << 20  # 1 MiB; checked before a byte is decoded
+# Built once: `json.dumps` with any option builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 # Data nested at most this deep (as many brackets at most) is frozen when first read; deeper
 # data is frozen at once, so "nested too deeply" stays a decoding error, not the handler's.
 _LAZY_BRACKETS = 100
@@ -35,7 +37,7 @@ def encode_document(
     if registry is not None:
         registry.validate(document)
     try:
-        body = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        body = _ENCODER.encode(document).encode()
     except (TypeError, ValueError) as exc:  # NaN, a set, a lone surrogate...
         raise EnvelopeError(f"data: cannot be written as JSON: {exc}") from exc
     if max_bytes is not None and len(body) > max_bytes:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,6 +168,16 @@ _DATA_SLOT = Envelope.__dict__["data"]
 setattr(Envelope, "data", _LazyData(_DATA_SLOT))  # noqa: B010 (mypy: a slot)
 
 
+def random_uuid() -> str:
+    """`str(uuid.uuid4())`, at a quarter of its cost (no `UUID` object made): 122 random bits,
+    the version 4 and RFC 4122 variant bits set as `uuid.uuid4` sets them."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def new_document(
     event_type: str,
     data: Any = None,
@@ -183,7 +193,7 @@ def new_document(
     only by a registry (whose envelope schema holds the attribute rules)."""
     document: dict[str, Any] = {
         "specversion": SPECVERSION,
-        "id": str(uuid.uuid4()),
+        "id": random_uuid(),
         "source": source,
         "type": event_type,
         "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
