@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import aio_toolkit, peers, toolkit
+from bench import aio_toolkit, peers, raw_socket, toolkit
 from bench.message import body_and_properties
 from bench.stats import Timed, rate, summary, table
 
@@ -69,6 +69,11 @@ def publishers() -> list[Contender]:
         ),
         Contender("kombu", "kombu confirm_publish", prebuilt(peers.kombu_confirms), "kombu"),
         Contender("pika_blocking", "pika BlockingConnection confirm_delivery", prebuilt(peers.pika_blocking)),
+        Contender(
+            "raw_socket",
+            "broker limit: raw socket, pre-built frames, window 1000",
+            prebuilt(raw_socket.publish),
+        ),
     ]
 
 
