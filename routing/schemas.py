@@ -36,7 +36,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from routing._json import parse_json
-from routing._schema_fast import compile_fast, plain_json, want_fast
+from routing._schema_fast import compile_fast, fast_accepts, plain_json, want_fast
 from routing.errors import SchemaError, ValidationError
 
 __all__ = ["DRAFT", "ENVELOPE", "SUFFIX", "SchemaRegistry", "bundled_directory", "json_path"]
@@ -170,9 +170,8 @@ class SchemaRegistry:
 
     @property
     def checks_attributes(self) -> bool:
-        """Whether the envelope schema is the bundled one, which checks every attribute rule
-        `Envelope` checks but extension value types (1.0 is a JSON Schema integer, not an
-        `Envelope` one): an envelope it passed need not be checked again."""
+        """Whether the envelope schema is the bundled one, which checks all `Envelope` checks but
+        extension value types (1.0 is a JSON Schema integer): what it passed is not checked again."""
         return self._bundled_envelope
 
     def problems(self, document: Mapping[str, Any]) -> list[str]:
@@ -183,10 +182,8 @@ class SchemaRegistry:
         return [f"{path}: {message}" for path, message in self._find(document)]
 
     def validate(self, document: Mapping[str, Any], *, parsed: bool = False) -> None:
-        """Raise `ValidationError` naming every failing path, or return None. `parsed` says
-        `document` is as `routing.parse_json` returned it, with no integer beyond 2**53 (as
-        `routing.envelope.decode` knows of a body it read): the fast path then need not check
-        that it is plain JSON."""
+        """Raise `ValidationError` naming every failing path, or return None. `parsed`: `document`
+        is as `parse_json_exact` returned it, every integer exact: the fast path need not check it."""
         if self._fast_parsed(document) if parsed else self._fast_accepts(document):
             return
         found = self._find(document)
@@ -202,22 +199,11 @@ class SchemaRegistry:
 
     def _fast_parsed(self, document: Any) -> bool:
         """`_fast_accepts` for a document known to be plain JSON."""
-        fast = self._fast
-        envelope = fast.get(ENVELOPE)
-        if envelope is None or type(document) is not dict:
+        if type(document) is not dict:
             return False
-        try:
-            if not envelope(document):
-                return False
-            event_type = document.get("type")
-            if not isinstance(event_type, str) or not event_type:
-                return True
-            check = fast.get(event_type)
-            if check is not None:
-                return check(document.get("data"))
-            return event_type not in self._types and self.allow_unknown
-        except Exception:  # a value jsonschema-rs cannot convert (a lone surrogate...)
-            return False
+        kind = document.get("type")
+        unknown_ok = self.allow_unknown and isinstance(kind, str) and kind not in self._types
+        return fast_accepts(self._fast, ENVELOPE, document, unknown_ok)
 
     def _find(self, document: Mapping[str, Any]) -> list[tuple[str, str]]:
         found = [p for e in self._envelope.iter_errors(document) for p in _problems(e, "")]
@@ -238,8 +224,7 @@ class SchemaRegistry:
 
 @cache
 def _bundled_envelope() -> dict[str, Any]:
-    document = parse_json((bundled_directory() / f"{ENVELOPE}{SUFFIX}").read_bytes())
-    return _without_id(document)
+    return _without_id(parse_json((bundled_directory() / f"{ENVELOPE}{SUFFIX}").read_bytes()))
 
 
 def _without_id(schema: Mapping[str, Any]) -> dict[str, Any]:
