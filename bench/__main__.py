@@ -1,8 +1,11 @@
-"""`python -m bench [--quick] [--json] [--only NAME] [--web]`: every benchmark, one table each, and the goals.
+"""`python -m bench [--quick] [--json] [--only NAME] [--web] [--url URL]...`: every benchmark, one table each, and the goals.
 
-The broker benchmarks use RabbitMQ at ROUTING_URL (an amqp:// URL), else at
-amqp://guest:guest@127.0.0.1:5672/%2F; when it does not answer they are skipped and the
-rest runs. The peers (aio-pika, kombu) come from the `bench` extra: `pip install -e '.[bench]'`.
+The broker benchmarks run against each RabbitMQ given, one after the other, each with every
+peer in the same run, and the goals table is printed per broker: `--url` (repeatable), else
+ROUTING_BENCH_URLS (amqp:// URLs separated by spaces), else ROUTING_URL (one broker: a
+comma-separated list there is one cluster's nodes), else both brokers of the development machine, RabbitMQ 3.10.8 at amqp://guest:guest@127.0.0.1:5672/%2F and 4.0.5
+at amqp://guest:guest@127.0.0.1:5674/%2F. A broker that does not answer is skipped (said
+so); the rest runs. The peers (aio-pika, kombu) come from the `bench` extra: `pip install -e '.[bench]'`.
 `--web` adds the web app's endpoint (bench/web_bench.py, the `webapp` extra; about a minute),
 on the embedded broker and on that RabbitMQ; it is not part of a plain or `--quick` run.
 """
@@ -32,6 +35,7 @@ from bench import (
     web_bench,
 )
 from bench.stats import load_average
+from routing.schemas import SchemaRegistry
 
 NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "broadcast", "memory")
 OPTIONAL = ("web",)  # run only when asked for (`--web` or `--only web`)
@@ -49,9 +53,20 @@ TITLES = {
 }
 
 
-def broker_url() -> str:
-    url = os.environ.get("ROUTING_URL", "")
-    return url if url.startswith(("amqp://", "amqps://")) else broker_bench.DEFAULT_URL
+DEFAULT_URLS = (broker_bench.DEFAULT_URL, "amqp://guest:guest@127.0.0.1:5674/%2F")
+
+
+def broker_urls(given: list[str] | None = None) -> list[str]:
+    """The brokers to measure: `given`, else ROUTING_BENCH_URLS, else ROUTING_URL, else `DEFAULT_URLS`."""
+    if given:
+        return given
+    urls = [
+        u for u in os.environ.get("ROUTING_BENCH_URLS", "").split() if u.startswith(("amqp://", "amqps://"))
+    ]
+    one = os.environ.get("ROUTING_URL", "")
+    if not urls and one.startswith(("amqp://", "amqps://")):
+        urls = [one]
+    return urls or list(DEFAULT_URLS)
 
 
 def _shown(url: str) -> str:
@@ -63,16 +78,21 @@ def _shown(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def environment(url: str) -> dict[str, Any]:
-    """The machine and the versions; `rabbitmq` is None when the broker did not answer."""
-    env: dict[str, Any] = {
+def environment() -> dict[str, Any]:
+    """The machine and the client libraries' versions."""
+    return {
         "cores": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "load_average": load_average(),
-        "url": _shown(url),
+        "fast_validation": SchemaRegistry.bundled().fast,
         **peers.versions(),
     }
+
+
+def broker(url: str) -> dict[str, Any]:
+    """A broker's URL (no password) and version; `rabbitmq` is None when it did not answer."""
+    env: dict[str, Any] = {"url": _shown(url)}
     try:
         admin = peers.Admin(url)
     except Exception as exc:  # any failure to connect means: skip the broker benchmarks
@@ -84,19 +104,25 @@ def environment(url: str) -> dict[str, Any]:
     return env
 
 
-def describe(env: dict[str, Any]) -> str:
+def describe(env: dict[str, Any], brokers: list[dict[str, Any]]) -> str:
     def version(name: str) -> str:
         return env[name] or "not installed (pip install -e '.[bench]')"
 
-    rabbit = env["rabbitmq"] or f"not reachable at {env['url']} ({env['rabbitmq_error']})"
+    validation = "jsonschema-rs first" if env["fast_validation"] else "jsonschema alone (no jsonschema-rs)"
     return "\n".join(
         [
             f"machine: {env['cores']} cores ({env['machine']}), load average {env['load_average']}",
             f"python {env['python']}; pika {version('pika')}; aio-pika {version('aio-pika')}; "
-            f"kombu {version('kombu')}",
-            f"RabbitMQ {rabbit}",
+            f"kombu {version('kombu')}; validation: {validation}",
+            *(f"broker: {describe_broker(b)}" for b in brokers),
         ]
     )
+
+
+def describe_broker(b: dict[str, Any]) -> str:
+    if b["rabbitmq"] is None:
+        return f"RabbitMQ not reachable at {b['url']} ({b['rabbitmq_error']})"
+    return f"RabbitMQ {b['rabbitmq']} at {b['url']}"
 
 
 def runners(quick: bool, url: str, memory_n: int | None, broker: bool) -> dict[str, Callable[[], Any]]:
@@ -153,45 +179,78 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="messages for the memory benchmark (default 1,000,000; quick 20,000)",
     )
+    parser.add_argument(
+        "--url",
+        action="append",
+        metavar="URL",
+        help="a RabbitMQ to measure (repeatable; default ROUTING_BENCH_URLS, ROUTING_URL, else :5672 and :5674)",
+    )
     args = parser.parse_args(argv)
-    url = broker_url()
-    env = environment(url)
+    env = environment()
+    brokers = [{**broker(url), "amqp": url} for url in broker_urls(args.url)]
     if not args.json:
-        print(describe(env), flush=True)
+        print(describe(env, brokers), flush=True)
+    chosen = [n for n in NAMES if not args.only or n in args.only]
+    chosen += [n for n in OPTIONAL if (args.web and not args.only) or n in (args.only or ())]
+    reachable = [b for b in brokers if b["rabbitmq"] is not None]
+    first = reachable[0]["amqp"] if reachable else brokers[0]["amqp"]
+    # The benchmarks without a broker run once; the web app's uses the first broker that answers.
+    local = _run_all(
+        [n for n in chosen if n not in NEEDS_BROKER], args, first, bool(reachable), None, args.json
+    )
+    per_broker = []
+    for b in brokers:
+        names = [n for n in chosen if n in NEEDS_BROKER]
+        if not names:
+            break
+        if not args.json:
+            print(f"\n=== {describe_broker(b)} ===", flush=True)
+        done = _run_all(names, args, b["amqp"], b["rabbitmq"] is not None, b, args.json)
+        per_broker.append({k: v for k, v in b.items() if k != "amqp"} | done)
+    if args.json:
+        json.dump({"environment": env, **local, "brokers": per_broker}, sys.stdout, indent=2)
+        print()
+        return
+    if local["goals"]:
+        print(f"\nGoals (ratios measured side by side in this run)\n{goals.report(local['goals'])}")
+    for b in per_broker:
+        print(f"\nGoals on {describe_broker(b)}\n{goals.report(b['goals'])}")
+    took = {
+        **local["seconds"],
+        **{f"{k} ({b['rabbitmq']})": v for b in per_broker for k, v in b["seconds"].items()},
+    }
+    print("\ntook: " + ", ".join(f"{k} {v:g}s" for k, v in took.items()))
+
+
+def _run_all(
+    names: list[str],
+    args: argparse.Namespace,
+    url: str,
+    reachable: bool,
+    on_broker: dict[str, Any] | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Run `names` (against `url` for those that need a broker): results, seconds, what was
+    skipped, and the goals these results decide."""
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     skipped: dict[str, str] = {}
-    run = runners(args.quick, url, args.memory_n, env["rabbitmq"] is not None)
-    chosen = [n for n in NAMES if not args.only or n in args.only]
-    chosen += [n for n in OPTIONAL if (args.web and not args.only) or n in (args.only or ())]
-    for name in chosen:
-        if name in NEEDS_BROKER and env["rabbitmq"] is None:
+    run = runners(args.quick, url, args.memory_n, reachable)
+    for name in names:
+        if name in NEEDS_BROKER and not reachable:
             skipped[name] = "skipped: RabbitMQ is not reachable"
-            if not args.json:
+            if not quiet:
                 print(f"\n{TITLES[name]}\n{skipped[name]}", flush=True)
             continue
         start = time.perf_counter()
         results[name] = run[name]()
         seconds[name] = round(time.perf_counter() - start, 1)
-        if not args.json:
-            print(f"\n{TITLES[name]}\n{render(name, results[name])}", flush=True)
-    verdicts = goals.evaluate(results, skipped)
-    if args.json:
-        json.dump(
-            {
-                "environment": env,
-                "seconds": seconds,
-                "skipped": skipped,
-                "results": results,
-                "goals": verdicts,
-            },
-            sys.stdout,
-            indent=2,
-        )
-        print()
-        return
-    print(f"\nGoals (ratios measured side by side in this run)\n{goals.report(verdicts)}")
-    print("\ntook: " + ", ".join(f"{k} {v:g}s" for k, v in seconds.items()))
+        if not quiet:
+            title = TITLES[name] + (f" [RabbitMQ {on_broker['rabbitmq']}]" if on_broker else "")
+            print(f"\n{title}\n{render(name, results[name])}", flush=True)
+    extra = {"fast_validation": SchemaRegistry.bundled().fast} if on_broker is None else {}
+    verdicts = goals.evaluate({**results, **extra}, skipped)
+    return {"seconds": seconds, "skipped": skipped, "results": results, "goals": verdicts}
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import aio_toolkit, peers, toolkit
+from bench import aio_toolkit, peers, raw_socket, toolkit
 from bench.message import body_and_properties
-from bench.stats import rate, summary, table
+from bench.stats import Timed, rate, summary, table
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -29,7 +29,7 @@ DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 class Contender:
     key: str
     label: str
-    run: Callable[[str, str, int], float]  # (url, queue, n) -> seconds of the timed part
+    run: Callable[[str, str, int], Timed]  # (url, queue, n) -> the timed part's wall and CPU seconds
     needs: str | None = None  # the optional peer library it needs
 
     def missing(self, installed: dict[str, str | None]) -> bool:
@@ -53,7 +53,7 @@ QUICK = Plan(rounds=2, target_s=0.2, warm_n=100, min_n=100, max_n=2000)
 def publishers() -> list[Contender]:
     body, props = body_and_properties()
 
-    def prebuilt(fn: Callable[..., float]) -> Callable[[str, str, int], float]:
+    def prebuilt(fn: Callable[..., Timed]) -> Callable[[str, str, int], Timed]:
         return lambda url, queue, n: fn(url, queue, body, props, n)
 
     return [
@@ -75,6 +75,11 @@ def publishers() -> list[Contender]:
         ),
         Contender("kombu", "kombu confirm_publish", prebuilt(peers.kombu_confirms), "kombu"),
         Contender("pika_blocking", "pika BlockingConnection confirm_delivery", prebuilt(peers.pika_blocking)),
+        Contender(
+            "raw_socket",
+            "broker limit: raw socket, pre-built frames, window 1000",
+            prebuilt(raw_socket.publish),
+        ),
     ]
 
 
@@ -117,21 +122,22 @@ def _wait_count(admin: peers.Admin, queue: str, expected: int, timeout: float = 
         time.sleep(0.02)
 
 
-def _one(admin: peers.Admin, url: str, c: Contender, n: int, consume: bool) -> float:
-    """One round of one contender on a fresh durable queue; msg/s. Checks the broker agrees:
-    every confirmed message is in the queue, every consumed one acked."""
+def _one(admin: peers.Admin, url: str, c: Contender, n: int, consume: bool) -> tuple[float, float]:
+    """One round of one contender on a fresh durable queue: msg/s, and the client's CPU
+    microseconds per message. Checks the broker agrees: every confirmed message is in the
+    queue, every consumed one acked."""
     queue = f"bench.{c.key}.{uuid.uuid4().hex[:8]}"
     admin.declare(queue)
     try:
         if consume:
             body, props = body_and_properties()
             peers.fill(url, queue, body, props, n)
-        seconds = c.run(url, queue, n)
+        timed = c.run(url, queue, n)
         expected = 0 if consume else n
         left = _wait_count(admin, queue, expected)
         if left != expected:
             raise RuntimeError(f"{c.label}: the queue holds {left} messages after the round, not {expected}")
-        return n / seconds
+        return n / timed.seconds, timed.cpu / n * 1e6
     finally:
         admin.delete(queue)
 
@@ -145,13 +151,16 @@ def run_contenders(
     try:
         sizes = {}
         for c in active:  # warm-up, and N for a round of about `plan.target_s`
-            warm = _one(admin, url, c, plan.warm_n, consume)
+            warm, _ = _one(admin, url, c, plan.warm_n, consume)
             sizes[c.key] = max(plan.min_n, min(plan.max_n, int(warm * plan.target_s) // 100 * 100))
         rates: dict[str, list[float]] = {c.key: [] for c in active}
+        cpu: dict[str, list[float]] = {c.key: [] for c in active}
         for r in range(plan.rounds):
             shift = r % len(active)
             for c in active[shift:] + active[:shift]:
-                rates[c.key].append(_one(admin, url, c, sizes[c.key], consume))
+                rate_, cpu_us = _one(admin, url, c, sizes[c.key], consume)
+                rates[c.key].append(rate_)
+                cpu[c.key].append(cpu_us)
     finally:
         admin.close()
     rows = []
@@ -161,6 +170,7 @@ def run_contenders(
             row["status"] = "not installed"
         else:
             row.update(status="ok", n=sizes[c.key], **summary(rates[c.key]))
+            row["cpu_us"] = summary(cpu[c.key])  # client CPU per message, over the timed window
         rows.append(row)
     return rows
 
@@ -184,7 +194,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         if r["status"] != "ok":
-            lines.append([r["label"], r["status"], "", "", ""])
+            lines.append([r["label"], r["status"], "", "", "", ""])
             continue
         lines.append(
             [
@@ -193,9 +203,12 @@ def report(rows: list[dict[str, Any]]) -> str:
                 f"{rate(r['min'])}-{rate(r['max'])}",
                 f"{r['n']:,}",
                 f"{base / r['median']:.2f}x" if base else "-",
+                f"{r['cpu_us']['median']:.1f}",
             ]
         )
-    return table(["contender", "msg/s median", "min-max", "N/round", "row 1 / this"], lines)
+    return table(
+        ["contender", "msg/s median", "min-max", "N/round", "row 1 / this", "client CPU us/msg"], lines
+    )
 
 
 def main() -> None:

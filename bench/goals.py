@@ -1,4 +1,7 @@
-"""The goals of issue 7, each a ratio or figure from this run's results, its target, met or not."""
+"""The goals of issues 7 and 17, each a ratio or figure from this run's results, its target, met or not.
+
+`python -m bench` evaluates the broker goals once per broker (issue 17 asks for each on
+RabbitMQ 3.10 and 4.0) and the others once."""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ def _row(rows: list[dict[str, Any]] | None, key: str) -> dict[str, Any] | str:
     """A contender's results, or why there are none."""
     if rows is None:
         return "not run"
-    row = next(r for r in rows if r["key"] == key)
+    row = next((r for r in rows if r["key"] == key), None)
+    if row is None:
+        return f"no {key} contender"
     return row if row["status"] == "ok" else str(row["status"])
 
 
@@ -113,6 +118,30 @@ def _broadcast(results: Results) -> dict[str, Any]:
     }
 
 
+def _cpu(results: Results, table_name: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Client CPU microseconds per message (median over the rounds), ours next to theirs."""
+    rows = results.get(table_name)
+    parts = []
+    for ours, theirs in pairs:
+        a, b = _row(rows, ours), _row(rows, theirs)
+        if isinstance(a, str) or isinstance(b, str):
+            parts.append(a if isinstance(a, str) else b)
+            continue
+        mine, peer = a["cpu_us"]["median"], b["cpu_us"]["median"]
+        parts.append(f"{ours} {mine:.1f} vs {theirs} {peer:.1f} us/msg")
+    return {"measured": "; ".join(parts), "value": None, "target": "(reported)", "met": None}
+
+
+def _fast(results: Results) -> dict[str, Any]:
+    fast = results["fast_validation"]
+    return {
+        "measured": "jsonschema-rs first" if fast else "jsonschema alone",
+        "value": fast,
+        "target": "jsonschema-rs",
+        "met": bool(fast),
+    }
+
+
 GOALS: list[tuple[str, str, str, Callable[[Results], dict[str, Any]]]] = [
     ("1a", "publish", "publish: toolkit emit vs pika pipelined (pre-built)", lambda r: _ratio(r, "publish", "toolkit", "pika_pipelined", 0.8)),
     ("1b", "publish", "publish: toolkit emit vs aio-pika confirms", lambda r: _ratio(r, "publish", "toolkit", "aio_pika", 3)),
@@ -124,8 +153,15 @@ GOALS: list[tuple[str, str, str, Callable[[Results], dict[str, Any]]]] = [
     ("6b", "publish", "asyncio publish: routing.aio emit vs the blocking toolkit", lambda r: _ratio(r, "publish", "toolkit_aio", "toolkit", 0.9)),
     ("7", "publish", "publish with routing.otel.instrument(), no tracer provider, vs without", lambda r: _ratio(r, "publish", "toolkit_otel", "toolkit", 0.95)),
     ("6c", "consume", "asyncio consume: routing.aio validate+ack vs aio-pika iterator, prefetch 100", lambda r: _ratio(r, "consume", "toolkit_aio_p100", "aio_pika_p100", 2)),
+    ("17.1a", "publish", "issue 17: publish: toolkit emit vs pika pipelined (pre-built), 4.0", lambda r: _ratio(r, "publish", "toolkit", "pika_pipelined", 1.0)),
+    ("17.1b", "publish", "issue 17: publish: toolkit emit vs the raw-socket limit, 4.0", lambda r: _ratio(r, "publish", "toolkit", "raw_socket", 0.8)),
+    ("17.2a", "consume", "issue 17: consume: toolkit vs pika, ack each, prefetch 100", lambda r: _ratio(r, "consume", "toolkit_p100", "pika_p100", 1.0)),
+    ("17.2b", "consume", "issue 17: consume: toolkit vs pika, multiple-ack/100, prefetch 1000", lambda r: _ratio(r, "consume", "toolkit_p1000_batch", "pika_p1000_batch", 1.0)),
+    ("17.4", "publish", "issue 17: client CPU per published message", lambda r: _cpu(r, "publish", [("toolkit", "pika_pipelined"), ("toolkit_aio", "aio_pika")])),
+    ("17.4", "consume", "issue 17: client CPU per consumed message", lambda r: _cpu(r, "consume", [("toolkit_p100", "pika_p100"), ("toolkit_p1000_batch", "pika_p1000_batch")])),
+    ("17.3", "fast_validation", "issue 17: the default install validates with jsonschema-rs", _fast),
     ("4a", "embedded", "embedded broker: publish+route+deliver+ack", _embedded),
-    ("4b", "route", "topic routing: 100,000 bindings vs 10", _routing),
+    ("4b", "route", "topic routing: 100,000 bindings vs 10 (also issue 17)", _routing),
     ("5", "memory", "memory: client RSS over confirmed publishes", _memory),
     ("-", "latency", "latency: publish-to-consume at 1,000 msg/s", _latency),
     ("-", "web", "web: POST /jobs/resize req/s (16 in flight); p99 at 200 req/s", _web),

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika
 
+from bench.stats import Stopwatch, Timed
 from routing import Properties
 
 WINDOW = 1000  # unconfirmed publications in flight, for every pipelining contender
@@ -99,7 +99,7 @@ def delete_queue(url: str, queue: str) -> None:
 # ---------------------------------------------------------------------------- publishers
 
 
-def pika_blocking(url: str, queue: str, body: bytes, props: Properties, n: int) -> float:
+def pika_blocking(url: str, queue: str, body: bytes, props: Properties, n: int) -> Timed:
     """pika's `BlockingConnection` with `confirm_delivery()`: each publish waits for its
     confirm (pika's documented way to get confirms from a blocking channel)."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
@@ -107,10 +107,10 @@ def pika_blocking(url: str, queue: str, body: bytes, props: Properties, n: int) 
         channel = conn.channel()
         channel.confirm_delivery()
         properties = pika_properties(props)
-        start = time.perf_counter()
+        watch = Stopwatch()
         for _ in range(n):
             channel.basic_publish("", queue, body, properties)
-        return time.perf_counter() - start
+        return watch.stop()
     finally:
         conn.close()
 
@@ -141,37 +141,43 @@ class _Confirms:
         return self.upto + len(self.above)
 
 
-def pika_pipelined(url: str, queue: str, body: bytes, props: Properties, n: int) -> float:
+def pika_pipelined(url: str, queue: str, body: bytes, props: Properties, n: int) -> Timed:
     """pika's `SelectConnection`, as its asynchronous publisher example does it: publish
     while fewer than `WINDOW` are unconfirmed, count `multiple=True` acks, publish more
     from the confirm callback."""
     properties = pika_properties(props)
     confirms = _Confirms()
-    state = {"sent": 0, "start": 0.0, "end": 0.0}
+    sent_so_far = 0
+    watch: Stopwatch | None = None
+    timed: Timed | None = None
     error: list[BaseException] = []
 
     def publish_more(channel: Any) -> None:
-        sent = state["sent"]
+        nonlocal sent_so_far
+        sent = sent_so_far
         limit = min(n, confirms.count + WINDOW)
         while sent < limit:
             channel.basic_publish("", queue, body, properties)
             sent += 1
-        state["sent"] = sent
+        sent_so_far = sent
 
     def on_confirm(channel: Any, frame: Any) -> None:
+        nonlocal timed
         method = frame.method
         if isinstance(method, pika.spec.Basic.Nack):
             confirms.nacked += 1
         confirms.settle(method.delivery_tag, method.multiple)
         if confirms.count >= n:
-            state["end"] = time.perf_counter()
+            assert watch is not None
+            timed = watch.stop()
             conn.close()
         else:
             publish_more(channel)
 
     def on_channel(channel: Any) -> None:
         def started(_frame: Any) -> None:
-            state["start"] = time.perf_counter()
+            nonlocal watch
+            watch = Stopwatch()
             publish_more(channel)
 
         channel.confirm_delivery(lambda frame: on_confirm(channel, frame), callback=started)
@@ -192,19 +198,19 @@ def pika_pipelined(url: str, queue: str, body: bytes, props: Properties, n: int)
     conn.ioloop.start()
     if error:
         raise error[0]
-    if not state["end"]:
+    if timed is None:
         raise RuntimeError(f"pika pipelined: connection closed after {confirms.count} of {n} confirms")
     if confirms.nacked:
         raise RuntimeError(f"pika pipelined: {confirms.nacked} nacks")
-    return state["end"] - state["start"]
+    return timed
 
 
-def aio_pika_confirms(url: str, queue: str, body: bytes, props: Properties, n: int) -> float:
+def aio_pika_confirms(url: str, queue: str, body: bytes, props: Properties, n: int) -> Timed:
     """aio-pika with publisher confirms, its tutorial's "handle confirms asynchronously"
     strategy: each `publish` is a task that awaits its own confirm; at most `WINDOW` in flight."""
     import aio_pika
 
-    async def run() -> float:
+    async def run() -> Timed:
         connection = await aio_pika.connect(url)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
@@ -226,18 +232,18 @@ def aio_pika_confirms(url: str, queue: str, body: bytes, props: Properties, n: i
                 finally:
                     window.release()
 
-            start = time.perf_counter()
+            watch = Stopwatch()
             tasks = []
             for _ in range(n):
                 await window.acquire()
                 tasks.append(asyncio.create_task(publish_one()))
             await asyncio.gather(*tasks)
-            return time.perf_counter() - start
+            return watch.stop()
 
     return asyncio.run(run())
 
 
-def kombu_confirms(url: str, queue: str, body: bytes, props: Properties, n: int) -> float:
+def kombu_confirms(url: str, queue: str, body: bytes, props: Properties, n: int) -> Timed:
     """kombu over py-amqp with `transport_options={"confirm_publish": True}` (its documented
     switch for confirms): each `Producer.publish` waits for its confirm."""
     import kombu
@@ -246,7 +252,7 @@ def kombu_confirms(url: str, queue: str, body: bytes, props: Properties, n: int)
         producer = kombu.Producer(conn.channel())  # connects now, not on the first publish
         publish = producer.publish
         content_type, message_id = props.content_type, props.message_id
-        start = time.perf_counter()
+        watch = Stopwatch()
         for _ in range(n):
             publish(
                 body,  # bytes with a content type: kombu sends them as they are
@@ -259,13 +265,13 @@ def kombu_confirms(url: str, queue: str, body: bytes, props: Properties, n: int)
                 type=props.type,
                 app_id=props.app_id,
             )
-        return time.perf_counter() - start
+        return watch.stop()
 
 
 # ----------------------------------------------------------------------------- consumers
 
 
-def pika_consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) -> float:
+def pika_consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) -> Timed:
     """pika's `BlockingConnection`, `basic_consume` with a callback that acks, the way its
     consumer examples do; with `ack_every` > 1 one `multiple=True` ack covers that many."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
@@ -285,33 +291,33 @@ def pika_consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int 
                 ch.stop_consuming()
 
         channel.basic_consume(queue, on_message)
-        start = time.perf_counter()
+        watch = Stopwatch()
         channel.start_consuming()
-        return time.perf_counter() - start
+        return watch.stop()
     finally:
         conn.close()
 
 
-def aio_pika_consume(url: str, queue: str, n: int, *, prefetch: int) -> float:
+def aio_pika_consume(url: str, queue: str, n: int, *, prefetch: int) -> Timed:
     """aio-pika's `queue.iterator()` with `await message.ack()` for each, as its consumer
     tutorial reads a queue."""
     import aio_pika
 
-    async def run() -> float:
+    async def run() -> Timed:
         connection = await aio_pika.connect(url)
         async with connection:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=prefetch)
             source = await channel.declare_queue(queue, passive=True)
             seen = 0
-            start = time.perf_counter()
+            watch = Stopwatch()
             async with source.iterator() as messages:
                 async for message in messages:
                     await message.ack()
                     seen += 1
                     if seen == n:
                         break
-            return time.perf_counter() - start
+            return watch.stop()
 
     return asyncio.run(run())
 

@@ -56,7 +56,7 @@ def _routed_key(rng: random.Random, binding_key: str, words: list[str]) -> str:
     return ".".join(out)
 
 
-def measure(n: int, *, keys: int = 2000, rounds: int = 5, seed: int = 7) -> dict[str, Any]:
+def _setup(n: int, keys: int, seed: int) -> tuple[Topology, list[str]]:
     rng = random.Random(seed)
     topology = _topology(n, rng)
     words = _words(n)
@@ -65,35 +65,67 @@ def measure(n: int, *, keys: int = 2000, rounds: int = 5, seed: int = 7) -> dict
     bound = [b.routing_key for b in topology.bindings]
     sample = [_routed_key(rng, rng.choice(bound), words) for _ in range(keys)]
     route(topology, "bench", sample[0])  # builds the per-exchange index once
-    rates = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for key in sample:
-            route(topology, "bench", key)
-        rates.append(len(sample) / (time.perf_counter() - start))
-    matched = sum(len(route(topology, "bench", k)) for k in sample) / len(sample)
-    return {
-        "bindings": n,
-        "decisions_per_s": statistics.median(rates),
-        "min": min(rates),
-        "max": max(rates),
-        "queues_per_decision": matched,
-    }
+    return topology, sample
+
+
+def _rate(topology: Topology, sample: list[str]) -> float:
+    start = time.perf_counter()
+    for key in sample:
+        route(topology, "bench", key)
+    return len(sample) / (time.perf_counter() - start)
+
+
+def measure_sizes(
+    sizes: tuple[int, ...], *, keys: int = 2000, rounds: int = 5, seed: int = 7
+) -> list[dict[str, Any]]:
+    """Every size is built first, then each round times every size, one after the other:
+    the ratios between sizes are measured under the same load (a busy machine slows a round
+    of each alike), not minutes apart."""
+    setups = {n: _setup(n, keys, seed) for n in sizes}
+    rates: dict[int, list[float]] = {n: [] for n in sizes}
+    for r in range(rounds):
+        order = sizes[r % len(sizes) :] + sizes[: r % len(sizes)]
+        for n in order:
+            rates[n].append(_rate(*setups[n]))
+    rows = []
+    for n in sizes:
+        topology, sample = setups[n]
+        matched = sum(len(route(topology, "bench", k)) for k in sample) / len(sample)
+        rows.append(
+            {
+                "bindings": n,
+                "decisions_per_s": statistics.median(rates[n]),
+                "min": min(rates[n]),
+                "max": max(rates[n]),
+                "rounds": [round(x) for x in rates[n]],
+                "queues_per_decision": matched,
+            }
+        )
+    return rows
+
+
+def measure(n: int, *, keys: int = 2000, rounds: int = 5, seed: int = 7) -> dict[str, Any]:
+    """One size alone."""
+    return measure_sizes((n,), keys=keys, rounds=rounds, seed=seed)[0]
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     sizes = (10, 1_000, 10_000) if quick else (10, 1_000, 100_000)
-    return [measure(n, keys=300 if quick else 2000, rounds=2 if quick else 5) for n in sizes]
+    return measure_sizes(sizes, keys=300 if quick else 2000, rounds=2 if quick else 7)
 
 
 def report(rows: list[dict[str, Any]]) -> str:
     base = rows[0]["decisions_per_s"]
-    lines = [f"{'bindings':>9}  {'decisions/s (median)':>21}  {'min-max':>17}  {'vs 10':>6}  queues/key"]
+    lines = [
+        f"{'bindings':>9}  {'decisions/s (median)':>21}  {'min-max':>17}  {'vs 10':>6}  "
+        f"{'slowdown by round':>17}  queues/key"
+    ]
     for r in rows:
+        paired = [b / x for b, x in zip(rows[0]["rounds"], r["rounds"], strict=True)]
         lines.append(
             f"{r['bindings']:>9,}  {r['decisions_per_s']:>21,.0f}  "
             f"{r['min']:>8,.0f}-{r['max']:<8,.0f}  {r['decisions_per_s'] / base:>5.2f}x  "
-            f"{r['queues_per_decision']:.2f}"
+            f"{min(paired):>7.2f}-{max(paired):<9.2f}  {r['queues_per_decision']:.2f}"
         )
     return "\n".join(lines)
 

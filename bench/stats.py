@@ -4,8 +4,32 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A timed window: its wall-clock seconds, and the CPU seconds this process (all its
+    threads, user and system) spent in it: the client's cost, whatever the broker's."""
+
+    seconds: float
+    cpu: float
+
+
+class Stopwatch:
+    """Started when made; `stop()` gives the `Timed` window since."""
+
+    __slots__ = ("_cpu", "_wall")
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+
+    def stop(self) -> Timed:
+        return Timed(time.perf_counter() - self._wall, time.process_time() - self._cpu)
 
 
 def summary(rates: Sequence[float]) -> dict[str, Any]:

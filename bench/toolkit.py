@@ -2,15 +2,15 @@
 publish, `transport.consume` + `routing.decode` + `transport.ack` to consume.
 
 Same shape as the peers in `bench.peers`: connecting is not timed; each function returns
-the seconds its timed part took.
+its timed part's wall-clock and CPU
+seconds (a `bench.stats.Timed`).
 """
 
 from __future__ import annotations
 
-import time
-
 import routing
 from bench.message import DATA, EVENT_TYPE, EXTENSIONS, SOURCE, SUBJECT
+from bench.stats import Stopwatch, Timed
 from routing import Properties, Publisher, SchemaRegistry
 
 _registry: SchemaRegistry | None = None
@@ -24,7 +24,7 @@ def registry() -> SchemaRegistry:
     return _registry
 
 
-def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> float:
+def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> Timed:
     """`n` x `Publisher.emit` (build, validate, encode, publish), then `flush`: all confirmed.
     The pre-built body is not used: the toolkit builds every envelope itself."""
     with routing.open_transport(url) as transport:
@@ -35,17 +35,17 @@ def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> f
         emit("", queue, EVENT_TYPE, DATA, subject=SUBJECT, extensions=EXTENSIONS)
         publisher.flush()
         transport.purge(queue)
-        start = time.perf_counter()
+        watch = Stopwatch()
         for _ in range(n):
             emit("", queue, EVENT_TYPE, DATA, subject=SUBJECT, extensions=EXTENSIONS)
         failed = publisher.flush()
-        elapsed = time.perf_counter() - start
+        elapsed = watch.stop()
     if failed:
         raise RuntimeError(f"toolkit publish: {len(failed)} of {n} not confirmed: {failed[0]!r}")
     return elapsed
 
 
-def publish_instrumented(url: str, queue: str, body: bytes, props: Properties, n: int) -> float:
+def publish_instrumented(url: str, queue: str, body: bytes, props: Properties, n: int) -> Timed:
     """`publish` under `routing.otel.instrument()` with no tracer or meter provider configured:
     what the `otel` extra costs a service that installs it and exports nothing (the API's no-op
     spans and instruments)."""
@@ -58,14 +58,14 @@ def publish_instrumented(url: str, queue: str, body: bytes, props: Properties, n
         routing.otel.uninstrument()
 
 
-def consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) -> float:
+def consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) -> Timed:
     """Consume `n`, decode and validate each (`routing.decode` with the registry), ack each;
     with `ack_every` > 1, one `ack(multiple=True)` per that many deliveries."""
     reg = registry()
     with routing.open_transport(url) as transport:
         consumer = transport.consume(queue, prefetch=prefetch)
         ack, decode = transport.ack, routing.decode
-        start = time.perf_counter()
+        watch = Stopwatch()
         for seen, delivery in enumerate(consumer, 1):
             decode(delivery.body, delivery.properties, registry=reg)
             if ack_every == 1:
@@ -74,6 +74,6 @@ def consume(url: str, queue: str, n: int, *, prefetch: int, ack_every: int = 1) 
                 ack(delivery, multiple=True)
             if seen == n:
                 break
-        elapsed = time.perf_counter() - start
+        elapsed = watch.stop()
         consumer.cancel()
     return elapsed

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
-__all__ = ["header_value", "parse_json"]
+__all__ = ["header_value", "parse_json", "parse_json_exact"]
+
+_EXACT = 2**53  # past it, not every integer is a float: jsonschema-rs compares those otherwise
+_integers = threading.local()  # whether the parse in this thread met an integer past _EXACT
 
 
 def _refuse_constant(name: str) -> None:
@@ -25,7 +29,14 @@ def _finite(text: str) -> float:
     return value
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+def _integer(text: str) -> int:
+    value = int(text)
+    if len(text) > 15 and not -_EXACT <= value <= _EXACT:  # 15 characters cannot reach it
+        _integers.inexact = True
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer)
 
 
 def parse_json(text: str | bytes | bytearray) -> Any:
@@ -44,3 +55,11 @@ def header_value(raw: str) -> Any:
         return parse_json(raw)
     except ValueError:
         return raw
+
+
+def parse_json_exact(text: str | bytes | bytearray) -> tuple[Any, bool]:
+    """`parse_json`, and whether every integer in the value is within 2**53 of zero (so a
+    float holds it exactly): `SchemaRegistry.validate(parsed=True)` needs to know."""
+    _integers.inexact = False
+    value = parse_json(text)
+    return value, not _integers.inexact

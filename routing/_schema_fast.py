@@ -117,7 +117,9 @@ def compile_fast(
         rs = importlib.import_module("jsonschema_rs")
     except ImportError as exc:
         if fast:
-            raise SchemaError("fast=True needs jsonschema-rs: pip install 'routing[fast]'") from exc
+            raise SchemaError(
+                "fast=True needs jsonschema-rs, a dependency of routing this install lacks: pip install jsonschema-rs"
+            ) from exc
         logger.debug("jsonschema-rs is not installed; schemas are checked by jsonschema alone")
         return {}
     converted = {}
@@ -330,6 +332,28 @@ def _class_atom(pattern: str, i: int) -> str | None:
     if c in ("", "[", "]", "-"):
         return None
     return _escape(pattern, i, _SPACE, None) if c == "\\" else c
+
+
+def fast_accepts(
+    fast: Mapping[str, Any], envelope_name: str, document: dict[str, Any], unknown_ok: bool
+) -> bool:
+    """Whether the compiled validators `fast` (by type; the envelope's under `envelope_name`)
+    accept a plain-JSON envelope and its data. False means "ask jsonschema": invalid, no fast
+    validator for its type (`unknown_ok`: a type without a schema is allowed), or a value
+    jsonschema-rs cannot convert (a lone surrogate...)."""
+    envelope = fast.get(envelope_name)
+    if envelope is None:
+        return False
+    try:
+        if not envelope(document):
+            return False
+        event_type = document.get("type")
+        if not isinstance(event_type, str) or not event_type:
+            return True
+        check = fast.get(event_type)
+        return check(document.get("data")) if check is not None else unknown_ok
+    except Exception:
+        return False
 
 
 def plain_json(value: Any) -> bool:

@@ -11,8 +11,8 @@ a `$ref` that the folder cannot resolve is a `SchemaError` at load time.
 The bundled schemas ship inside the package (`routing.schemas_data`); a user folder is
 loaded on top of them, and its files win over bundled ones of the same name.
 
-jsonschema is the reference. When `jsonschema-rs` is installed (`pip install routing[fast]`)
-each schema is also compiled by it, and a document it accepts is valid without running
+jsonschema is the reference. `jsonschema-rs` (a dependency: a plain `pip install routing`
+has it) also compiles each schema, and a document it accepts is valid without running
 jsonschema (~30x faster); anything else goes to jsonschema, which gives the verdict and the
 messages. So the fast path may only say "valid" where jsonschema would: see `routing._schema_fast`.
 `ROUTING_SCHEMAS_FAST=0` (or `fast=False`) turns it off.
@@ -36,7 +36,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from routing._json import parse_json
-from routing._schema_fast import compile_fast, plain_json, want_fast
+from routing._schema_fast import compile_fast, fast_accepts, plain_json, want_fast
 from routing.errors import SchemaError, ValidationError
 
 __all__ = ["DRAFT", "ENVELOPE", "SUFFIX", "SchemaRegistry", "bundled_directory", "json_path"]
@@ -110,6 +110,7 @@ class SchemaRegistry:
         if envelope is None:
             raise SchemaError(f"no {ENVELOPE}{SUFFIX} among the schemas; add one or load the bundled ones")
         self._envelope = envelope
+        self._bundled_envelope = _without_id(envelope.schema) == _bundled_envelope()
         self._types = types
         self._fast: dict[str, Callable[[Any], bool]] = compile_fast(documents, want_fast(fast), _type_of)
 
@@ -167,6 +168,12 @@ class SchemaRegistry:
             raise SchemaError(f"no schema document is known as {uri!r}") from None
         return found
 
+    @property
+    def checks_attributes(self) -> bool:
+        """Whether the envelope schema is the bundled one, which checks all `Envelope` checks but
+        extension value types (1.0 is a JSON Schema integer): what it passed is not checked again."""
+        return self._bundled_envelope
+
     def problems(self, document: Mapping[str, Any]) -> list[str]:
         """Every way `document` (an envelope as a JSON object) breaks its schemas, one line
         each, sorted by path; empty when it is valid."""
@@ -174,9 +181,10 @@ class SchemaRegistry:
             return []
         return [f"{path}: {message}" for path, message in self._find(document)]
 
-    def validate(self, document: Mapping[str, Any]) -> None:
-        """Raise `ValidationError` naming every failing path, or return None."""
-        if self._fast_accepts(document):
+    def validate(self, document: Mapping[str, Any], *, parsed: bool = False) -> None:
+        """Raise `ValidationError` naming every failing path, or return None. `parsed`: `document`
+        is as `parse_json_exact` returned it, every integer exact: the fast path need not check it."""
+        if self._fast_parsed(document) if parsed else self._fast_accepts(document):
             return
         found = self._find(document)
         if found:
@@ -185,22 +193,17 @@ class SchemaRegistry:
     def _fast_accepts(self, document: Any) -> bool:
         """True only when jsonschema-rs accepts the envelope and its data; False means "ask
         jsonschema" (invalid, no fast validator for the type, or not plain JSON)."""
-        fast = self._fast
-        envelope = fast.get(ENVELOPE)
-        if envelope is None or type(document) is not dict or not plain_json(document):
+        if ENVELOPE not in self._fast or type(document) is not dict or not plain_json(document):
             return False
-        try:
-            if not envelope(document):
-                return False
-            event_type = document.get("type")
-            if not isinstance(event_type, str) or not event_type:
-                return True
-            check = fast.get(event_type)
-            if check is not None:
-                return check(document.get("data"))
-            return event_type not in self._types and self.allow_unknown
-        except Exception:  # a value jsonschema-rs cannot convert (a lone surrogate...)
+        return self._fast_parsed(document)
+
+    def _fast_parsed(self, document: Any) -> bool:
+        """`_fast_accepts` for a document known to be plain JSON."""
+        if type(document) is not dict:
             return False
+        kind = document.get("type")
+        unknown_ok = self.allow_unknown and isinstance(kind, str) and kind not in self._types
+        return fast_accepts(self._fast, ENVELOPE, document, unknown_ok)
 
     def _find(self, document: Mapping[str, Any]) -> list[tuple[str, str]]:
         found = [p for e in self._envelope.iter_errors(document) for p in _problems(e, "")]
@@ -217,6 +220,15 @@ class SchemaRegistry:
                     ("type", f"unknown event type {event_type!r}; add {event_type}{SUFFIX} (known: {known})")
                 )
         return sorted(set(found))
+
+
+@cache
+def _bundled_envelope() -> dict[str, Any]:
+    return _without_id(parse_json((bundled_directory() / f"{ENVELOPE}{SUFFIX}").read_bytes()))
+
+
+def _without_id(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "$id"}
 
 
 @cache

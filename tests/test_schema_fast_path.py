@@ -476,7 +476,7 @@ def test_without_jsonschema_rs_jsonschema_does_it_all(
         f"data.{name}: required"
         for name in ("level", "message", "service")  # time: the event's own
     ]
-    with pytest.raises(SchemaError, match=r"fast=True needs jsonschema-rs: pip install 'routing\[fast\]'"):
+    with pytest.raises(SchemaError, match=r"fast=True needs jsonschema-rs, .*: pip install jsonschema-rs"):
         SchemaRegistry.from_directory(tmp_path, fast=True)
 
 

@@ -3,6 +3,7 @@ them without the source tree."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import sysconfig
@@ -11,6 +12,8 @@ import venv
 from pathlib import Path
 
 import pytest
+
+from routing.schemas import SchemaRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +38,17 @@ def test_every_schema_file_is_package_data() -> None:
     assert config["package-data"]["routing.schemas_data"] == ["*.json"]
     files = [p.name for p in (ROOT / "schemas").iterdir() if p.is_file()]
     assert [name for name in files if not name.endswith(".json")] == ["__init__.py"]
+
+
+def test_the_default_install_is_the_fast_one() -> None:
+    # `pip install routing` must give the figures the README quotes: jsonschema-rs is a
+    # dependency, not an extra; `routing[fast]` still installs (an empty extra).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0] for d in project["dependencies"]}
+    assert {"jsonschema", "jsonschema-rs"} <= names
+    assert project["optional-dependencies"]["fast"] == []
+    registry = SchemaRegistry.bundled()
+    assert registry.fast and registry.fast_types == registry.types
 
 
 @pytest.mark.slow

@@ -76,6 +76,8 @@ def amqp_timestamp(when: datetime) -> int:
 
 def _shortstr(value: str) -> str | None:
     # Longer values would make the publish fail; the body still has them.
+    if value.isascii():  # a byte a character, and no lone surrogate: no need to encode it
+        return value if len(value) <= _SHORTSTR else None
     return value if len(value.encode()) <= _SHORTSTR else None
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from routing._json import parse_json
+from routing._json import parse_json, parse_json_exact
 from routing.envelope._amqp_mapping import CONTENT_TYPE, wrap_plain
 from routing.envelope._value import DEFAULT_SOURCE, JSON_TYPE, NO_BASE64, Envelope
 from routing.errors import DecodeError, EnvelopeError, ValidationError
@@ -15,6 +15,11 @@ from routing.properties import Properties
 from routing.schemas import SchemaRegistry
 
 MAX_BYTES = 1 << 20  # 1 MiB; checked before a byte is decoded
+# Built once: `json.dumps` with any option builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# Data nested at most this deep (as many brackets at most) is frozen when first read; deeper
+# data is frozen at once, so "nested too deeply" stays a decoding error, not the handler's.
+_LAZY_BRACKETS = 100
 
 
 def encode(
@@ -32,7 +37,7 @@ def encode_document(
     if registry is not None:
         registry.validate(document)
     try:
-        body = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        body = _ENCODER.encode(document).encode()
     except (TypeError, ValueError) as exc:  # NaN, a set, a lone surrogate...
         raise EnvelopeError(f"data: cannot be written as JSON: {exc}") from exc
     if max_bytes is not None and len(body) > max_bytes:
@@ -55,7 +60,8 @@ def decode(
     Raises `DecodeError` or `ValidationError`."""
     properties = properties or Properties()
     _check_content_type(properties.content_type)
-    document = _parse(body, max_bytes)
+    text = _text(body, max_bytes)
+    document, exact = _parse(text)
     structured = "specversion" in document or (properties.content_type or "").startswith(CONTENT_TYPE)
     if structured:  # CloudEvents JSON: a null attribute is an absent one
         document = {k: v for k, v in document.items() if v is not None or k == "data"}
@@ -63,9 +69,15 @@ def decode(
             raise ValidationError([NO_BASE64], path="data_base64")
     else:
         document = wrap_plain(document, body, properties, event_type)
+    # As parsed: plain JSON, unless an integer is past what a float holds exactly (the
+    # registry's fast path then checks it), or attributes came from AMQP headers.
     if registry is not None:
-        registry.validate(document)
+        registry.validate(document, parsed=structured and exact)
     try:
+        if registry is not None and registry.checks_attributes:
+            # Validated once: not checked again, and `data` frozen when first read.
+            shallow = text.count("{") + text.count("[") <= _LAZY_BRACKETS
+            return Envelope._checked(document, lazy=shallow)
         return Envelope.from_dict(document)
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None
@@ -81,19 +93,23 @@ def _check_content_type(content_type: str | None) -> None:
     raise DecodeError(f"content type {content_type!r} is not JSON; send application/json or {CONTENT_TYPE}")
 
 
-def _parse(body: bytes, max_bytes: int) -> dict[str, Any]:
+def _text(body: bytes, max_bytes: int) -> str:
     if not isinstance(body, bytes | bytearray | memoryview):
         raise DecodeError(f"body must be bytes, got {type(body).__name__}")
     if len(body) > max_bytes:  # before decoding anything: a huge body costs nothing
         raise DecodeError(f"body is {len(body)} bytes, over the {max_bytes}-byte limit")
     try:
-        text = bytes(body).decode("utf-8")
+        return bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError(f"not UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}") from None
+
+
+def _parse(text: str) -> tuple[dict[str, Any], bool]:
+    """The JSON object, and whether its integers are all exact floats (`parse_json_exact`)."""
     if not text.strip():
         raise DecodeError("empty body; expected a JSON object")
     try:
-        document = parse_json(text)
+        document, exact = parse_json_exact(text)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise DecodeError(f"not JSON: truncated at character {exc.pos} ({exc.msg})") from None
@@ -104,7 +120,7 @@ def _parse(body: bytes, max_bytes: int) -> dict[str, Any]:
         raise DecodeError("JSON nested too deeply") from None
     if not isinstance(document, dict):
         raise DecodeError(f"expected a JSON object, got {_kind(document)}")
-    return document
+    return document, exact
 
 
 def _kind(value: Any) -> str:
