@@ -221,3 +221,20 @@ def test_the_supervisor_stops_both_workers_gracefully(run: WorkerRun, signum: si
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived its supervisor"
     assert [d.properties.message_id for d in run.ready()] == ids[2:]
+
+
+def test_the_supervisor_stopped_while_its_workers_start_exits_0(run: WorkerRun) -> None:
+    """SIGTERM as soon as the supervisor has started its children, while they are still
+    importing: a child ended by it held nothing, so the stop is clean (exit 0, no traceback)
+    and every message is still in the queue."""
+    ids = run.publish(3, warm_up=0)
+    supervisor = run.start("--concurrency", "2")
+    deadline = time.monotonic() + 15
+    while run.output().count("started (pid") < 2:
+        assert time.monotonic() < deadline, run.output()
+        time.sleep(0.01)
+    supervisor.send_signal(signal.SIGTERM)
+    _exit_within(supervisor, 15.0, run)
+    assert supervisor.returncode == 0, run.output()
+    assert "Traceback" not in run.output()
+    assert [d.properties.message_id for d in run.ready()] == ids

@@ -3,7 +3,8 @@
 Competing workers scale by process (one connection each, no shared GIL). Each child runs in
 its own session, so a Ctrl-C in the terminal reaches only the supervisor, which passes
 every SIGTERM/SIGINT on exactly once: the first makes the workers finish what they hold,
-the second stops them at once. A child that dies on its own (killed, out of memory) is
+the second stops them at once (a child still starting, before its worker handles signals, is
+ended by the first, which counts as a clean stop: it held nothing). A child that dies on its own (killed, out of memory) is
 restarted, with backoff if it keeps dying; on Linux a child also gets SIGTERM if the
 supervisor itself is killed. A child that exits 1 has stopped on an error it reported in
 one line (its queue deleted, a copy the broker refused): running it again would only say
@@ -84,11 +85,24 @@ def supervise(command: Sequence[str], count: int, *, env: Mapping[str, str] | No
                     logger.error("every worker stopped on an error; see the lines above")
                     return STOPPED_ON_ERROR
             elif all(c.process is None or c.process.poll() is not None for c in children):
-                return max((abs(c.process.returncode) for c in children if c.process is not None), default=0)
+                return max((_stop_code(c, signals) for c in children), default=0)
             time.sleep(POLL)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stop_code(child: _Child, signals: list[int]) -> int:
+    """A stopped child's part of the supervisor's exit code: its own, but 0 when the signal
+    passed on to it ended it by default, which happens only before its worker took over the
+    signals (while it was starting: it held no message)."""
+    if child.process is None:
+        return 0
+    code = child.process.returncode
+    if -code in signals:
+        logger.info("worker {} was stopped while it was starting", child.number)
+        return 0
+    return abs(code)
 
 
 def _restart_dead(children: list[_Child]) -> None:
