@@ -98,7 +98,7 @@ def _stop_code(child: _Child, signals: list[int]) -> int:
     signals (while it was starting: it held no message)."""
     if child.process is None:
         return 0
-    code = child.process.returncode
+    code: int = child.process.returncode
     if -code in signals:
         logger.info("worker {} was stopped while it was starting", child.number)
         return 0
