@@ -197,6 +197,11 @@ def test_frame_max_is_the_limit_on_a_whole_frame() -> None:
     assert refused.value.code == 501
     with pytest.raises(FrameError, match="over frame_max"):  # known from the frame's first 8 bytes
         Frames(107).feed(body[:8])
+    # A content header past frame_max is read: RabbitMQ sends them when dead-lettering adds
+    # `x-death` to headers already near the limit.
+    big = Properties(headers={"h": "x" * 200})
+    header = raw(2, 1, struct.pack(">HHQ", 60, 0, 0) + encode_properties(big))
+    assert read(deliver + header, [], frame_max=108)[0][-2:] == (big, b"")
 
 
 ACK_1 = method(1, spec.Basic.Ack(1, False))

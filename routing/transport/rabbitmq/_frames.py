@@ -16,10 +16,11 @@ RabbitMQ 4.0. Here one loop over the bytes of a read (`Frames.feed`) yields, in 
 
 Pure: bytes in, items out. What pika does not check, this does, as the spec says a peer
 must (a connection exception, 501 FRAME_ERROR or 505 UNEXPECTED_FRAME): the frame-end
-octet, a frame over `frame_max`, an unknown frame type, a heartbeat off channel 0, a content
-header or body frame with no content method before it, a method frame in the middle of a
-content, more body than the header announced, a content header whose properties do not
-fill it exactly. Each is `FrameError`: the connection ends with it (`_pika`).
+octet, a frame over `frame_max` (a content header excepted: RabbitMQ sends those), an
+unknown frame type, a heartbeat off channel 0, a content header or body frame with no
+content method before it, a method frame in the middle of a content, more body than the
+header announced, a content header whose properties do not fill it exactly. Each is
+`FrameError`: the connection ends with it (`_pika`).
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class Frames:
                 out.append((FRAME, 0, data[pos : pos + 8]))
                 pos += 8
                 continue
-            if length + 8 > limit:
+            if length + 8 > limit and kind != 2:
+                # Not for content headers: RabbitMQ (3.10 and 4.0) sends them past frame_max
+                # when dead-lettering adds `x-death` to headers already near the limit.
                 raise FrameError(501, f"a frame of {length + 8} bytes, over frame_max {limit}")
             end = pos + 7 + length
             if end >= size:
@@ -180,7 +183,6 @@ class Frames:
                             and h_channel == channel
                             and h_end < size
                             and data[h_end] == _FRAME_END
-                            and h_length + 8 <= limit
                         ):
                             class_id, _weight, body_size = _HEADER.unpack_from(data, head + 7)
                             properties, offset = decode_properties_at(data, head + 19)
