@@ -89,7 +89,7 @@ check_version()
 
 # ----------------------------------------------------------------- connection
 
-RECV_BYTES = 256 * 1024  # one socket read (pika's: 4,096)
+RECV_BYTES = 64 * 1024  # one socket read (pika's: 4,096); under malloc's mmap threshold
 CONSUME_BYTES = 1024 * 1024  # read per readable event before the loop's other work (pika's: 100 KB)
 
 
