@@ -6,7 +6,7 @@ The stream is what RabbitMQ sends a consumer of the bench's one message (`bench.
 message. "pika" is pika's own path for those bytes: `frame.decode_frame` per frame (pika's
 `BasicProperties` for the header) and its `ContentFrameAssembler`; "routing" is
 `_frames.Frames.feed`, which hands out the delivery with our `Properties`. Both read the
-stream in 4 KB pieces (pika's socket read) and in 256 KB pieces (ours). CPU time, best of
+stream in 4 KB pieces (pika's socket read) and in 64 KB pieces (ours). CPU time, best of
 `rounds`: the machine may be busy. Run: `python -m bench.frames_bench [--n N] [--quick] [--json]`.
 """
 
@@ -89,7 +89,7 @@ def _best_us(read: Callable[[list[bytes]], int], chunks: list[bytes], n: int, ro
 def run(n: int = DEFAULT_N, rounds: int = 5) -> list[dict[str, Any]]:
     data = stream(n)
     rows = []
-    for size in (4096, 256 * 1024):
+    for size in (4096, 64 * 1024):
         chunks = pieces(data, size)
         pika_us = _best_us(pika_reader, chunks, n, rounds)
         ours_us = _best_us(routing_reader, chunks, n, rounds)
