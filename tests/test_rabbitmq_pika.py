@@ -221,19 +221,21 @@ def test_the_transport_and_its_consumers_leave_pikas_exceptions_to_the_connectio
         b"\x00\x3c\x00\x00" + b"\x00" * 8 + b"\x20\x00" + b"\x00\x00\x00\x04\x01zX\x00",  # headers: type 'X'
     ],
 )
-def test_a_malformed_content_header_is_pikas_invalid_frame(payload: bytes) -> None:
-    # Only a hostile or broken peer sends these; pika's frame loop must see its own error
-    # (it closes the connection), never a struct.error from our decoder.
+def test_a_malformed_content_header_is_a_frame_error(payload: bytes) -> None:
+    # Only a hostile or broken peer sends these; the connection must see our FrameError (it
+    # ends the connection), never a struct.error from our decoder.
     import struct
-    from types import SimpleNamespace
 
-    import pika.exceptions
-
-    from routing.transport.rabbitmq._pika import _SelectConnection
+    from routing.transport.rabbitmq._frames import FrameError, Frames
+    from routing.transport.rabbitmq._pika_frames import decode_frame
 
     data = struct.pack(">BHI", 2, 1, len(payload)) + payload + b"\xce"
-    with pytest.raises(pika.exceptions.InvalidFrameError, match="malformed content header"):
-        _SelectConnection._read_frame(SimpleNamespace(_frame_buffer=data))
+    with pytest.raises(FrameError, match="malformed content header"):
+        decode_frame(data)  # a content pika assembles (basic.get-ok)
+    # The same header after a basic.deliver: our decoder's, the same error.
+    deliver = b"\x00\x3c\x00\x3c\x01t" + b"\x00" * 8 + b"\x00\x00\x00"
+    with pytest.raises(FrameError):
+        Frames().feed(struct.pack(">BHI", 1, 1, len(deliver)) + deliver + b"\xce" + data)
 
 
 def test_both_connection_classes_read_and_write_through_one_codec() -> None:
@@ -241,7 +243,7 @@ def test_both_connection_classes_read_and_write_through_one_codec() -> None:
     # content headers and client properties from the same two methods, not copies.
     from routing.transport.rabbitmq import _pika
 
-    for name in ("_read_frame", "_send_connection_start_ok"):
+    for name in ("_on_data_available", "_send_connection_start_ok"):
         mine = getattr(_pika._Codec, name)
         assert getattr(_pika._SelectConnection, name) is mine
         assert getattr(_pika._AsyncioConnection, name) is mine

@@ -17,13 +17,12 @@ from routing.errors import BrokerError, ChannelClosed
 from routing.properties import Properties
 from routing.transport.aio.base import AsyncConsumerBase
 from routing.transport.base import Delivery
+from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._aio_connection import AsyncChannel, AsyncConnection, Waker
-from routing.transport.rabbitmq._consumer import delivery
-from routing.transport.rabbitmq._pika import send_method
 
 
-def settle(conn: AsyncConnection, item: Delivery, what: str, method: Any) -> None:
-    """Write an ack, nack or reject (pika's `method`) for `item` on the channel it came from,
+def settle(conn: AsyncConnection, item: Delivery, what: str, method: int, bits: int) -> None:
+    """Write an ack, nack or reject (`method`, `bits`: `_encode.settle_frame`) for `item` on the channel it came from,
     without waiting (a refusal, such as an unknown tag, closes the channel: the consumer
     reports it at its next `get`)."""
     chan = item.consumer
@@ -36,7 +35,7 @@ def settle(conn: AsyncConnection, item: Delivery, what: str, method: Any) -> Non
     with conn.errors(what):
         # More deliveries waiting means another ack comes soon: let the kernel send both
         # together. What the socket does not take, the loop writes.
-        send_method(chan.channel, method, more=bool(chan.backlog))
+        _pika.settle(chan.channel, method, item.delivery_tag, bits, more=bool(chan.backlog))
 
 
 class AsyncRabbitConsumer(AsyncConsumerBase):
@@ -93,8 +92,10 @@ class AsyncRabbitConsumer(AsyncConsumerBase):
         chan.on_close = lambda _chan: self._waker.wake()
         queue, wake = self.queue, self._waker.wake
 
-        def deliver(_ch: Any, method: Any, props: Properties, body: bytes) -> None:
-            buffer.append(delivery(method, props, body, queue, chan))
+        def deliver(
+            exchange: str, key: str, tag: int, redelivered: bool, props: Properties, body: bytes
+        ) -> None:
+            buffer.append(Delivery(body, props, exchange, key, queue, tag, redelivered, chan))
             wake()
 
         def cancelled(_frame: Any) -> None:
@@ -105,10 +106,7 @@ class AsyncRabbitConsumer(AsyncConsumerBase):
             wake()
 
         await chan.qos(self.prefetch)
-        chan.channel.add_on_cancel_callback(cancelled)
-        await chan.call(
-            lambda done: chan.channel.basic_consume(queue, deliver, auto_ack=False, callback=done)
-        )
+        await chan.call(lambda done: _pika.consume(chan.channel, queue, deliver, cancelled, done))
 
     async def resume(self) -> None:
         """After a reconnect: consume again; a queue gone meanwhile (auto-delete, exclusive)

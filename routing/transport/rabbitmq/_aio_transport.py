@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from loguru import logger
-from pika import spec
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionLost, DeclareConflicts
 from routing.properties import Properties
@@ -24,13 +23,14 @@ from routing.topology import Binding, Topology
 from routing.transport._declare import declare_topology_async, redeclare_async
 from routing.transport.aio.base import AsyncPublication, AsyncTransportBase
 from routing.transport.base import DeclareReport, Delivery, Publication, queue_name
+from routing.transport.rabbitmq import _pika
 from routing.transport.rabbitmq._aio_connection import AsyncChannel, AsyncConnection, Waker
 from routing.transport.rabbitmq._aio_consumer import AsyncRabbitConsumer, settle
 from routing.transport.rabbitmq._confirms import ConfirmTracker, Pending, Returned
 from routing.transport.rabbitmq._consumer import delivery
 from routing.transport.rabbitmq._declare_ops import AsyncChannelOps, ManagementBindings
 from routing.transport.rabbitmq._declared import Declared
-from routing.transport.rabbitmq._encode import encode_properties
+from routing.transport.rabbitmq._encode import ACK, NACK, REJECT, encode_properties
 from routing.transport.rabbitmq._facts import ConnectionFacts
 from routing.transport.rabbitmq._pika import FrameWriter
 from routing.transport.rabbitmq._transport import POLL_EVERY
@@ -194,8 +194,9 @@ class AsyncRabbitTransport(ConnectionFacts[AsyncConnection], AsyncTransportBase)
     async def _open_publisher(self) -> AsyncChannel:
         chan = await self._conn.channel()
         with self._conn.errors("publish"):
-            await chan.call(lambda done: chan.channel.confirm_delivery(self._on_confirm, callback=done))
-            chan.channel.add_on_return_callback(self._on_return)
+            await chan.call(
+                lambda done: _pika.confirm(chan.channel, self._on_ack, self._on_nack, self._on_return, done)
+            )
         chan.on_close = self._publisher_closed
         self._writer = FrameWriter(chan.channel)
         self._tracker.restart()
@@ -224,18 +225,18 @@ class AsyncRabbitTransport(ConnectionFacts[AsyncConnection], AsyncTransportBase)
         self._tracker.lose_all(refused or ChannelClosed(0, f"publishing channel closed: {chan.reason!r}"))
         self._waker.wake()
 
-    def _on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        if isinstance(method, spec.Basic.Ack):
-            self._tracker.on_ack(method.delivery_tag, method.multiple)
-        else:
-            self._tracker.on_nack(method.delivery_tag, method.multiple)
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._tracker.on_ack(tag, multiple)
         self._waker.wake()
 
-    def _on_return(self, _channel: Any, method: Any, _properties: Any, body: bytes) -> None:
-        self._tracker.on_return(
-            Returned(method.exchange, method.routing_key, body, method.reply_code, method.reply_text)
-        )
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._tracker.on_nack(tag, multiple)
+        self._waker.wake()
+
+    def _on_return(
+        self, code: int, text: str, exchange: str, routing_key: str, _properties: Properties, body: bytes
+    ) -> None:
+        self._tracker.on_return(Returned(exchange, routing_key, body, code, text))
 
     async def publish(
         self,
@@ -326,13 +327,13 @@ class AsyncRabbitTransport(ConnectionFacts[AsyncConnection], AsyncTransportBase)
             return await self._conn.guarded(f"get from {queue!r}", fetch)
 
     async def ack(self, delivery: Delivery, *, multiple: bool = False) -> None:
-        settle(self._conn, delivery, "ack", spec.Basic.Ack(delivery.delivery_tag, multiple))
+        settle(self._conn, delivery, "ack", ACK, multiple)
 
     async def nack(self, delivery: Delivery, *, requeue: bool = True, multiple: bool = False) -> None:
-        settle(self._conn, delivery, "nack", spec.Basic.Nack(delivery.delivery_tag, multiple, requeue))
+        settle(self._conn, delivery, "nack", NACK, multiple | requeue << 1)
 
     async def reject(self, delivery: Delivery, *, requeue: bool = True) -> None:
-        settle(self._conn, delivery, "reject", spec.Basic.Reject(delivery.delivery_tag, requeue))
+        settle(self._conn, delivery, "reject", REJECT, requeue)
 
     # ------------------------------------------------------------------ admin
 

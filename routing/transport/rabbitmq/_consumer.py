@@ -79,8 +79,10 @@ class RabbitConsumer(ConsumerBase):
             chan.channel.basic_qos(prefetch_count=self.prefetch)
             queue, buffer = self.queue, self._buffer
 
-            def deliver(_ch: Any, method: Any, props: Properties, body: bytes) -> None:
-                buffer.append(delivery(method, props, body, queue, chan))
+            def deliver(
+                exchange: str, key: str, tag: int, redelivered: bool, props: Properties, body: bytes
+            ) -> None:
+                buffer.append(Delivery(body, props, exchange, key, queue, tag, redelivered, chan))
 
             def cancelled(_frame: Any) -> None:
                 # The queue was deleted (or its node went): tell the consumer, and do not

@@ -15,7 +15,7 @@ from routing._amqp import decode_table
 from routing._frozen import EMPTY, FrozenDict
 from routing.properties import Properties
 
-__all__ = ["decode_properties"]
+__all__ = ["decode_properties", "decode_properties_at"]
 
 _FLAGS = struct.Struct(">H")
 _SECONDS = struct.Struct(">Q")
@@ -39,38 +39,43 @@ _FIELDS = (
 )
 
 
-def _text(raw: bytes) -> str | bytes:
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:  # kept as it came, as pika gives it
-        return raw
-
-
 def decode_properties(data: bytes, offset: int = 0) -> Properties:
     """The property flags and list at `offset` (after class, weight and body size)."""
+    return decode_properties_at(data, offset)[0]
+
+
+def decode_properties_at(data: bytes, offset: int) -> tuple[Properties, int]:
+    """`decode_properties`, and the offset just past the property list."""
     (flags,) = _FLAGS.unpack_from(data, offset)
     offset += 2
     if not flags:
-        return _NONE
+        return _NONE, offset
+    plan = _PLANS.get(flags)
+    if plan is None:
+        plan = _PLANS[flags] = tuple((name, kind) for name, bit, kind in _FIELDS if flags & (1 << bit))
     values: dict[str, Any] = {}
-    for name, bit, kind in _FIELDS:
-        if not flags & (1 << bit):
-            continue
+    for name, kind in plan:
         if kind == "s":
-            length = data[offset]
-            values[name] = _text(data[offset + 1 : offset + 1 + length])
-            offset += 1 + length
-        elif kind == "t":
-            table, offset = decode_table(data, offset)
-            values[name] = FrozenDict(table) if table else EMPTY  # type: ignore[arg-type]  # bytes names too
+            end = offset + 1 + data[offset]
+            try:
+                values[name] = data[offset + 1 : end].decode()
+            except UnicodeDecodeError:  # kept as it came, as pika gives it
+                values[name] = data[offset + 1 : end]
+            offset = end
         elif kind == "o":
             values[name] = data[offset]
             offset += 1
-        else:
+        elif kind == "Q":
             (values[name],) = _SECONDS.unpack_from(data, offset)
             offset += 8
-    values.pop("cluster_id", None)
-    return Properties(**values)
+        else:
+            table, offset = decode_table(data, offset)
+            values[name] = FrozenDict(table) if table else EMPTY  # type: ignore[arg-type]  # bytes names too
+    if flags & 4:
+        del values["cluster_id"]
+    return Properties(**values), offset
 
 
+# The fields each set of property flags has, in wire order (few sets are seen).
+_PLANS: dict[int, tuple[tuple[str, str], ...]] = {}
 _NONE = Properties()

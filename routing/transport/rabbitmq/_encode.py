@@ -20,11 +20,15 @@ from routing._amqp import encode_table, shortstr
 from routing.properties import check_header_size, encode_properties
 
 __all__ = [
+    "ACK",
+    "NACK",
+    "REJECT",
     "bind",
     "encode_properties",
     "exchange_declare",
     "publish_frames",
     "queue_declare",
+    "settle_frame",
 ]
 
 _FRAME_END = b"\xce"
@@ -64,6 +68,17 @@ def publish_frames(
         chunk = body[start : start + body_max]
         out += (_FRAME.pack(3, channel, len(chunk)), chunk, _FRAME_END)
     return b"".join(out)
+
+
+# basic.ack, basic.nack, basic.reject: a delivery tag and one octet of bits (multiple 1,
+# requeue 2 for a nack; requeue 1 for a reject).
+ACK, NACK, REJECT = 80, 120, 90
+_SETTLE = struct.Struct(">BHIHHQBB")
+
+
+def settle_frame(channel: int, method: int, delivery_tag: int, bits: int) -> bytes:
+    """The frame of an ack, nack or reject (`method`) of `delivery_tag` on `channel`."""
+    return _SETTLE.pack(1, channel, 13, 60, method, delivery_tag, bits, 0xCE)
 
 
 _TICKET = b"\x00\x00"

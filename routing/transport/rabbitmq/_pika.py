@@ -8,13 +8,12 @@ The transport drives pika's `BlockingConnection` closer than its public API reac
   confirms, consumers whose deliveries land in our buffers, and methods we encode (`rpc`);
 - the socket under a plain connection (`_transport._sock`) and the body frame size
   (`_body_max_length`), to write a message's frames in one `send` (`FrameWriter`);
-- a per-connection `SelectConnection` subclass (`_impl_class`) whose content headers are
-  decoded by our codec (`_decode`) and whose client properties are encoded by it: pika's own
-  table codec cannot encode a float, reads floats with `int()` and decimals as signed.
-  Nothing of pika is patched: another pika client in the process keeps pika's behaviour.
-  The asyncio transport's `AsyncioConnection` subclass has the same two methods (`_Codec`);
-  its channels are pika's asynchronous ones, used as the blocking channel's `_impl` is, and
-  its connection workflow's errors are read as `BlockingConnection` reads them.
+- a per-connection `SelectConnection` subclass (`_impl_class`) that reads the wire with our
+  decoder (`_frames`: deliveries, confirms and returns go straight to our callbacks, other
+  frames to pika's `_process_frame`, in large socket reads) and encodes client properties
+  with our table codec (pika's cannot encode a float, reads floats with `int()` and decimals
+  as signed). Nothing of pika is patched: another pika client in the process keeps pika's
+  behaviour. The asyncio transport's `AsyncioConnection` subclass shares it (`_Codec`).
 
 Importing this module checks the pika version (`SUPPORTED`): outside that range it warns, and
 it refuses a pika that lacks what is used here.
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pika
-from pika import amqp_object, frame, spec
+from pika import spec
 from pika.adapters import asyncio_connection, blocking_connection, select_connection
 from pika.adapters.utils import io_services_utils
 from pika.channel import Channel
@@ -37,8 +36,9 @@ from pika.connection import Connection
 
 from routing._amqp import encode_table, shortstr
 from routing.properties import Properties
-from routing.transport.rabbitmq._decode import decode_properties
-from routing.transport.rabbitmq._encode import publish_frames
+from routing.transport.rabbitmq._encode import publish_frames, settle_frame
+from routing.transport.rabbitmq._frames import ACK, DELIVER, FRAME, NACK, FrameError, Frames
+from routing.transport.rabbitmq._pika_frames import Prepared, Route, decode_frame, pika_frames
 
 SUPPORTED = ">=1.3,<1.5"  # written against 1.3.2 and 1.4.4; tested with 1.4.4
 _RANGE = ((1, 3), (1, 5))
@@ -48,7 +48,11 @@ _USED = (
     (blocking_connection.BlockingConnection, "_flush_output"),
     (blocking_connection.BlockingChannel, "_flush_output"),
     (blocking_connection.BlockingChannel, "_on_consumer_cancelled_by_broker"),
-    (Connection, "_read_frame"),
+    (Connection, "_on_data_available"),
+    (Connection, "_process_frame"),
+    (Connection, "_terminate_stream"),
+    (io_services_utils._AsyncPlaintextTransport, "_MAX_RECV_BYTES"),
+    (io_services_utils._AsyncPlaintextTransport, "_MAX_CONSUME_BYTES"),
     (Connection, "_send_connection_start_ok"),
     (Connection, "_client_properties"),
     (Channel, "_rpc"),
@@ -85,41 +89,79 @@ check_version()
 
 # ----------------------------------------------------------------- connection
 
-_FRAME = struct.Struct(">BHI")
-_HEADER = struct.Struct(">HHQ")  # class, weight, body size
-_FRAME_END = 0xCE
-_BASIC = 60
+RECV_BYTES = 64 * 1024  # one socket read (pika's: 4,096); under malloc's mmap threshold
+CONSUME_BYTES = 1024 * 1024  # read per readable event before the loop's other work (pika's: 100 KB)
 
 
 class _Codec:
-    """Content headers and client properties through our codec, for a pika `Connection`
-    subclass (both adapters read and write frames in the base `Connection`)."""
+    """Our codec for a pika `Connection` subclass: reads through `_frames` (the deliveries,
+    confirms and returns of a channel with a `Route` to its callbacks, other frames to pika),
+    client properties through our table codec."""
 
-    _frame_buffer: bytes
     _client_properties: dict[str, Any]
     params: Any
+    bytes_received: int
+    _transport: Any
     _send_method: Callable[[int, Any], None]
+    _process_frame: Callable[[Any], None]
+    _terminate_stream: Callable[[BaseException | None], None]
 
-    def _read_frame(self) -> tuple[int, Any]:
-        data = self._frame_buffer
-        if data[:1] != b"\x02" or len(data) < 7:
-            return frame.decode_frame(data)  # type: ignore[no-any-return]
-        _type, channel, size = _FRAME.unpack_from(data, 0)
-        end = 7 + size + 1
-        if end > len(data):
-            return 0, None
-        if data[end - 1] != _FRAME_END:
-            raise pika.exceptions.InvalidFrameError("Invalid FRAME_END marker")
-        payload = data[7 : end - 1]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._wire = Frames()
+        self._wire_broken = False
+        self._routes: dict[int, Route] = {}
+        super().__init__(*args, **kwargs)
+
+    def _on_data_available(self, data_in: bytes) -> None:
+        wire = self._wire
+        if self._wire_broken:
+            return
+        if wire.frame_max == 0:  # the first read: read large chunks from now on
+            transport = self._transport
+            if transport is not None:
+                transport._MAX_RECV_BYTES, transport._MAX_CONSUME_BYTES = RECV_BYTES, CONSUME_BYTES
+        wire.frame_max = self.params.frame_max  # the negotiated one once tuned
         try:
-            class_id, _weight, body_size = _HEADER.unpack_from(payload, 0)
-            if class_id != _BASIC:
-                return frame.decode_frame(data)  # type: ignore[no-any-return]
-            # The properties go on as our `Properties`: pika only passes them along.
-            properties = decode_properties(payload, _HEADER.size)
-        except (struct.error, IndexError, ValueError) as exc:  # a header frame no broker sends
-            raise pika.exceptions.InvalidFrameError(f"malformed content header: {exc}") from exc
-        return end, frame.Header(channel, body_size, properties)
+            items = wire.feed(data_in)
+        except FrameError as exc:
+            self._broken(exc)
+            return
+        self.bytes_received += len(data_in)  # what pika's heartbeat checker watches
+        routes = self._routes
+        for item in items:
+            kind = item[0]
+            route = routes.get(item[1])
+            if kind is FRAME:
+                try:
+                    value = decode_frame(item[2])[1]
+                except Exception as exc:  # pika's decoder on bytes no broker sends (an unknown method...)
+                    self._broken(exc)
+                    return
+                self._process_frame(value)
+            elif route is None:
+                self._to_pika(item)
+            elif kind is DELIVER:
+                if route.on_delivery is not None and item[2] == route.tag:
+                    _k, _c, _t, tag, redelivered, exchange, key, props, body = item
+                    route.on_delivery(exchange, key, tag, redelivered, props, body)
+                else:
+                    self._to_pika(item)
+            elif kind is ACK:
+                self._to_pika(item) if route.on_ack is None else route.on_ack(item[2], item[3])
+            elif kind is NACK:
+                self._to_pika(item) if route.on_nack is None else route.on_nack(item[2], item[3])
+            else:
+                self._to_pika(item) if route.on_return is None else route.on_return(*item[2:])
+
+    def _broken(self, exc: Exception) -> None:
+        """A malformed frame: the connection ends (pika's error, read as a lost connection)."""
+        self._wire_broken = True
+        self._terminate_stream(pika.exceptions.StreamLostError(f"the broker sent a malformed frame: {exc}"))
+
+    def _to_pika(self, item: tuple[Any, ...]) -> None:
+        """An item of a channel we do not route, as the frames pika would have read."""
+        for value in pika_frames(item):
+            self._process_frame(value)
 
     def _send_connection_start_ok(self, authentication_type: str, response: Any) -> None:
         response = response.encode() if isinstance(response, str) else bytes(response or b"")
@@ -130,7 +172,7 @@ class _Codec:
             + response
             + shortstr("locale", self.params.locale)
         )
-        self._send_method(0, _Prepared(spec.Connection.StartOk, payload))
+        self._send_method(0, Prepared(spec.Connection.StartOk, payload))
 
 
 class _SelectConnection(_Codec, select_connection.SelectConnection):  # type: ignore[misc]
@@ -202,58 +244,84 @@ def on_close(channel: Any, callback: Callable[[Any, BaseException], None]) -> No
     channel._impl.add_on_close_callback(callback)
 
 
+def _route(channel: Any) -> Route:
+    """The `Route` of a (blocking or asynchronous) channel, made on first use and forgotten
+    when the channel closes (its number may be given to the next channel)."""
+    impl = _impl(channel)
+    routes: dict[int, Route] = impl.connection._routes
+    number = impl.channel_number
+    route = routes.get(number)
+    if route is None:
+        route = routes[number] = Route()
+        impl.add_on_close_callback(lambda *_: routes.get(number) is route and routes.pop(number))
+    return route
+
+
 def confirm(
     channel: Any,
-    on_confirm: Callable[[Any], None],
-    on_return: Callable[[Any, Any, Any, bytes], None],
+    on_ack: Callable[[int, bool], None],
+    on_nack: Callable[[int, bool], None],
+    on_return: Callable[[int, str, str, str, Properties, bytes], None],
     on_ready: Callable[[Any], None],
 ) -> None:
-    """Confirm mode with our callbacks (the blocking channel's would wait for each publish)."""
-    impl = channel._impl
-    impl.add_on_return_callback(on_return)
-    impl.confirm_delivery(on_confirm, callback=on_ready)
+    """Confirm mode: `on_ack`/`on_nack(delivery_tag, multiple)`, `on_return(reply_code,
+    reply_text, exchange, routing_key, properties, body)`."""
+    impl = _impl(channel)
+    route = _route(channel)
+    route.on_ack, route.on_nack, route.on_return = on_ack, on_nack, on_return
+
+    def confirmed(answer: Any) -> None:  # from pika, should a confirm pass the route by
+        m = answer.method
+        (on_ack if isinstance(m, spec.Basic.Ack) else on_nack)(m.delivery_tag, m.multiple)
+
+    impl.add_on_return_callback(
+        lambda _c, m, p, b: on_return(m.reply_code, m.reply_text, m.exchange, m.routing_key, p, b)
+    )
+    impl.confirm_delivery(confirmed, callback=on_ready)
 
 
 def consume(
     channel: Any,
     queue: str,
-    on_message: Callable[[Any, Any, Properties, bytes], None],
+    on_message: Callable[[str, str, int, bool, Properties, bytes], None],
     on_cancel: Callable[[Any], None],
     on_ready: Callable[[Any], None],
 ) -> None:
-    """`basic.consume` with manual acks, deliveries to `on_message`, a broker's cancel to `on_cancel`."""
-    impl = channel._impl
-    # BlockingChannel's own handler looks the tag up among the consumers it started; ours it
-    # did not start, so it raised KeyError and pika closed the connection.
-    impl.callbacks.remove(impl.channel_number, spec.Basic.Cancel, channel._on_consumer_cancelled_by_broker)
-    impl.add_on_cancel_callback(on_cancel)
-    impl.basic_consume(queue, on_message, auto_ack=False, callback=on_ready)
+    """`basic.consume` with manual acks; each delivery to `on_message(exchange, routing_key,
+    delivery_tag, redelivered, properties, body)`, a broker's cancel to `on_cancel`."""
+    impl = _impl(channel)
+    if impl is not channel:
+        # BlockingChannel's own handler looks the tag up among the consumers it started; ours it
+        # did not start, so it raised KeyError and pika closed the connection.
+        impl.callbacks.remove(
+            impl.channel_number, spec.Basic.Cancel, channel._on_consumer_cancelled_by_broker
+        )
+    route = _route(channel)
 
+    def cancelled(answer: Any) -> None:
+        route.on_delivery = None
+        on_cancel(answer)
 
-class _Prepared(amqp_object.Method):  # type: ignore[misc]
-    """A method whose arguments we encoded; pika frames and sends it as it is."""
-
-    synchronous = True
-
-    def __init__(self, like: Any, payload: bytes) -> None:
-        self.INDEX = like.INDEX
-        self.NAME = like.NAME
-        self._payload = payload
-
-    def encode(self) -> list[bytes]:
-        return [self._payload]
+    impl.add_on_cancel_callback(cancelled)
+    route.tag = impl.basic_consume(
+        queue,
+        lambda _c, m, p, b: on_message(m.exchange, m.routing_key, m.delivery_tag, m.redelivered, p, b),
+        auto_ack=False,
+        callback=on_ready,
+    )
+    route.on_delivery = on_message
 
 
 def rpc_start(channel: Any, like: Any, payload: bytes, reply: Any, on_reply: Callable[[Any], None]) -> None:
     """On an asynchronous channel: send `like` with `payload`; `on_reply(frame)` when `reply` comes."""
-    channel._rpc(_Prepared(like, payload), on_reply, [reply])
+    channel._rpc(Prepared(like, payload), on_reply, [reply])
 
 
 def rpc(channel: Any, like: Any, payload: bytes, reply: Any) -> Any:
     """Send `like` (a pika method class) with the arguments in `payload` and wait for its
     `reply` frame; pika's ChannelClosedByBroker when the broker refuses."""
     answers: list[Any] = []
-    channel._impl._rpc(_Prepared(like, payload), answers.append, [reply])
+    channel._impl._rpc(Prepared(like, payload), answers.append, [reply])
     channel._flush_output(lambda: bool(answers))
     return answers[0]
 
@@ -304,12 +372,12 @@ class FrameWriter:
         return self.send(self.frames(exchange, routing_key, body, properties, mandatory))
 
 
-def send_method(channel: Any, method: Any, *, more: bool = False) -> bool:
-    """Send one content-less method (an ack, say) on `channel`, the same way. `more`: the
-    caller will send again soon (more deliveries wait to be acked), so the kernel may hold
+def settle(channel: Any, method: int, delivery_tag: int, bits: int, *, more: bool = False) -> bool:
+    """Send an ack, nack or reject (`_encode.settle_frame`) on `channel`, the same way. `more`:
+    the caller will send again soon (more deliveries wait to be acked), so the kernel may hold
     this back to send with the next (MSG_MORE; never longer than 200 ms)."""
     impl = _impl(channel)
-    return write(impl.connection, frame.Method(impl.channel_number, method).marshal(), more=more)
+    return write(impl.connection, settle_frame(impl.channel_number, method, delivery_tag, bits), more=more)
 
 
 def write(connection: Any, data: bytes, *, more: bool = False) -> bool:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pika
 from loguru import logger
 
 from routing.errors import BrokerError, ChannelClosed, ConnectionLost, DeclareConflicts
@@ -20,9 +19,9 @@ from routing.transport.rabbitmq._connection import ChannelHandle, Connection
 from routing.transport.rabbitmq._consumer import RabbitConsumer, delivery
 from routing.transport.rabbitmq._declare_ops import ChannelOps, ManagementBindings
 from routing.transport.rabbitmq._declared import Declared
-from routing.transport.rabbitmq._encode import encode_properties
+from routing.transport.rabbitmq._encode import ACK, NACK, REJECT, encode_properties
 from routing.transport.rabbitmq._facts import ConnectionFacts
-from routing.transport.rabbitmq._pika import FrameWriter, send_method
+from routing.transport.rabbitmq._pika import FrameWriter
 from routing.transport.rabbitmq._url import parse_urls
 
 POLL_EVERY = 64  # publishes between reads of the socket when the confirm window is not full
@@ -167,21 +166,17 @@ class RabbitTransport(ConnectionFacts[Connection], TransportBase):
         self._writer = FrameWriter(chan.channel)
         self._tracker.restart()
         done: list[bool] = []
-        _pika.confirm(chan.channel, self._on_confirm, self._on_return, lambda _frame: done.append(True))
+        tracker = self._tracker
+        _pika.confirm(
+            chan.channel, tracker.on_ack, tracker.on_nack, self._on_return, lambda _f: done.append(True)
+        )
         self._conn.pump(lambda: bool(done) or not chan.alive, None)
         return chan
 
-    def _on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        if isinstance(method, pika.spec.Basic.Ack):
-            self._tracker.on_ack(method.delivery_tag, method.multiple)
-        else:
-            self._tracker.on_nack(method.delivery_tag, method.multiple)
-
-    def _on_return(self, _channel: Any, method: Any, _properties: Any, body: bytes) -> None:
-        self._tracker.on_return(
-            Returned(method.exchange, method.routing_key, body, method.reply_code, method.reply_text)
-        )
+    def _on_return(
+        self, code: int, text: str, exchange: str, routing_key: str, _properties: Properties, body: bytes
+    ) -> None:
+        self._tracker.on_return(Returned(exchange, routing_key, body, code, text))
 
     def publish(
         self,
@@ -276,7 +271,7 @@ class RabbitTransport(ConnectionFacts[Connection], TransportBase):
         with self._lock:
             return self._conn.guarded(f"get from {queue!r}", fetch)  # type: ignore[no-any-return]
 
-    def _settle(self, item: Delivery, what: str, method: Any) -> None:
+    def _settle(self, item: Delivery, what: str, method: int, bits: int) -> None:
         """Send an ack, nack or reject for `item` on the channel it came from, without
         waiting (a refusal, such as an unknown tag, closes the channel: the consumer
         reports it at its next `get`)."""
@@ -291,17 +286,17 @@ class RabbitTransport(ConnectionFacts[Connection], TransportBase):
             with self._conn.errors(what, retry=True):
                 # More deliveries waiting means another ack comes soon: let the kernel send
                 # both together. The last one goes at once (the consumer then waits).
-                if not send_method(chan.channel, method, more=bool(chan.backlog)):
+                if not _pika.settle(chan.channel, method, item.delivery_tag, bits, more=bool(chan.backlog)):
                     self._poll()
 
     def ack(self, delivery: Delivery, *, multiple: bool = False) -> None:
-        self._settle(delivery, "ack", pika.spec.Basic.Ack(delivery.delivery_tag, multiple))
+        self._settle(delivery, "ack", ACK, multiple)
 
     def nack(self, delivery: Delivery, *, requeue: bool = True, multiple: bool = False) -> None:
-        self._settle(delivery, "nack", pika.spec.Basic.Nack(delivery.delivery_tag, multiple, requeue))
+        self._settle(delivery, "nack", NACK, multiple | requeue << 1)
 
     def reject(self, delivery: Delivery, *, requeue: bool = True) -> None:
-        self._settle(delivery, "reject", pika.spec.Basic.Reject(delivery.delivery_tag, requeue))
+        self._settle(delivery, "reject", REJECT, requeue)
 
     def wait(self, timeout: float) -> None:
         with self._lock, self._conn.errors("wait", retry=True):
