@@ -1,5 +1,7 @@
 """The messages a topology is known to carry, queue by queue, for `routing.lint`: what known
-publishers and workers send, and where their dead letters go from there.
+publishers and workers send, and where their dead letters go from there. A queue's own
+bindings add one thing: a key a direct or wildcard-free topic binding fixes, which its dead
+letters keep (checked where they go, not followed further).
 
 A message is routed by `routing.pipeline.route()`; a dead letter keeps its routing key (or
 takes the queue's `dead_letter_routing_key`) and loses its per-message TTL, as RabbitMQ's
