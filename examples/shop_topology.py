@@ -14,7 +14,16 @@ unrouted = Exchange("shop.unrouted", "fanout")
 audit = Exchange("shop.audit", "headers", internal=True)
 dlx = Exchange("shop.dlx", "direct")
 
-orders = Queue("orders.created", type="quorum", delivery_limit=5, dead_letter_exchange="shop.dlx")
+# Its dead letters take the queue's name as their key (dead_letter_routing_key): without it they
+# keep the key they were published with (order.created), which shop.dlx does not bind, and
+# RabbitMQ drops them (`routing lint` says so).
+orders = Queue(
+    "orders.created",
+    type="quorum",
+    delivery_limit=5,
+    dead_letter_exchange="shop.dlx",
+    dead_letter_routing_key="orders.created",
+)
 billing = Queue("billing", message_ttl=60_000, max_length=1_000, overflow="reject-publish")
 audit_eu = Queue("audit.eu")
 audit_big = Queue("audit.big-orders")

@@ -1,5 +1,7 @@
 """The messages a topology is known to carry, queue by queue, for `routing.lint`: what known
-publishers and workers send, and where their dead letters go from there.
+publishers and workers send, and where their dead letters go from there. A queue's own
+bindings add one thing: a key a direct or wildcard-free topic binding fixes, which its dead
+letters keep (checked where they go, not followed further).
 
 A message is routed by `routing.pipeline.route()`; a dead letter keeps its routing key (or
 takes the queue's `dead_letter_routing_key`) and loses its per-message TTL, as RabbitMQ's
@@ -22,10 +24,11 @@ from routing.embedded.dead_lettering import (
     dead_letter_properties,
     dropped_as_cycle,
 )
+from routing.matching import split_key
 from routing.pipeline import route
 from routing.profiles import Profile
 from routing.properties import Properties
-from routing.topology import ExchangeType, Overflow, Queue, QueueType, Topology
+from routing.topology import DestinationType, ExchangeType, Overflow, Queue, QueueType, Topology
 
 __all__ = ["Arrival", "Flow", "effective_delivery_limit"]
 
@@ -98,6 +101,49 @@ class Flow:
         dlx = self._topology.exchange(q.dead_letter_exchange or "")
         return [Arrival("", None, None)] if dlx is not None and dlx.type is ExchangeType.FANOUT else []
 
+    def _bound_letters(self, q: Queue) -> set[Arrival]:
+        """The dead letters `q`'s own bindings vouch for, whoever publishes: a message that
+        reached `q` by a direct binding, or a topic binding with no `*` or `#` word, carries
+        that binding's key, and keeps it as a dead letter unless `q` has a
+        dead_letter_routing_key. Their headers are not known: none when a headers exchange
+        could take them on the way from the dead-letter exchange."""
+        if q.dead_letter_routing_key is not None or self._headers_downstream(q.dead_letter_exchange or ""):
+            return set()
+        out = set()
+        for b in self._topology.bindings:
+            if b.destination_type is not DestinationType.QUEUE or b.destination != q.name:
+                continue
+            source = self._topology.exchange(b.source)
+            if source is None or source.type not in (ExchangeType.DIRECT, ExchangeType.TOPIC):
+                continue
+            if source.type is ExchangeType.TOPIC and {"*", "#"} & set(split_key(b.routing_key)):
+                continue
+            out.add(Arrival(b.routing_key, None, None))
+        return out
+
+    def _headers_downstream(self, exchange: str) -> bool:
+        """Whether a message sent to `exchange` could meet a headers exchange, through
+        exchange-to-exchange bindings or alternate exchanges (whatever they match)."""
+        seen, work = {exchange}, [exchange]
+        while work:
+            found = self._topology.exchange(work.pop())
+            if found is None:
+                continue
+            if found.type is ExchangeType.HEADERS:
+                return True
+            nexts = [
+                b.destination
+                for b in self._topology.bindings_from(found.name)
+                if b.destination_type is DestinationType.EXCHANGE
+            ]
+            if found.alternate_exchange is not None:
+                nexts.append(found.alternate_exchange)
+            for name in nexts:
+                if name not in seen:
+                    seen.add(name)
+                    work.append(name)
+        return False
+
     def _route(self, q: Queue, letter: Arrival) -> frozenset[str]:
         exchange = q.dead_letter_exchange or ""
         return route(
@@ -109,10 +155,11 @@ class Flow:
         out = []
         for q in self._dead_lettering:
             dlx = q.dead_letter_exchange or ""
-            letters = {letter for a in self._known(q) for letter in self._dead_letters(q, a)}
+            known = {letter for a in self._known(q) for letter in self._dead_letters(q, a)}
+            letters = known | self._bound_letters(q)
             lost = sorted({repr(letter.key) for letter in letters if not self._route(q, letter)})
             exchange = self._topology.exchange(dlx)
-            if not letters and exchange is not None and dlx and not self._topology.bindings_from(dlx):
+            if not known and exchange is not None and dlx and not self._topology.bindings_from(dlx):
                 lost = [] if exchange.alternate_exchange is not None else ["whatever their key"]
             if not lost:
                 continue

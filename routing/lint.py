@@ -6,7 +6,8 @@ unexpectedly, each a `Finding` with the entity, the problem and the fix.
 What the topology cannot say by itself comes from what is sent into it: `Publishes` values
 (an exchange, a routing key, headers, a per-message TTL) and the `App`s whose workers run on
 its queues (a worker sends its retry and dead-letter copies through the default exchange, to
-the queues `App.topology(queue)` declares). An `error` is a message RabbitMQ loses without a
+the queues `App.topology(queue)` declares). A queue bound by a key that a direct or topic
+binding fixes gets that key whoever sends it, and its dead letters keep it. An `error` is a message RabbitMQ loses without a
 word, or a declaration the release refuses; a `warning` is what may be meant but often is not.
 
 Routing is `routing.pipeline.route()`; whether a dead-letter cycle drops a message is the

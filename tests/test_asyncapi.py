@@ -72,6 +72,7 @@ def test_queue_binding_and_its_arguments() -> None:
     assert binding["x-arguments"] == {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": "shop.dlx",
+        "x-dead-letter-routing-key": "orders.created",
         "x-delivery-limit": 5,
     }
     billing = amqp(SHOP, "queue.billing")["x-arguments"]
@@ -81,7 +82,11 @@ def test_queue_binding_and_its_arguments() -> None:
 
 def test_dead_letter_and_alternate_exchanges_point_at_their_channels() -> None:
     letter = amqp(SHOP, "queue.orders.created")["x-dead-letter"]
-    assert letter == {"exchange": "shop.dlx", "channel": {"$ref": "#/channels/exchange.shop.dlx"}}
+    assert letter == {
+        "exchange": "shop.dlx",
+        "channel": {"$ref": "#/channels/exchange.shop.dlx"},
+        "routingKey": "orders.created",
+    }
     alternate = amqp(SHOP, "exchange.shop.events")["x-alternate-exchange"]
     assert alternate["name"] == "shop.unrouted"
     assert resolve(SHOP, alternate["channel"])["bindings"]["amqp"]["exchange"]["type"] == "fanout"

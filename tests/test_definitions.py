@@ -220,7 +220,12 @@ def test_dump_is_the_minimal_management_shape() -> None:
         "vhost": "/",
         "durable": True,
         "auto_delete": False,
-        "arguments": {"x-queue-type": "quorum", "x-dead-letter-exchange": "shop.dlx", "x-delivery-limit": 5},
+        "arguments": {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": "shop.dlx",
+            "x-dead-letter-routing-key": "orders.created",
+            "x-delivery-limit": 5,
+        },
     }
     audit = next(b for b in data["bindings"] if b["destination"] == "audit.eu")
     assert audit == {

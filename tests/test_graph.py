@@ -77,7 +77,7 @@ def test_shop_diagram_shapes_labels_and_edges() -> None:
     assert (ids["shop.audit"], "-->", ids["audit.big-orders"], "x-match any: big=true, priority=9") in shown
     assert (ids["shop.unrouted"], "-->", ids["unrouted"], None) in shown  # fanout: no key to show
     assert (ids["shop.events"], "-.->", ids["shop.unrouted"], "alternate") in shown
-    assert (ids["orders.created"], "-.->", ids["shop.dlx"], "dead letters") in shown
+    assert (ids["orders.created"], "-.->", ids["shop.dlx"], "dead letters as orders.created") in shown
     assert len(edges) == len(shop.bindings) + 2
 
 

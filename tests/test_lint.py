@@ -5,8 +5,12 @@ head), the broker under test does it (`broker` tests; run them on 3.10.8 and on 
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,14 +19,16 @@ from click.testing import CliRunner
 from demos import cache_invalidation, header_filtering, topic_logs, work_queue
 from examples import resize_worker, shop_topology
 from routing.cli import main
+from routing.definitions import dump_definitions
 from routing.lint import Finding, Severity, lint
 from routing.operations import Publishes
 from routing.properties import Properties
-from routing.topology import Exchange, Overflow, Queue, Topology
-from routing.transport import Transport, open_transport
+from routing.topology import Binding, Exchange, Overflow, Queue, Topology
+from routing.transport import Delivery, Transport, open_transport
 from routing.worker import App, RetryPolicy
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
+README = Path(__file__).parents[1] / "README.md"
 
 
 def about(findings: tuple[Finding, ...], words: str) -> list[Finding]:
@@ -159,12 +165,89 @@ def test_dead_letters_that_reach_no_queue_are_an_error() -> None:
     assert not about(lint(Topology.of(fixed, Queue("work.dead"))), "dead letters go")
 
 
-def test_the_shop_examples_dead_letters_keep_their_key_and_are_lost() -> None:
-    # Documented finding: orders.created has no dead_letter_routing_key, so its dead letters keep the
-    # key they were published with (order.created), and shop.dlx binds only 'orders.created'.
-    found = lint(shop_topology.topology, publishers=shop_topology.publishes)
-    assert [(f.severity, f.entity) for f in found] == [(ERROR, "queue 'orders.created'")]
-    assert "'shop.dlx' with key 'order.created'" in found[0].problem
+def shop_before_the_fix() -> Topology:
+    """The shop example as it was: orders.created dead-lettered with no dead_letter_routing_key."""
+    shop = shop_topology.topology
+    orders = replace(shop_topology.orders, dead_letter_routing_key=None)
+    return replace(shop, queues=tuple(orders if q.name == orders.name else q for q in shop.queues))
+
+
+SHOP_LOST = (
+    "error: queue 'orders.created': its dead letters go to exchange 'shop.dlx' with key "
+    "'order.created', which routes them to no queue: RabbitMQ drops them; fix: bind a queue to "
+    "the dead-letter exchange for that key, or set a dead_letter_routing_key that reaches one"
+)
+
+
+def test_the_shop_examples_dead_letters_kept_their_key_and_were_lost() -> None:
+    # orders.created had no dead_letter_routing_key, so its dead letters kept the key they were
+    # published with (order.created), and shop.dlx binds only 'orders.created'. Its binding from
+    # shop.events says so without any publisher; its publishers say the same.
+    before = shop_before_the_fix()
+    assert [str(f) for f in lint(before)] == [SHOP_LOST]
+    assert [str(f) for f in lint(before, publishers=shop_topology.publishes)] == [SHOP_LOST]
+    fixed = shop_topology.topology
+    assert lint(fixed) == () and lint(fixed, publishers=shop_topology.publishes) == ()
+
+
+def bound_by(
+    kind: str, key: str, *more: Exchange | Queue | Binding, dlx: Exchange | None = None, **queue: str
+) -> Topology:
+    """A queue 'w' bound to exchange 'in' by `key`, dead-lettering to 'dlx' (direct unless
+    given), which binds 'dead' only for 'w'; and `more`."""
+    source = Exchange("in", kind)  # type: ignore[arg-type]
+    dlx = dlx or Exchange("dlx", "direct")
+    w = Queue("w", dead_letter_exchange=dlx.name, **queue)  # type: ignore[arg-type]
+    return Topology.of(source, dlx, w, Queue("dead"), source.bind(w, key), dlx.bind("dead", "w"), *more)
+
+
+def test_the_key_a_queue_is_bound_by_is_the_key_its_dead_letters_keep() -> None:
+    for kind, key in (("direct", "job"), ("topic", "job.created"), ("topic", "")):
+        found = only(lint(bound_by(kind, key)), "dead letters go")
+        assert (found.severity, found.entity) == (ERROR, "queue 'w'")
+        assert f"exchange 'dlx' with key {key!r}, which routes them to no queue" in found.problem
+    # a binding that does not fix the key says nothing of it: no guessing
+    for kind, key in (("topic", "job.*"), ("topic", "job.#"), ("topic", "#"), ("fanout", "")):
+        assert lint(bound_by(kind, key)) == ()
+    headers = Exchange("in", "headers")
+    by_headers = Topology.of(
+        headers, Exchange("dlx", "direct"), Queue("w", dead_letter_exchange="dlx"), Queue("dead"),
+        headers.bind("w", match="all", headers={"a": 1}), Exchange("dlx", "direct").bind("dead", "w"),
+    )  # fmt: skip
+    assert lint(by_headers) == ()
+    # a dead_letter_routing_key replaces the key: only it is routed, and it lands
+    assert lint(bound_by("direct", "job", dead_letter_routing_key="w")) == ()
+    assert (
+        "with key 'v'" in only(lint(bound_by("direct", "job", dead_letter_routing_key="v")), "dead").problem
+    )
+
+
+def test_a_bound_key_is_not_lost_where_an_alternate_or_a_headers_exchange_may_take_it() -> None:
+    # the dead-letter exchange's alternate exchange catches what it does not route
+    spare = Exchange("spare", "fanout")
+    dlx = Exchange("dlx", "direct", alternate_exchange="spare")
+    assert lint(bound_by("direct", "job", spare, Queue("parked"), spare.bind("parked"), dlx=dlx)) == ()
+    # an alternate exchange that routes it nowhere loses it too
+    nowhere = Exchange("spare", "direct")
+    lost = bound_by("direct", "job", nowhere, Queue("parked"), nowhere.bind("parked", "p"), dlx=dlx)
+    assert "with key 'job'" in only(lint(lost), "dead letters go").problem
+    # a headers exchange on the way: the dead letter's headers are not known, so nothing is said
+    by_headers = Exchange("dlx", "headers")
+    assert not about(lint(bound_by("direct", "job", dlx=by_headers)), "dead letters go")
+
+
+def test_a_dead_letter_exchange_missing_from_the_topology_is_refused_before_lint(tmp_path: Path) -> None:
+    # RabbitMQ takes the queue and drops its dead letters; a topology refuses it at construction,
+    # from a definitions file too, so `routing lint` exits 1 with the fix.
+    queue = {"name": "w", "vhost": "/", "durable": True, "auto_delete": False,
+             "arguments": {"x-dead-letter-exchange": "nowhere"}}  # fmt: skip
+    path = tmp_path / "defs.json"
+    path.write_text(json.dumps({"queues": [queue], "exchanges": [], "bindings": []}), encoding="utf-8")
+    code, lines = run(str(path))
+    assert code == 1
+    assert lines == [
+        f"Error: {path}: queue 'w': dead-letter exchange 'nowhere' is not in the topology; add it"
+    ]
 
 
 # ---------------------------------------------------------------- queue settings
@@ -291,6 +374,29 @@ def test_exit_1_on_an_error_and_0_on_warnings_or_nothing(
     assert code == 1 and "no profile for RabbitMQ '2.8'" in lines[-1]
 
 
+def readme_lint_blocks() -> tuple[list[str], list[list[str]]]:
+    """The README's lint section: its `routing lint` command lines and its ```text blocks."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### `routing lint`") : text.index("## Envelopes")]
+    fenced = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    commands = [line for kind, body in fenced if kind == "sh" for line in body.splitlines()]
+    return commands, [body.splitlines() for kind, body in fenced if kind == "text"]
+
+
+def test_the_readme_shows_what_lint_prints(tmp_path: Path) -> None:
+    commands, (before, after) = readme_lint_blocks()
+    old = tmp_path / "shop_before_the_fix.json"
+    old.write_text(json.dumps(dump_definitions(shop_before_the_fix())), encoding="utf-8")
+    assert run(str(old)) == (1, before)
+    assert before[0] == SHOP_LOST
+    printed = []
+    for command in commands:
+        code, lines = run(*shlex.split(command)[2:])
+        assert code == 0, (command, lines)
+        printed += lines
+    assert printed == after
+
+
 def test_an_app_on_the_command_line_contributes_its_queues() -> None:
     topology = "examples.resize_worker:topology"
     assert run(topology, "--app", "examples.resize_worker:app") == (
@@ -327,8 +433,7 @@ LINTED: dict[str, Callable[[str], tuple[Finding, ...]]] = {
 @pytest.mark.parametrize("name", LINTED)
 def test_every_demo_and_example_lints_clean(name: str, release: str) -> None:
     # Documented exceptions: work_queue's queue is reached only by the demo publishing to it by name
-    # (declared above); the shop's dead letters are lost once its publishers are known (see
-    # test_the_shop_examples_dead_letters_keep_their_key_and_are_lost).
+    # (declared above).
     assert LINTED[name](release) == ()
 
 
@@ -416,6 +521,53 @@ def test_rabbitmq_routes_a_dead_letter_by_the_key_it_was_published_with(amqp_url
         finally:
             t.delete_queue(work.name)
             t.delete_queue(dead.name)
+            t.delete_exchange(events.name)
+            t.delete_exchange(dlx.name)
+
+
+def get_one(t: Transport, queue: str) -> Delivery:
+    for _ in range(100):
+        delivery = t.get(queue)
+        if delivery is not None:
+            return delivery
+        time.sleep(0.02)
+    raise AssertionError(f"nothing in {queue!r}")
+
+
+def test_rabbitmq_drops_the_dead_letters_of_a_queue_bound_by_a_key_its_dlx_does_not_bind(
+    either_url: str, unique: str
+) -> None:
+    # The old shop example's shape, with no publisher known: 'lost' keeps the key it is bound
+    # by (order.created) as a dead letter, and the dead-letter exchange binds only 'parked';
+    # 'kept' takes 'parked' as its dead_letter_routing_key. One message reaches both.
+    events = Exchange(f"{unique}.events", "topic", auto_delete=True)
+    dlx = Exchange(f"{unique}.dlx", "direct", auto_delete=True)
+    lost = Queue(f"{unique}.lost", dead_letter_exchange=dlx.name)
+    kept = Queue(f"{unique}.kept", dead_letter_exchange=dlx.name, dead_letter_routing_key="parked")
+    dead = Queue(f"{unique}.dead")
+    topology = Topology.of(
+        events, dlx, lost, kept, dead,
+        events.bind(lost, "order.created"), events.bind(kept, "order.created"), dlx.bind(dead, "parked"),
+    )  # fmt: skip
+    found = only(lint(topology), "dead letters go")
+    assert (found.severity, found.entity) == (ERROR, f"queue {lost.name!r}")
+    assert f"exchange {dlx.name!r} with key 'order.created'" in found.problem
+    with open_transport(either_url) as t:
+        t.declare(topology)
+        try:
+            t.publish(events.name, "order.created", b"order")
+            t.flush()
+            for queue in (lost.name, kept.name):  # lost's dead letter goes first
+                t.reject(get_one(t, queue), requeue=False)
+            assert settle(t, [dead.name], [1]) == [1]
+            time.sleep(0.3)
+            assert [t.message_count(q) for q in (lost.name, kept.name, dead.name)] == [0, 0, 1]
+            letter = get_one(t, dead.name)
+            assert [d["queue"] for d in letter.headers["x-death"]] == [kept.name]  # kept's, not lost's
+            t.ack(letter)
+        finally:
+            for q in (lost, kept, dead):
+                t.delete_queue(q.name)
             t.delete_exchange(events.name)
             t.delete_exchange(dlx.name)
 
