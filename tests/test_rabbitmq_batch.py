@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from test_aio_rabbitmq import _close_my_connection
 
+import routing.aio
 from routing.publisher import Publisher
 from routing.topology import Exchange, Queue, Topology
 from routing.transport.base import Outcome
@@ -169,3 +171,11 @@ def test_other_transports_accept_a_batch_and_change_nothing(unique: str) -> None
             publisher.emit("", unique, "cache.invalidate", _data(1))
             assert memory.message_count(unique) == 1  # nothing held: delivered at once
         assert publisher.flush() == []
+
+    async def on_asyncio() -> None:
+        async with routing.aio.open_transport("memory://") as transport:
+            with routing.aio.Publisher(transport).batch():
+                await transport.publish("", "nowhere", b"x")
+            assert await transport.flush() == []
+
+    asyncio.run(on_asyncio())
