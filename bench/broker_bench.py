@@ -59,6 +59,11 @@ def publishers() -> list[Contender]:
     return [
         Contender("toolkit", "toolkit Publisher.emit + flush (builds, validates)", prebuilt(toolkit.publish)),
         Contender(
+            "toolkit_batch",
+            "toolkit Publisher.emit + flush in publisher.batch()",
+            prebuilt(functools.partial(toolkit.publish, batch=True)),
+        ),
+        Contender(
             "toolkit_otel",
             "  the same, routing.otel.instrument() with no tracer provider (the otel extra)",
             prebuilt(toolkit.publish_instrumented),

@@ -155,6 +155,8 @@ GOALS: list[tuple[str, str, str, Callable[[Results], dict[str, Any]]]] = [
     ("6c", "consume", "asyncio consume: routing.aio validate+ack vs aio-pika iterator, prefetch 100", lambda r: _ratio(r, "consume", "toolkit_aio_p100", "aio_pika_p100", 2)),
     ("17.1a", "publish", "issue 17: publish: toolkit emit vs pika pipelined (pre-built), 4.0", lambda r: _ratio(r, "publish", "toolkit", "pika_pipelined", 1.0)),
     ("17.1b", "publish", "issue 17: publish: toolkit emit vs the raw-socket limit, 4.0", lambda r: _ratio(r, "publish", "toolkit", "raw_socket", 0.8)),
+    ("17.1c", "publish", "issue 17: publish: toolkit emit in publisher.batch() vs pika pipelined, 4.0", lambda r: _ratio(r, "publish", "toolkit_batch", "pika_pipelined", 1.0)),
+    ("17.1d", "publish", "issue 17: publish: toolkit emit in publisher.batch() vs the raw-socket limit, 4.0", lambda r: _ratio(r, "publish", "toolkit_batch", "raw_socket", 0.8)),
     ("17.2a", "consume", "issue 17: consume: toolkit vs pika, ack each, prefetch 100", lambda r: _ratio(r, "consume", "toolkit_p100", "pika_p100", 1.0)),
     ("17.2b", "consume", "issue 17: consume: toolkit vs pika, multiple-ack/100, prefetch 1000", lambda r: _ratio(r, "consume", "toolkit_p1000_batch", "pika_p1000_batch", 1.0)),
     ("17.4", "publish", "issue 17: client CPU per published message", lambda r: _cpu(r, "publish", [("toolkit", "pika_pipelined"), ("toolkit_aio", "aio_pika")])),

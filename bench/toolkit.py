@@ -8,6 +8,8 @@ seconds (a `bench.stats.Timed`).
 
 from __future__ import annotations
 
+import contextlib
+
 import routing
 from bench.message import DATA, EVENT_TYPE, EXTENSIONS, SOURCE, SUBJECT
 from bench.stats import Stopwatch, Timed
@@ -24,9 +26,10 @@ def registry() -> SchemaRegistry:
     return _registry
 
 
-def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> Timed:
+def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int, *, batch: bool = False) -> Timed:
     """`n` x `Publisher.emit` (build, validate, encode, publish), then `flush`: all confirmed.
-    The pre-built body is not used: the toolkit builds every envelope itself."""
+    The pre-built body is not used: the toolkit builds every envelope itself. `batch`: inside
+    `publisher.batch()` (many messages to a socket write)."""
     with routing.open_transport(url) as transport:
         publisher = Publisher(transport, registry=registry(), source=SOURCE)
         emit = publisher.emit
@@ -36,9 +39,10 @@ def publish(url: str, queue: str, _body: bytes, _props: Properties, n: int) -> T
         publisher.flush()
         transport.purge(queue)
         watch = Stopwatch()
-        for _ in range(n):
-            emit("", queue, EVENT_TYPE, DATA, subject=SUBJECT, extensions=EXTENSIONS)
-        failed = publisher.flush()
+        with publisher.batch() if batch else contextlib.nullcontext():
+            for _ in range(n):
+                emit("", queue, EVENT_TYPE, DATA, subject=SUBJECT, extensions=EXTENSIONS)
+            failed = publisher.flush()
         elapsed = watch.stop()
     if failed:
         raise RuntimeError(f"toolkit publish: {len(failed)} of {n} not confirmed: {failed[0]!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -281,6 +282,11 @@ class Publisher(PublisherBase):
         )
         self.published += 1
         return publication
+
+    def batch(self) -> AbstractContextManager[None]:
+        """`with publisher.batch(): ...`: the transport's `batch`. Many messages to a socket
+        write instead of one each; all of them on the wire when the block ends."""
+        return self.transport.batch()
 
     def flush(self, timeout: float | None = None) -> list[Publication]:
         """Wait for the broker's answer to everything published; returns the publications

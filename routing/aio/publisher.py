@@ -14,6 +14,7 @@ invalid event is refused before it is sent, with the failing field named.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from routing import _telemetry
@@ -98,6 +99,11 @@ class Publisher(PublisherBase):
         )
         self.published += 1
         return publication
+
+    def batch(self) -> AbstractContextManager[None]:
+        """`routing.Publisher.batch`, accepted so the same code runs here: a no-op, as the
+        asyncio transports already write many messages at once."""
+        return self.transport.batch()
 
     async def flush(self, timeout: float | None = None) -> list[Publication]:
         """Wait for the broker's answer to everything published; returns the publications

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -78,6 +79,9 @@ class RecordingTransport:
 
     def flush(self, timeout: float | None = None) -> list[Publication]:
         return self.inner.flush(timeout)
+
+    def batch(self) -> AbstractContextManager[None]:
+        return self.inner.batch()
 
     def consume(self, queue: str, *, prefetch: int = 1) -> Consumer:
         return self.inner.consume(queue, prefetch=prefetch)

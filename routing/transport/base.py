@@ -8,6 +8,7 @@ A transport moves bytes with AMQP 0-9-1 properties; envelopes are a layer above 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
@@ -169,6 +170,13 @@ class Transport(Protocol):
         confirmed (returned, nacked, unconfirmed). Raises nothing for them."""
         ...
 
+    def batch(self) -> AbstractContextManager[None]:
+        """A context inside which publishes may be written many to a `send` (opt-in: by
+        default a publish is on the wire when it returns). Everything published inside is
+        on the wire before the transport waits or reads, and when the context ends, even by
+        an exception. Only RabbitTransport batches; elsewhere it changes nothing."""
+        ...
+
     def consume(self, queue: str, *, prefetch: int = 1) -> Consumer: ...
     def get(self, queue: str) -> Delivery | None:
         """One message with manual ack (`basic.get`), or None when the queue is empty."""
@@ -226,6 +234,10 @@ class TransportBase:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def batch(self) -> AbstractContextManager[None]:
+        """See `Transport.batch`: here, nothing to batch."""
+        return nullcontext()
 
     def __enter__(self) -> Self:
         return self

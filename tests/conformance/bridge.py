@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -115,6 +116,9 @@ class BlockingTransport:
 
     def flush(self, timeout: float | None = None) -> list[Publication]:
         return self._loop.run(self._t.flush(timeout))
+
+    def batch(self) -> AbstractContextManager[None]:
+        return self._t.batch()
 
     def consume(self, queue: str, *, prefetch: int = 1) -> BlockingConsumer:
         consumer = self._t.consume(queue, prefetch=prefetch)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Generator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -131,6 +132,9 @@ class AsyncTransport(Protocol):
     async def delete_queue(self, queue: str) -> None: ...
     async def delete_exchange(self, exchange: str) -> None: ...
     async def close(self) -> None: ...
+    def batch(self) -> AbstractContextManager[None]:
+        """`Transport.batch`, accepted as a no-op (asyncio already batches writes)."""
+        ...
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -151,6 +155,11 @@ class AsyncTransportBase:
 
     async def close(self) -> None:
         raise NotImplementedError
+
+    def batch(self) -> AbstractContextManager[None]:
+        """`Transport.batch`, accepted so code using it runs here too: the asyncio transports
+        already write what is published in one go per turn of the event loop."""
+        return nullcontext()
 
     async def __aenter__(self) -> Self:
         return self

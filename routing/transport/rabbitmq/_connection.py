@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -115,6 +115,7 @@ class Connection:
         self._channels: list[ChannelHandle] = []
         self._closed = False
         self._lost: ConnectionLost | None = None  # the last drop `errors` raised
+        self._batches = 0  # open `batch()`es: writes are held back (`_pika.hold`)
         self._conn: Any = None
         self._conn = self._connect()
 
@@ -139,6 +140,8 @@ class Connection:
             else:
                 self.endpoint = ep
                 logger.bind(url=ep.url).debug("connected")
+                if self._batches:  # a reconnect inside a batch: the new connection batches too
+                    _pika.hold(conn, True)
                 return conn
         raise none_answered(failures)
 
@@ -227,6 +230,25 @@ class Connection:
     def refusal(self, chan: ChannelHandle, what: str) -> ChannelClosed | None:
         """Why the broker closed `chan` (`ChannelClosed`, naming `what`), or None if it did not."""
         return refusal(chan, what, self.endpoint)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold back what is written on this connection (`_pika.hold`) until it is needed:
+        64 KB of it, a frame of pika's, a `pump`, or the end of the (outermost) batch, even
+        by an exception. What a dropped connection held is lost with it, as what it had sent."""
+        with self.lock:
+            self._batches += 1
+            if self._batches == 1 and self._conn is not None:
+                _pika.hold(self._conn, True)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._batches -= 1
+                if not self._batches and self._conn is not None:
+                    with self.errors("write a batch", retry=True):
+                        if not _pika.hold(self._conn, False):
+                            self.pump(lambda: False, 0)  # pika's loop writes what the socket did not take
 
     def pump(self, ready: Callable[[], bool], timeout: float | None) -> None:
         """Process I/O until `ready()` or `timeout` seconds; raises pika's error if the

@@ -13,7 +13,9 @@ The transport drives pika's `BlockingConnection` closer than its public API reac
   frames to pika's `_process_frame`, in large socket reads) and encodes client properties
   with our table codec (pika's cannot encode a float, reads floats with `int()` and decimals
   as signed). Nothing of pika is patched: another pika client in the process keeps pika's
-  behaviour. The asyncio transport's `AsyncioConnection` subclass shares it (`_Codec`).
+  behaviour. The asyncio transport's `AsyncioConnection` subclass shares it (`_Codec`);
+- that subclass also holds back what `write` is given while a batch is open (`hold`), and
+  writes it out before any frame of pika's (`_output_marshaled_frames`) and before `pump` waits.
 
 Importing this module checks the pika version (`SUPPORTED`): outside that range it warns, and
 it refuses a pika that lacks what is used here.
@@ -50,6 +52,7 @@ _USED = (
     (blocking_connection.BlockingChannel, "_on_consumer_cancelled_by_broker"),
     (Connection, "_on_data_available"),
     (Connection, "_process_frame"),
+    (Connection, "_output_marshaled_frames"),
     (Connection, "_terminate_stream"),
     (io_services_utils._AsyncPlaintextTransport, "_MAX_RECV_BYTES"),
     (io_services_utils._AsyncPlaintextTransport, "_MAX_CONSUME_BYTES"),
@@ -110,7 +113,14 @@ class _Codec:
         self._wire = Frames()
         self._wire_broken = False
         self._routes: dict[int, Route] = {}
+        self._held: bytearray | None = None  # what `write` holds back in a batch (`hold`)
         super().__init__(*args, **kwargs)
+
+    def _output_marshaled_frames(self, marshaled_frames: Any) -> None:
+        """pika's frames go after what a batch holds back, so the byte order on the wire is kept."""
+        if self._held:
+            write_out(self)
+        super()._output_marshaled_frames(marshaled_frames)  # type: ignore[misc]
 
     def _on_data_available(self, data_in: bytes) -> None:
         wire = self._wire
@@ -215,7 +225,10 @@ def _impl(thing: Any) -> Any:
 def pump(conn: Any, ready: Callable[[], bool], timeout: float | None) -> None:
     """Process I/O until `ready()` or `timeout` seconds; raises pika's error if the connection
     drops. (`_flush_output` is BlockingConnection's own wait loop: unlike
-    `process_data_events` it stops as soon as `ready()`.)"""
+    `process_data_events` it stops as soon as `ready()`.) What a batch holds back is written
+    first: nothing waits for an answer to frames not sent."""
+    if conn._impl._held:
+        write_out(conn._impl)
     if timeout is None:
         conn._flush_output(ready)
         return
@@ -380,13 +393,50 @@ def settle(channel: Any, method: int, delivery_tag: int, bits: int, *, more: boo
     return write(impl.connection, settle_frame(impl.channel_number, method, delivery_tag, bits), more=more)
 
 
+BATCH_BYTES = 64 * 1024  # a batch writes out what it holds once it holds this much
+
+
+def hold(conn: Any, on: bool) -> bool:
+    """Open (`on`) or end a batch on a blocking connection: while open, `write` holds back what
+    it is given, and writes it out in one `send` once it holds `BATCH_BYTES`, before pika
+    writes a frame, before `pump` waits, and when the batch ends. False when ending it left
+    some of it in pika's buffer (poll to write it)."""
+    impl = conn._impl
+    if on:
+        if impl._held is None:
+            impl._held = bytearray()
+        return True
+    done = write_out(impl) if impl._held else True
+    impl._held = None
+    return done
+
+
+def write_out(connection: Any) -> bool:
+    """Write what a batch holds back on `connection` (pika's), in one `send`; see `write`."""
+    held = connection._held
+    data = bytes(held)
+    held.clear()
+    return _write(connection, data, False)
+
+
 def write(connection: Any, data: bytes, *, more: bool = False) -> bool:
     """Put `data` on the wire after what pika has buffered; False when some of it waits in
-    pika's buffer for the I/O loop."""
-    transport = connection._transport
-    if transport is None:  # closing: pika raises the right error at the next poll
+    pika's buffer for the I/O loop. In a batch (`hold`), held back: True unless the batch
+    was full and its `send` left some in pika's buffer."""
+    if connection._transport is None:  # closing: pika raises the right error at the next poll
         return False
     connection.bytes_sent += len(data)
+    held = connection._held
+    if held is not None:
+        held += data
+        return len(held) < BATCH_BYTES or write_out(connection)
+    return _write(connection, data, more)
+
+
+def _write(connection: Any, data: bytes, more: bool) -> bool:
+    transport = connection._transport
+    if transport is None:
+        return False
     sent = 0
     if type(transport) is _PLAIN and transport.get_write_buffer_size() == 0:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from loguru import logger
@@ -223,6 +224,12 @@ class RabbitTransport(ConnectionFacts[Connection], TransportBase):
             if publication is None:  # nothing was sent: try on a fresh channel or connection
                 return self.publish(exchange, routing_key, body, properties, mandatory=mandatory)
             return publication
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Inside, what is published (and acked) is held back and written many messages to a
+        `send`: at 64 KB, before anything waits or reads on the connection (a full confirm
+        window, `flush`, `get`, `declare`...), and at the end, even by an exception."""
+        return self._conn.batch()
 
     def flush(self, timeout: float | None = None) -> list[Publication]:
         """Wait for every publication's answer; return those not confirmed since the last
