@@ -27,6 +27,7 @@ from bench import (
     broker_bench,
     embedded_bench,
     envelope_bench,
+    frames_bench,
     goals,
     latency_bench,
     memory_bench,
@@ -37,12 +38,13 @@ from bench import (
 from bench.stats import load_average
 from routing.schemas import SchemaRegistry
 
-NAMES = ("route", "envelope", "embedded", "publish", "consume", "latency", "broadcast", "memory")
+NAMES = ("route", "envelope", "frames", "embedded", "publish", "consume", "latency", "broadcast", "memory")
 OPTIONAL = ("web",)  # run only when asked for (`--web` or `--only web`)
 NEEDS_BROKER = frozenset({"publish", "consume", "latency", "broadcast", "memory"})
 TITLES = {
     "route": "Topic route decisions per second by number of bindings",
     "envelope": "Envelope cost per message (microseconds)",
+    "frames": "Reading deliveries off the wire: CPU us per delivery, pika's decoder vs routing's (best of the rounds)",
     "embedded": "Embedded broker: published, routed, delivered and acked in one process (msg/s)",
     "publish": "RabbitMQ: confirmed publishing, persistent ~540-byte envelopes, durable queue (msg/s)",
     "consume": "RabbitMQ: consuming with manual acks (msg/s)",
@@ -129,6 +131,7 @@ def runners(quick: bool, url: str, memory_n: int | None, broker: bool) -> dict[s
     return {
         "route": lambda: route_bench.run(quick),
         "envelope": lambda: envelope_bench.run(quick),
+        "frames": lambda: frames_bench.run(1000, 2) if quick else frames_bench.run(),
         "embedded": lambda: embedded_bench.run(quick),
         "publish": lambda: broker_bench.run(quick, url, "publish")["publish"],
         "consume": lambda: broker_bench.run(quick, url, "consume")["consume"],
@@ -144,6 +147,8 @@ def render(name: str, result: Any) -> str:
         return route_bench.report(result)
     if name == "envelope":
         return envelope_bench.report(result)
+    if name == "frames":
+        return frames_bench.report(result)
     if name == "embedded":
         return embedded_bench.report(result)
     if name in ("publish", "consume"):

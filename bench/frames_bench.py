@@ -97,6 +97,14 @@ def run(n: int = DEFAULT_N, rounds: int = 5) -> list[dict[str, Any]]:
     return rows
 
 
+def report(rows: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  reads of {r['read']:>7,} bytes: pika {r['pika_us']:6.2f}  routing {r['routing_us']:6.2f}"
+        f"  ({r['speedup']:.1f}x)"
+        for r in rows
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.frames_bench", description=__doc__)
     parser.add_argument("--n", type=int, default=DEFAULT_N)
@@ -108,11 +116,7 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print("reading deliveries off the wire, CPU us per delivery (best of the rounds)")
-    for r in rows:
-        print(
-            f"  reads of {r['read']:>7,} bytes: pika {r['pika_us']:6.2f}  routing {r['routing_us']:6.2f}"
-            f"  ({r['speedup']:.1f}x)"
-        )
+    print(report(rows))
 
 
 if __name__ == "__main__":
