@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from click.testing import CliRunner
+from rabbit_node import IN_CI
 
 from examples.shop_topology import topology as shop
 from routing.cli import main
@@ -29,7 +29,6 @@ from routing.cli.ui_command import listening_socket
 from routing.errors import BadInput, RoutingError
 from routing.topology import Exchange, ExchangeType, Queue, Topology
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 try:
     import httpx
     import uvicorn
